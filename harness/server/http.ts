@@ -1,0 +1,71 @@
+import type { ProtocolServer } from "./server.ts";
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+
+/** Reads a request body, giving up as soon as it grows past `limit` bytes. */
+async function readBody(req: Request, limit: number): Promise<string | undefined> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (declared > limit) return undefined;
+  if (!req.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of req.body) {
+    size += chunk.byteLength;
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+const LEGACY_ROUTES = /^\/(promises|schedules|tasks)(\/|$)/;
+
+/**
+ * The HTTP face of a protocol server:
+ * - `POST /`: the protocol (`{kind, head, data}` in, the same envelope out, HTTP status = `head.status`);
+ * - `GET /poll/:group/:pid`: the Server-Sent Events stream of a process;
+ * - `GET /healthz` (also `/health`) and `GET /ready`.
+ */
+export function serveProtocol(
+  server: ProtocolServer,
+  opts: { hostname: string; port: number; maxBodyBytes: number },
+) {
+  return Bun.serve({
+    hostname: opts.hostname,
+    port: opts.port,
+    // SSE streams are idle between messages; Bun's default 10 s idle timeout would cut them.
+    idleTimeout: 0,
+    maxRequestBodySize: opts.maxBodyBytes * 4,
+    fetch: async (req) => {
+      const url = new URL(req.url);
+      const path = url.pathname;
+      if (path === "/") {
+        if (req.method !== "POST")
+          return json(405, { error: "use POST / for protocol requests" }, { allow: "POST" });
+        const raw = await readBody(req, opts.maxBodyBytes);
+        if (raw === undefined) {
+          return json(413, {
+            kind: "unknown",
+            head: { corrId: "0", status: 413, version: "" },
+            data: `Request body exceeds the limit of ${opts.maxBodyBytes} bytes`,
+          });
+        }
+        const reply = server.handle(raw);
+        return json(reply.status, reply.body);
+      }
+      if (path === "/healthz" || path === "/health") {
+        return json(200, { status: "ok", connections: server.hub.size });
+      }
+      if (path === "/ready" || path === "/readyz") return json(200, { status: "ready" });
+      const poll = /^\/poll\/([^/]+)\/([^/]+)$/.exec(path);
+      if (poll && req.method === "GET") {
+        const [, group = "", pid = ""] = poll;
+        return server.hub.open(decodeURIComponent(group), decodeURIComponent(pid), req.signal);
+      }
+      if (LEGACY_ROUTES.test(path)) {
+        return json(410, { error: "This endpoint is no longer supported. Please update to the latest SDK." });
+      }
+      return json(404, { error: `no route for ${req.method} ${path}` });
+    },
+  });
+}

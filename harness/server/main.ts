@@ -1,0 +1,114 @@
+/**
+ * A Resonate server on one SQLite file.
+ *
+ *   bun harness/server/main.ts --port 8001 --db .data/resonate.db [--trace trace.ndjson]
+ *
+ * Prints `resonate server listening on http://127.0.0.1:<port>` once it
+ * accepts requests (`--port 0` picks a free port) and stops cleanly on
+ * SIGTERM or SIGINT. Flags mirror `resonate serve` where the real server has
+ * one: --tasks-lease-timeout, --tasks-retry-timeout, --timeouts-poll-interval,
+ * --transports-http-poll-keepalive-interval, --debug.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { parseArgs } from "node:util";
+import { serveProtocol } from "./http.ts";
+import { ProtocolServer, SERVER_DEFAULTS } from "./server.ts";
+
+function fail(message: string): never {
+  console.error(`resonate server: ${message}`);
+  process.exit(2);
+}
+
+function ms(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0)
+    fail(`--${name} must be a positive number of milliseconds, got "${raw}"`);
+  return n;
+}
+
+let values: Record<string, string | boolean | undefined>;
+try {
+  ({ values } = parseArgs({
+    args: Bun.argv.slice(2),
+    options: {
+      port: { type: "string", default: "8001" },
+      host: { type: "string", default: "127.0.0.1" },
+      db: { type: "string", default: ".data/resonate.db" },
+      trace: { type: "string" },
+      "tasks-lease-timeout": { type: "string" },
+      "tasks-retry-timeout": { type: "string" },
+      "timeouts-poll-interval": { type: "string" },
+      "transports-http-poll-keepalive-interval": { type: "string" },
+      "max-body-bytes": { type: "string" },
+      debug: { type: "boolean", default: false },
+    },
+    strict: true,
+  }));
+} catch (error) {
+  fail((error as Error).message);
+}
+
+const port = Number(values.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0-65535, got "${values.port}"`);
+const dbPath = String(values.db);
+mkdirSync(dirname(dbPath), { recursive: true });
+
+const maxBodyBytes = ms(
+  "max-body-bytes",
+  values["max-body-bytes"] as string | undefined,
+  SERVER_DEFAULTS.maxBodyBytes,
+);
+const server = new ProtocolServer({
+  dbPath,
+  tracePath: values.trace as string | undefined,
+  leaseTimeoutMs: ms(
+    "tasks-lease-timeout",
+    values["tasks-lease-timeout"] as string | undefined,
+    SERVER_DEFAULTS.leaseTimeoutMs,
+  ),
+  retryTimeoutMs: ms(
+    "tasks-retry-timeout",
+    values["tasks-retry-timeout"] as string | undefined,
+    SERVER_DEFAULTS.retryTimeoutMs,
+  ),
+  tickMs: ms(
+    "timeouts-poll-interval",
+    values["timeouts-poll-interval"] as string | undefined,
+    SERVER_DEFAULTS.tickMs,
+  ),
+  keepAliveMs: ms(
+    "transports-http-poll-keepalive-interval",
+    values["transports-http-poll-keepalive-interval"] as string | undefined,
+    SERVER_DEFAULTS.keepAliveMs,
+  ),
+  maxBodyBytes,
+  debug: values.debug === true,
+  onFatal: (error) => {
+    console.error("resonate server: storage failure, stopping so a restart reloads from disk:", error);
+    process.exit(1);
+  },
+});
+
+let http: ReturnType<typeof serveProtocol>;
+try {
+  http = serveProtocol(server, { hostname: String(values.host), port, maxBodyBytes });
+} catch (error) {
+  fail(`cannot listen on ${values.host}:${port}: ${(error as Error).message}`);
+}
+server.start();
+console.log(`resonate server listening on http://${http.hostname}:${http.port}`);
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  console.log(`resonate server: ${signal}, stopping`);
+  server.hub.closeAll();
+  await http.stop(true);
+  server.stop();
+  process.exit(0);
+}
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGINT", () => void shutdown("SIGINT"));

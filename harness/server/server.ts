@@ -1,0 +1,212 @@
+import { appendFileSync } from "node:fs";
+import { Engine, isRequest, type Request } from "./engine-types.ts";
+import { Hub } from "./hub.ts";
+import { type OutboxEntry, outboxKey, Store } from "./store.ts";
+import { PROTOCOL_VERSION, validateData, validateEnvelope } from "./validate.ts";
+
+/** Settings of a protocol server; the defaults are the real Resonate server's. */
+export interface ServerOptions {
+  /** SQLite file that holds all state. */
+  dbPath: string;
+  /** NDJSON file that gets one `{kind, now, req, res}` line per protocol call. */
+  tracePath?: string | undefined;
+  /** How long an execute message may stay unanswered before the task is offered again (ms). */
+  retryTimeoutMs: number;
+  /**
+   * Accepted for parity with the real server's `--tasks-lease-timeout`.
+   * As there, an SDK task's lease is the `ttl` its client asks for
+   * (`new Resonate({ttl})`), so this value does not shorten it.
+   */
+  leaseTimeoutMs: number;
+  /** How often timeouts are checked and undelivered messages retried (ms). */
+  tickMs: number;
+  /** How often an idle SSE stream gets a comment, so proxies and clients keep it open (ms). */
+  keepAliveMs: number;
+  /** Accept `debug.*` requests (the real server's `--debug`). */
+  debug: boolean;
+  /** Largest request body accepted (bytes). */
+  maxBodyBytes: number;
+  /** Called with the reason when the server can no longer guarantee durability and must stop. */
+  onFatal: (error: unknown) => void;
+}
+
+export const SERVER_DEFAULTS = {
+  retryTimeoutMs: 30_000,
+  leaseTimeoutMs: 15_000,
+  tickMs: 1_000,
+  keepAliveMs: 10_000,
+  maxBodyBytes: 1024 * 1024,
+  debug: false,
+} as const;
+
+/** The engine's own hard-coded retry delay for pending tasks, rewritten to `retryTimeoutMs`. */
+const ENGINE_RETRY_MS = 30_000;
+
+/** A protocol answer: the HTTP status and the JSON envelope. */
+export interface ProtocolReply {
+  status: number;
+  body: unknown;
+}
+
+/**
+ * A Resonate server: the SDK's protocol engine, made durable by a SQLite
+ * store that commits before every answer, with messages routed to SSE
+ * streams and retried until a process receives them.
+ */
+export class ProtocolServer {
+  readonly hub: Hub;
+  readonly #engine = new Engine();
+  readonly #store: Store;
+  readonly #outbox = new Map<string, OutboxEntry>();
+  readonly #opts: ServerOptions;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #failed = false;
+
+  constructor(opts: ServerOptions) {
+    this.#opts = opts;
+    this.#store = new Store(opts.dbPath);
+    for (const entry of this.#store.load(this.#engine)) this.#outbox.set(entry.key, entry);
+    this.hub = new Hub({ keepAliveMs: opts.keepAliveMs, onConnect: () => this.#flush() });
+  }
+
+  /** Starts the timeout tick. */
+  start(): void {
+    this.#timer ??= setInterval(() => this.tick(Date.now()), this.#opts.tickMs);
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.hub.closeAll();
+    this.#store.close();
+  }
+
+  /** Answers one protocol request given as raw JSON text. */
+  handle(raw: string, now = Date.now()): ProtocolReply {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch (error) {
+      return this.#error(400, undefined, `Invalid request envelope: ${(error as Error).message}`);
+    }
+    const invalid =
+      validateEnvelope(parsed, { debug: this.#opts.debug }) ??
+      validateData((parsed as { kind: string }).kind, (parsed as { data: Record<string, unknown> }).data);
+    if (invalid) return this.#error(invalid.status, parsed, invalid.message);
+    if (!isRequest(parsed)) return this.#error(400, parsed, "Invalid request: malformed data");
+    return this.#apply(parsed, now);
+  }
+
+  /** Settles expired promises, releases expired leases, re-offers pending tasks and retries undelivered messages. */
+  tick(now: number): void {
+    if (this.#failed) return;
+    this.#apply({ kind: "debug.tick", head: { corrId: "", version: "" }, data: { time: now } }, now, false);
+    this.#flush();
+  }
+
+  #apply(req: Request, now: number, trace = true): ProtocolReply {
+    if (this.#failed) return this.#error(503, req, "server is stopping after a storage failure");
+    let result: ReturnType<Engine["apply"]>;
+    try {
+      result = this.#engine.apply(now, req);
+    } catch (error) {
+      // The engine checks invariants while it mutates; a broken one leaves
+      // memory ahead of disk, so the only safe course is to stop and reload.
+      return this.#fatal(error, req);
+    }
+    this.#engine.outgoing = [];
+    const sent: OutboxEntry[] = [];
+    for (const change of result.changes) {
+      if (
+        change.kind === "ttimeout.set" &&
+        change.timeout.type === 0 &&
+        change.timeout.timeout === now + ENGINE_RETRY_MS
+      ) {
+        this.#setRetryTimeout(change.timeout.id, now + this.#opts.retryTimeoutMs);
+      } else if (change.kind === "message.send") {
+        sent.push({
+          key: outboxKey(change.address, change.message),
+          address: change.address,
+          message: change.message,
+        });
+      }
+    }
+    if (req.kind === "debug.reset") {
+      this.#outbox.clear();
+    }
+    try {
+      if (req.kind === "debug.reset") this.#store.reset();
+      this.#store.commit(this.#engine, result.changes, sent);
+    } catch (error) {
+      return this.#fatal(error, req);
+    }
+    for (const entry of sent) this.#outbox.set(entry.key, entry);
+    const { corrId, version } = req.head;
+    const data =
+      req.kind === "debug.snap"
+        ? {
+            ...(result.response.data as object),
+            messages: [...this.#outbox.values()].map(({ address, message }) => ({ address, message })),
+          }
+        : result.response.data;
+    const body = {
+      kind: result.response.kind,
+      head: { corrId, status: result.response.head.status, version },
+      data,
+    };
+    if (trace && this.#opts.tracePath) {
+      appendFileSync(
+        this.#opts.tracePath,
+        `${JSON.stringify({ kind: req.kind, now, req: req.data, res: body })}\n`,
+      );
+    }
+    if (sent.length > 0) queueMicrotask(() => this.#flush(sent));
+    return { status: result.response.head.status, body };
+  }
+
+  /** Tries to hand undelivered messages to connected processes; what reaches one leaves the outbox. */
+  #flush(entries: Iterable<OutboxEntry> = [...this.#outbox.values()]): void {
+    const done: string[] = [];
+    for (const entry of entries) {
+      if (this.#outbox.get(entry.key) !== entry) continue;
+      if (this.hub.deliver(entry.address, entry.message)) {
+        this.#outbox.delete(entry.key);
+        done.push(entry.key);
+      }
+    }
+    try {
+      this.#store.delivered(done);
+    } catch (error) {
+      this.#fatal(error, undefined);
+    }
+  }
+
+  #setRetryTimeout(id: string, timeout: number): void {
+    const entry = this.#engine.tTimeouts.find((t) => t.id === id);
+    if (entry) entry.timeout = timeout;
+  }
+
+  #fatal(error: unknown, req: { kind: string; head?: unknown } | undefined): ProtocolReply {
+    this.#failed = true;
+    this.#opts.onFatal(error);
+    return this.#error(500, req, "internal server error");
+  }
+
+  /** An error envelope; `kind` and `corrId` are taken from the request where they can be read, as the real server does. */
+  #error(status: number, req: unknown, message: string): ProtocolReply {
+    const r = (typeof req === "object" && req !== null ? req : {}) as { kind?: unknown; head?: unknown };
+    const head = (typeof r.head === "object" && r.head !== null ? r.head : {}) as { corrId?: unknown };
+    return {
+      status,
+      body: {
+        kind: typeof r.kind === "string" && r.kind !== "" ? r.kind : "unknown",
+        head: {
+          corrId: typeof head.corrId === "string" ? head.corrId : "0",
+          status,
+          version: PROTOCOL_VERSION,
+        },
+        data: message,
+      },
+    };
+  }
+}

@@ -1,0 +1,133 @@
+import { describe, expect, test } from "bun:test";
+import { startResonateServer, waitFor } from "../../harness/index.ts";
+import {
+  clientResult,
+  connections,
+  E2E_TIMEOUT,
+  runId,
+  startClientFixture,
+  startWorkerFixture,
+  stepCount,
+} from "../fixtures.ts";
+
+describe("resonate server: protocol round trips between SDK processes", () => {
+  test(
+    "a client in group api runs a function registered by a worker in another group",
+    async () => {
+      await using server = await startResonateServer();
+      await using worker = await startWorkerFixture(server, { group: "workers", pid: "w1" });
+      const id = `combine:${runId()}`;
+      await using client = startClientFixture(server, {
+        id,
+        func: "combine",
+        target: "workers",
+        args: [3, 4],
+      });
+      await client.ready;
+      await waitFor(() => clientResult(client), { timeout: 15_000, message: "client result" });
+      expect(clientResult(client)).toBe(38);
+      expect(stepCount([worker], "times-ten", id)).toBe(1);
+      expect(stepCount([worker], "double", `${id}.1`)).toBe(1);
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "poll://uni@group/pid reaches only that process",
+    async () => {
+      await using server = await startResonateServer();
+      await using w1 = await startWorkerFixture(server, { group: "uni", pid: "w1" });
+      await using _w2 = await startWorkerFixture(server, { group: "uni", pid: "w2" });
+      const ids = [0, 1, 2, 3].map((i) => `uni:${runId()}-${i}`);
+      const clients = ids.map((id) =>
+        startClientFixture(server, { id, func: "whoami", target: "poll://uni@uni/w2", args: [id] }),
+      );
+      try {
+        for (const c of clients)
+          await waitFor(() => clientResult(c), { timeout: 15_000, message: `${c.name} result` });
+        for (const [i, c] of clients.entries())
+          expect(clientResult(c)).toEqual({ pid: "w2", group: "uni", tag: ids[i] });
+        for (const id of ids) expect(stepCount([w1], "whoami", id)).toBe(0);
+      } finally {
+        await Promise.all(clients.map((c) => c.stop()));
+      }
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "poll://any@group spreads work over the group's processes",
+    async () => {
+      await using server = await startResonateServer();
+      await using w1 = await startWorkerFixture(server, { group: "any", pid: "w1" });
+      await using w2 = await startWorkerFixture(server, { group: "any", pid: "w2" });
+      await waitFor(async () => (await connections(server)) >= 2, {
+        message: "both workers connected",
+      });
+      const ids = [0, 1, 2, 3, 4, 5].map((i) => `any:${runId()}-${i}`);
+      const clients = ids.map((id) =>
+        startClientFixture(server, { id, func: "whoami", target: "any", args: [id] }),
+      );
+      try {
+        for (const c of clients)
+          await waitFor(() => clientResult(c), { timeout: 15_000, message: `${c.name} result` });
+        const pids = new Set(clients.map((c) => (clientResult(c) as { pid: string }).pid));
+        expect(pids).toEqual(new Set(["w1", "w2"]));
+        for (const id of ids) expect(stepCount([w1, w2], "whoami", id)).toBe(1);
+      } finally {
+        await Promise.all(clients.map((c) => c.stop()));
+      }
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "poll://any@group/pid prefers that pid and falls back to the group when it is gone",
+    async () => {
+      await using server = await startResonateServer();
+      await using w1 = await startWorkerFixture(server, { group: "pref", pid: "w1" });
+      const w2 = await startWorkerFixture(server, { group: "pref", pid: "w2" });
+      await waitFor(async () => (await connections(server)) >= 2, {
+        message: "both workers connected",
+      });
+      const first = `pref:${runId()}-a`;
+      await using c1 = startClientFixture(server, {
+        id: first,
+        func: "whoami",
+        target: "poll://any@pref/w2",
+        args: [first],
+      });
+      await waitFor(() => clientResult(c1), { timeout: 15_000, message: "first result" });
+      expect(clientResult(c1)).toEqual({ pid: "w2", group: "pref", tag: first });
+
+      await w2.stop();
+      const second = `pref:${runId()}-b`;
+      await using c2 = startClientFixture(server, {
+        id: second,
+        func: "whoami",
+        target: "poll://any@pref/w2",
+        args: [second],
+      });
+      await waitFor(() => clientResult(c2), { timeout: 15_000, message: "second result" });
+      expect(clientResult(c2)).toEqual({ pid: "w1", group: "pref", tag: second });
+      expect(stepCount([w1], "whoami", second)).toBe(1);
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "a worker that connects after the work was submitted still gets it, long before the retry timeout",
+    async () => {
+      // With a 60 s retry timeout, only the server's own redelivery on connect can finish this within 15 s.
+      await using server = await startResonateServer({ retryTimeoutMs: 60_000 });
+      const id = `late:${runId()}`;
+      await using client = startClientFixture(server, { id, func: "double", target: "late", args: [21] });
+      await client.ready;
+      await using worker = await startWorkerFixture(server, { group: "late", pid: "w1" });
+      await waitFor(() => clientResult(client), { timeout: 15_000, message: "client result" });
+      expect(clientResult(client)).toBe(42);
+      expect(stepCount([worker], "double", id)).toBe(1);
+    },
+    E2E_TIMEOUT,
+  );
+});
