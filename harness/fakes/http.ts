@@ -1,0 +1,30 @@
+/** Small helpers shared by the fake third parties. */
+
+export const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+
+export const apiError = (status: number, type: string, message: string) =>
+  json(status, { error: { type, message } });
+
+/** Reads a JSON object body; a string is the error to answer with. */
+export async function readJsonObject(req: Request): Promise<Record<string, unknown> | string> {
+  let body: unknown;
+  try {
+    body = await req.json();
+  } catch {
+    return "body must be JSON";
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return "body must be a JSON object";
+  return body as Record<string, unknown>;
+}
+
+/** A stable fingerprint of a request body, to tell a retry from a different request reusing a key. */
+export function fingerprint(body: Record<string, unknown>): string {
+  const sorted = Object.keys(body)
+    .sort()
+    .map((k) => [k, body[k]]);
+  return new Bun.CryptoHasher("sha256").update(JSON.stringify(sorted)).digest("hex");
+}
+
+export const randomId = (prefix: string) =>
+  `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;

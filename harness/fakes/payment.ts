@@ -1,0 +1,247 @@
+import { Database } from "bun:sqlite";
+import { Webhook } from "standardwebhooks";
+import { apiError, fingerprint, json, randomId, readJsonObject } from "./http.ts";
+
+/** Options of the fake payment provider. */
+export interface PaymentProviderOptions {
+  /** SQLite file holding charges and webhook events; it outlives every process that calls the provider. */
+  ledgerPath: string;
+  /** Where `charge.succeeded` / `charge.failed` events are POSTed. */
+  webhookUrl: string;
+  /** Standard Webhooks secret used to sign them. */
+  webhookSecret: string;
+  /** Delay between a charge and its first webhook delivery (ms). Default 200. */
+  webhookDelayMs?: number;
+  /** Deliveries of one event before the provider gives up. Default 12. */
+  maxAttempts?: number;
+}
+
+export interface Charge {
+  id: string;
+  idempotency_key: string;
+  order_id: string;
+  amount_cents: number;
+  currency: string;
+  source: string;
+  callback: string;
+  status: "pending" | "succeeded" | "failed";
+  created_at: number;
+}
+
+/** A test card that is always declined, as at real providers. */
+export const DECLINED_SOURCE = "tok_chargeDeclined";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS charges (
+  id TEXT PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE, fingerprint TEXT NOT NULL, order_id TEXT NOT NULL,
+  amount_cents INTEGER NOT NULL, currency TEXT NOT NULL, source TEXT NOT NULL, callback TEXT NOT NULL,
+  status TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  id TEXT PRIMARY KEY, type TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, last_status INTEGER);
+CREATE INDEX IF NOT EXISTS events_due ON events (status, next_attempt_at);
+`;
+
+/**
+ * A payment provider that behaves like a real one: idempotency keys (the
+ * same key returns the same charge, a different body under a used key is
+ * refused), a ledger in SQLite, and signed webhooks delivered after a delay
+ * and retried with backoff until the receiver answers 2xx.
+ */
+export class PaymentProvider {
+  /** Where webhooks go; may be changed while running (e.g. once the API's port is known). */
+  webhookUrl: string;
+  readonly #db: Database;
+  readonly #opts: Required<PaymentProviderOptions>;
+  readonly #webhook: Webhook;
+
+  constructor(opts: PaymentProviderOptions) {
+    this.#opts = { webhookDelayMs: 200, maxAttempts: 12, ...opts };
+    this.webhookUrl = opts.webhookUrl;
+    this.#db = new Database(opts.ledgerPath, { create: true, strict: true });
+    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
+    this.#db.exec(SCHEMA);
+    this.#webhook = new Webhook(opts.webhookSecret);
+  }
+
+  /** The provider's HTTP API: `POST /v1/charges`, `GET /v1/charges/:id`, `GET /v1/charges?order_id=`. */
+  fetch = async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    const path = url.pathname.replace(/^.*?\/v1\//, "/v1/");
+    if (req.method === "POST" && path === "/v1/charges") return this.#createCharge(req);
+    if (req.method === "GET" && path === "/v1/charges") {
+      const orderId = url.searchParams.get("order_id");
+      return json(200, { data: orderId ? this.chargesFor(orderId) : this.charges() });
+    }
+    const one = /^\/v1\/charges\/([^/]+)$/.exec(path);
+    if (req.method === "GET" && one?.[1]) {
+      const charge = this.#db.query<Charge, [string]>("SELECT * FROM charges WHERE id = ?").get(one[1]);
+      return charge ? json(200, strip(charge)) : apiError(404, "not_found", `no charge ${one[1]}`);
+    }
+    return apiError(404, "not_found", `no route ${req.method} ${url.pathname}`);
+  };
+
+  async #createCharge(req: Request): Promise<Response> {
+    const key = req.headers.get("idempotency-key");
+    if (!key) return apiError(400, "invalid_request", "Idempotency-Key header is required");
+    const body = await readJsonObject(req);
+    if (typeof body === "string") return apiError(400, "invalid_request", body);
+    const { amount_cents, currency, order_id, source, callback } = body;
+    if (!Number.isSafeInteger(amount_cents) || (amount_cents as number) <= 0) {
+      return apiError(400, "invalid_request", "amount_cents must be a positive integer");
+    }
+    for (const [name, value] of Object.entries({ currency, order_id, source, callback })) {
+      if (typeof value !== "string" || value === "")
+        return apiError(400, "invalid_request", `${name} is required`);
+    }
+    const print = fingerprint(body);
+    const now = Date.now();
+    const outcome = this.#db.transaction(() => {
+      const existing = this.#db
+        .query<Charge & { fingerprint: string }, [string]>("SELECT * FROM charges WHERE idempotency_key = ?")
+        .get(key);
+      if (existing)
+        return existing.fingerprint === print ? { replay: strip(existing) } : { conflict: true as const };
+      const charge: Charge = {
+        id: randomId("ch"),
+        idempotency_key: key,
+        order_id: order_id as string,
+        amount_cents: amount_cents as number,
+        currency: currency as string,
+        source: source as string,
+        callback: callback as string,
+        status: "pending",
+        created_at: now,
+      };
+      this.#db
+        .query(
+          `INSERT INTO charges (id, idempotency_key, fingerprint, order_id, amount_cents, currency, source, callback, status, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          charge.id,
+          key,
+          print,
+          charge.order_id,
+          charge.amount_cents,
+          charge.currency,
+          charge.source,
+          charge.callback,
+          "pending",
+          now,
+        );
+      const succeeded = charge.source !== DECLINED_SOURCE;
+      const event = {
+        id: randomId("evt"),
+        type: succeeded ? "charge.succeeded" : "charge.failed",
+        created_at: now,
+        data: {
+          charge_id: charge.id,
+          order_id: charge.order_id,
+          amount_cents: charge.amount_cents,
+          currency: charge.currency,
+          callback: charge.callback,
+          ...(succeeded ? {} : { failure_code: "card_declined" }),
+        },
+      };
+      this.#db
+        .query("UPDATE charges SET status = ? WHERE id = ?")
+        .run(succeeded ? "succeeded" : "failed", charge.id);
+      this.#db
+        .query(
+          "INSERT INTO events (id, type, payload, status, next_attempt_at) VALUES (?, ?, ?, 'pending', ?)",
+        )
+        .run(event.id, event.type, JSON.stringify(event), now + this.#opts.webhookDelayMs);
+      return { created: charge };
+    })();
+    if ("conflict" in outcome) {
+      return apiError(
+        422,
+        "idempotency_error",
+        `Idempotency-Key ${key} was already used with a different request`,
+      );
+    }
+    if ("replay" in outcome) return json(200, outcome.replay, { "idempotent-replayed": "true" });
+    return json(200, strip(outcome.created));
+  }
+
+  /**
+   * Sends every webhook that is due; failures are retried with exponential
+   * backoff. Returns how many deliveries were attempted.
+   */
+  async deliverDue(now = Date.now()): Promise<number> {
+    const due = this.#db
+      .query<{ id: string; payload: string; attempts: number }, [number]>(
+        "SELECT id, payload, attempts FROM events WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50",
+      )
+      .all(now);
+    await Promise.all(
+      due.map(async (event) => {
+        let status = 0;
+        try {
+          const sentAt = new Date();
+          const res = await fetch(this.webhookUrl, {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              "webhook-id": event.id,
+              "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)),
+              "webhook-signature": this.#webhook.sign(event.id, sentAt, event.payload),
+            },
+            body: event.payload,
+            signal: AbortSignal.timeout(10_000),
+          });
+          status = res.status;
+          await res.body?.cancel();
+        } catch {
+          status = 0;
+        }
+        const attempts = event.attempts + 1;
+        const done = status >= 200 && status < 300;
+        const gaveUp = !done && attempts >= this.#opts.maxAttempts;
+        const backoff = Math.min(100 * 2 ** attempts, 30_000);
+        this.#db
+          .query(
+            "UPDATE events SET status = ?, attempts = ?, last_status = ?, next_attempt_at = ? WHERE id = ?",
+          )
+          .run(
+            done ? "delivered" : gaveUp ? "failed" : "pending",
+            attempts,
+            status,
+            Date.now() + backoff,
+            event.id,
+          );
+      }),
+    );
+    return due.length;
+  }
+
+  charges(): Charge[] {
+    return this.#db.query<Charge, []>("SELECT * FROM charges ORDER BY created_at").all().map(strip);
+  }
+
+  chargesFor(orderId: string): Charge[] {
+    return this.#db
+      .query<Charge, [string]>("SELECT * FROM charges WHERE order_id = ? ORDER BY created_at")
+      .all(orderId)
+      .map(strip);
+  }
+
+  /** Webhook events with their delivery state. */
+  events(): { id: string; type: string; status: string; attempts: number; last_status: number | null }[] {
+    return this.#db
+      .query<{ id: string; type: string; status: string; attempts: number; last_status: number | null }, []>(
+        "SELECT id, type, status, attempts, last_status FROM events ORDER BY rowid",
+      )
+      .all();
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
+
+function strip<T extends object>(row: T): T {
+  const { fingerprint: _, ...rest } = row as T & { fingerprint?: string };
+  return rest as T;
+}

@@ -1,0 +1,137 @@
+import { join, resolve } from "node:path";
+
+/** Worker groups and the durable functions each one registers. */
+export const GROUPS = ["order-workers", "pricing-workers", "db", "business"] as const;
+export type Group = (typeof GROUPS)[number];
+
+/** Where each kind of durable function runs: a group name (`poll://any@<group>`). */
+export type Targets = Record<"orders" | "pricing" | "db" | "business", string>;
+
+export interface Config {
+  /** API port. */
+  port: number;
+  /** Resonate server; `undefined` means the launcher starts the harness server on `resonatePort`. */
+  resonateUrl: string | undefined;
+  resonatePort: number;
+  dataDir: string;
+  /** `sqlite://<file>` or `postgres://…`, opened by the db group only. */
+  databaseUrl: string;
+  /** Standard Webhooks secret (`whsec_` + base64) shared with the webhook senders. */
+  webhookSecret: string | undefined;
+  /** How long POST /price-quote waits before it answers 202 (ms). */
+  quoteDeadlineMs: number;
+  /** Most a client may ask to wait with `Prefer: wait=<s>` (ms). */
+  quoteMaxWaitMs: number;
+  /** A quote workflow that has not finished in this long times out (ms). */
+  quoteTimeoutMs: number;
+  /** Identical quote requests within one window share one quote (ms). */
+  quoteValidityMs: number;
+  /** Quote requests allowed to wait at once before new ones get 503. */
+  quoteMaxWaiting: number;
+  /** Timeout of order, approval and checkout workflows (ms). */
+  workflowTimeoutMs: number;
+  /** Worker processes per group that the launcher runs. */
+  workersPerGroup: number;
+  /** Run every durable function inside the API process instead of routing to groups. */
+  colocated: boolean;
+  /** Task lease of every Resonate client (ms). */
+  resonateTtlMs: number;
+  /** Base URLs of the payment provider and the carrier. */
+  paymentUrl: string;
+  carrierUrl: string;
+  /** Extra delay inside compute_quote, for trying the 202 path (ms). */
+  pricingDelayMs: number;
+}
+
+export const DEFAULTS = {
+  PORT: "3000",
+  RESONATE_PORT: "8001",
+  DATA_DIR: ".data",
+  QUOTE_DEADLINE_MS: "1000",
+  QUOTE_MAX_WAIT_MS: "10000",
+  QUOTE_TIMEOUT_MS: "5000",
+  QUOTE_VALIDITY_MS: "60000",
+  QUOTE_MAX_WAITING: "1000",
+  WORKFLOW_TIMEOUT_MS: "3600000",
+  WORKERS_PER_GROUP: "1",
+  MODE: "distributed",
+  RESONATE_TTL_MS: "10000",
+  SANDBOX_PORT: "4010",
+  PRICING_DELAY_MS: "0",
+} as const;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, key: keyof typeof DEFAULTS, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[key] ?? DEFAULTS[key];
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${key} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+function url(env: Env, key: string, fallback: string | undefined): string | undefined {
+  const raw = env[key] || fallback;
+  if (raw === undefined) return undefined;
+  if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) {
+    throw new ConfigError(`${key} must be an http(s) URL, got "${raw}"`);
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+/** Reads and checks every setting once; throws a ConfigError that names the bad key. */
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = resolve(env.DATA_DIR || DEFAULTS.DATA_DIR);
+  const mode = env.MODE || DEFAULTS.MODE;
+  if (mode !== "distributed" && mode !== "colocated") {
+    throw new ConfigError(`MODE must be "distributed" or "colocated", got "${mode}"`);
+  }
+  const databaseUrl = env.DATABASE_URL || `sqlite://${join(dataDir, "app.db")}`;
+  if (!/^(sqlite|postgres|postgresql):\/\//.test(databaseUrl)) {
+    throw new ConfigError(`DATABASE_URL must start with sqlite:// or postgres://, got "${databaseUrl}"`);
+  }
+  const webhookSecret = env.WEBHOOK_SECRET || undefined;
+  if (webhookSecret !== undefined && !/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(webhookSecret)) {
+    throw new ConfigError("WEBHOOK_SECRET must be a Standard Webhooks secret: whsec_ followed by base64");
+  }
+  const sandboxPort = int(env, "SANDBOX_PORT", 0, 65535);
+  const sandbox = `http://127.0.0.1:${sandboxPort}`;
+  const quoteDeadlineMs = int(env, "QUOTE_DEADLINE_MS", 1, 600_000);
+  const quoteMaxWaitMs = int(env, "QUOTE_MAX_WAIT_MS", 1, 600_000);
+  if (quoteMaxWaitMs < quoteDeadlineMs) {
+    throw new ConfigError(
+      `QUOTE_MAX_WAIT_MS (${quoteMaxWaitMs}) must not be below QUOTE_DEADLINE_MS (${quoteDeadlineMs})`,
+    );
+  }
+  return {
+    port: int(env, "PORT", 0, 65535),
+    resonateUrl: url(env, "RESONATE_URL", undefined),
+    resonatePort: int(env, "RESONATE_PORT", 0, 65535),
+    dataDir,
+    databaseUrl,
+    webhookSecret,
+    quoteDeadlineMs,
+    quoteMaxWaitMs,
+    quoteTimeoutMs: int(env, "QUOTE_TIMEOUT_MS", 1, 3_600_000),
+    quoteValidityMs: int(env, "QUOTE_VALIDITY_MS", 1, 86_400_000),
+    quoteMaxWaiting: int(env, "QUOTE_MAX_WAITING", 1, 1_000_000),
+    workflowTimeoutMs: int(env, "WORKFLOW_TIMEOUT_MS", 1_000, 30 * 86_400_000),
+    workersPerGroup: int(env, "WORKERS_PER_GROUP", 1, 64),
+    colocated: mode === "colocated",
+    resonateTtlMs: int(env, "RESONATE_TTL_MS", 500, 3_600_000),
+    paymentUrl: url(env, "PAYMENT_URL", `${sandbox}/payment`) as string,
+    carrierUrl: url(env, "CARRIER_URL", `${sandbox}/carrier`) as string,
+    pricingDelayMs: int(env, "PRICING_DELAY_MS", 0, 600_000),
+  };
+}
+
+/** Where durable functions run: their own groups, or all in `self` when co-located. */
+export function targetsFor(config: Pick<Config, "colocated">, self = "api"): Targets {
+  if (config.colocated) return { orders: self, pricing: self, db: self, business: self };
+  return { orders: "order-workers", pricing: "pricing-workers", db: "db", business: "business" };
+}

@@ -1,0 +1,96 @@
+import { Elysia, t, ValidationError } from "elysia";
+
+/** The one error shape every route answers with. */
+export const ErrorBody = t.Object(
+  {
+    error: t.Object({
+      code: t.String(),
+      message: t.String(),
+      details: t.Optional(t.Unknown()),
+    }),
+  },
+  { $id: "#/components/schemas/Error" },
+);
+export type ErrorBody = typeof ErrorBody.static;
+
+/** An error a route means to answer with: its status, a stable code, a message for people. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = "HttpError";
+  }
+}
+
+export const notFound = (what: string) => new HttpError(404, "not_found", `${what} not found`);
+export const conflict = (message: string, details?: unknown) =>
+  new HttpError(409, "conflict", message, details);
+export const unprocessable = (code: string, message: string, details?: unknown) =>
+  new HttpError(422, code, message, details);
+export const unavailable = (message: string, retryAfterSeconds: number, code = "unavailable") =>
+  new HttpError(503, code, message, undefined, { "retry-after": String(retryAfterSeconds) });
+
+function body(code: string, message: string, details?: unknown): ErrorBody {
+  return { error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+/** `/items/0/qty` → `items[0].qty` */
+function fieldName(path: string): string {
+  return path
+    .split("/")
+    .filter(Boolean)
+    .map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : i === 0 ? part : `.${part}`))
+    .join("");
+}
+
+/**
+ * Turns every error into `{error: {code, message, details?}}`: HttpError as
+ * it says, validation failures as 422 naming each field, unknown routes as
+ * 404, malformed bodies as 400, anything else as a logged, plain 500.
+ */
+export const errorHandler = new Elysia({ name: "error-handler" }).onError(
+  { as: "global" },
+  ({ code, error, set, request }) => {
+    set.headers["content-type"] = "application/json";
+    if (error instanceof HttpError) {
+      set.status = error.status;
+      Object.assign(set.headers, error.headers);
+      return body(error.code, error.message, error.details);
+    }
+    if (error instanceof ValidationError || code === "VALIDATION") {
+      const v = error as ValidationError;
+      const where = v.type === "body" ? "body" : v.type;
+      const details = v.all.map((e) => ({
+        field: fieldName("path" in e ? String(e.path) : "") || where,
+        message: "summary" in e && e.summary ? String(e.summary) : String(e.message),
+      }));
+      const first = details[0];
+      set.status = 422;
+      return body(
+        "validation_failed",
+        first
+          ? `invalid ${where}: ${first.field === where ? "" : `${first.field}: `}${first.message}`
+          : `invalid ${where}`,
+        details,
+      );
+    }
+    if (code === "NOT_FOUND") {
+      set.status = 404;
+      return body("not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
+    }
+    if (code === "PARSE") {
+      set.status = 400;
+      return body("malformed_body", "the request body could not be parsed as JSON");
+    }
+    const requestId = request.headers.get("x-request-id") ?? crypto.randomUUID();
+    console.error(`request ${requestId} ${request.method} ${new URL(request.url).pathname} failed:`, error);
+    set.status = 500;
+    set.headers["x-request-id"] = requestId;
+    return body("internal_error", `internal error (request ${requestId})`);
+  },
+);

@@ -1,0 +1,72 @@
+import type { Resonate, ResonateHandle } from "@resonatehq/sdk";
+
+/**
+ * The one encoding for data this service hands to Resonate outside a
+ * durable function (promise settles from webhooks): base64 of UTF-8 JSON,
+ * the SDK's own codec. Raw data would make the awaiting workflow fail to
+ * decode and be redelivered in a hot loop.
+ */
+export function encodeValue(value: unknown): string {
+  return Buffer.from(JSON.stringify(value), "utf8").toString("base64");
+}
+
+export function decodeValue<T = unknown>(data: string | undefined): T | undefined {
+  if (!data) return undefined;
+  return JSON.parse(Buffer.from(data, "base64").toString("utf8")) as T;
+}
+
+/** The `{func, args}` a workflow was started with, read back from its promise. */
+export function invocationOf(param: { data?: string } | undefined): { func?: string; args?: unknown[] } {
+  return decodeValue<{ func?: string; args?: unknown[] }>(param?.data) ?? {};
+}
+
+export type PromiseState = "pending" | "resolved" | "rejected" | "rejected_canceled" | "rejected_timedout";
+
+/** The job status a client sees for a workflow's promise state. */
+export function jobStatus(state: PromiseState): "running" | "done" | "failed" | "timed_out" | "canceled" {
+  switch (state) {
+    case "pending":
+      return "running";
+    case "resolved":
+      return "done";
+    case "rejected":
+      return "failed";
+    case "rejected_timedout":
+      return "timed_out";
+    case "rejected_canceled":
+      return "canceled";
+  }
+}
+
+/** The SDK's error codes are numbers on `serverError.code`; 404 means the id is unknown. */
+export function isNotFound(error: unknown): boolean {
+  return (error as { serverError?: { code?: number } } | undefined)?.serverError?.code === 404;
+}
+
+/**
+ * Starts durable functions the way the deployment is laid out: by RPC to
+ * a worker group, or in this process (`beginRun`) when co-located.
+ */
+export class Launcher {
+  constructor(
+    readonly resonate: Resonate,
+    readonly colocated: boolean,
+  ) {}
+
+  begin<T>(
+    id: string,
+    func: string,
+    args: unknown[],
+    opts: { target: string; timeout: number },
+  ): Promise<ResonateHandle<T>> {
+    if (this.colocated) {
+      return this.resonate.beginRun<T>(id, func, ...args, this.resonate.options({ timeout: opts.timeout }));
+    }
+    return this.resonate.beginRpc<T>(
+      id,
+      func,
+      ...args,
+      this.resonate.options({ target: opts.target, timeout: opts.timeout }),
+    );
+  }
+}

@@ -1,0 +1,136 @@
+import type { TSchema } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { Webhook } from "standardwebhooks";
+import type { Deps } from "../deps.ts";
+import { conflict, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
+import { shipJobId } from "../orders/index.ts";
+import { decodeValue, encodeValue, isNotFound } from "../shared/durable.ts";
+import type { Accepted, ApprovalWebhook, PaymentWebhook } from "./model.ts";
+
+/** Checks a Standard Webhooks signature (webhook-id, webhook-timestamp, webhook-signature; 5 min tolerance). */
+export function verifySignature(secret: string, raw: string, headers: Headers): void {
+  try {
+    new Webhook(secret).verify(raw, {
+      "webhook-id": headers.get("webhook-id") ?? "",
+      "webhook-timestamp": headers.get("webhook-timestamp") ?? "",
+      "webhook-signature": headers.get("webhook-signature") ?? "",
+    });
+  } catch (error) {
+    throw new HttpError(401, "invalid_signature", `webhook rejected: ${(error as Error).message}`);
+  }
+}
+
+/** Parses a verified body against its schema; anything else is a 422 that names the field. */
+export function parseBody<T>(schema: TSchema, raw: string): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw unprocessable("malformed_body", "webhook body is not valid JSON");
+  }
+  const errors = [...Value.Errors(schema, value)].map((e) => ({
+    field: e.path.replace(/^\//, "").replaceAll("/", ".") || "body",
+    message: e.message,
+  }));
+  if (errors.length > 0) {
+    const first = errors[0] as { field: string; message: string };
+    throw unprocessable("validation_failed", `invalid body: ${first.field}: ${first.message}`, errors);
+  }
+  return value as T;
+}
+
+/**
+ * Settles `promiseId` with `value` unless it is already settled. A second
+ * delivery that agrees with the first is a duplicate (200); one that
+ * contradicts it, or a promise that timed out or was canceled, is a 409.
+ */
+async function settleOnce<T>(
+  deps: Deps,
+  promiseId: string,
+  value: T,
+  agrees: (stored: T) => boolean,
+): Promise<boolean> {
+  let record: Awaited<ReturnType<Deps["resonate"]["promises"]["get"]>>;
+  try {
+    record = await deps.resonate.promises.get(promiseId);
+  } catch (error) {
+    if (isNotFound(error)) throw notFound(`promise ${promiseId}`);
+    throw error;
+  }
+  let duplicate = true;
+  if (record.state === "pending") {
+    record = await deps.resonate.promises.resolve(promiseId, { data: encodeValue(value) });
+    duplicate = false;
+  }
+  if (record.state !== "resolved") {
+    throw conflict(`promise ${promiseId} is no longer waiting (${record.state})`);
+  }
+  const stored = decodeValue<T>(record.value?.data);
+  if (stored === undefined || !agrees(stored)) {
+    throw conflict(`promise ${promiseId} was already settled with a different outcome`, {
+      settled_with: stored,
+    });
+  }
+  return duplicate;
+}
+
+/** Approval promise ids by order, once the workflow has registered them (they never change). */
+const approvalIds = new Map<string, string>();
+
+async function approvalPromiseId(deps: Deps, orderId: string): Promise<string | null> {
+  const cached = approvalIds.get(orderId);
+  if (cached) return cached;
+  const handle = await deps.launcher.begin<string | null>(
+    `lookup:approval:${orderId}:${crypto.randomUUID()}`,
+    "find_callback",
+    ["approval", orderId],
+    { target: deps.targets.db, timeout: 10_000 },
+  );
+  const id = await handle.result();
+  if (id) approvalIds.set(orderId, id);
+  return id;
+}
+
+/** The approval webhook: find the order's approval promise and settle it with the decision. */
+export async function acceptApproval(
+  deps: Deps,
+  orderId: string,
+  decision: ApprovalWebhook,
+): Promise<Accepted> {
+  const promiseId = await approvalPromiseId(deps, orderId);
+  if (!promiseId) {
+    // The job may exist and simply not be waiting yet: senders retry on 503.
+    try {
+      const job = await deps.resonate.promises.get(shipJobId(orderId));
+      if (job.state === "pending")
+        throw unavailable(`order ${orderId} is not waiting for approval yet`, 1, "not_ready");
+      throw conflict(`order ${orderId} is no longer waiting for approval (${job.state})`);
+    } catch (error) {
+      if (isNotFound(error)) throw notFound(`approval for order ${orderId}`);
+      throw error;
+    }
+  }
+  const value = { approved: decision.approved, approver: decision.approver, reason: decision.reason };
+  const duplicate = await settleOnce(
+    deps,
+    promiseId,
+    value,
+    (stored) => stored.approved === decision.approved,
+  );
+  return { promise_id: promiseId, outcome: decision.approved ? "approved" : "rejected", duplicate };
+}
+
+/** The payment provider's webhook: the event carries the promise id the workflow handed the provider. */
+export async function acceptPayment(deps: Deps, event: PaymentWebhook): Promise<Accepted> {
+  const { callback, order_id } = event.data;
+  if (!callback.startsWith(`order:${order_id}.`))
+    throw notFound(`payment promise ${callback} for order ${order_id}`);
+  const value = { type: event.type, charge_id: event.data.charge_id, failure_code: event.data.failure_code };
+  const duplicate = await settleOnce(
+    deps,
+    callback,
+    value,
+    (stored) => stored.type === event.type && stored.charge_id === event.data.charge_id,
+  );
+  return { promise_id: callback, outcome: event.type, duplicate };
+}

@@ -1,0 +1,57 @@
+import type { Context, Resonate } from "@resonatehq/sdk";
+import type { Targets } from "../src/config.ts";
+import type { LineItem, OrderRow, PricedLine } from "./db.ts";
+
+export interface BusinessDeps {
+  targets: Targets;
+}
+
+/** Loyalty rule: a customer with this many completed orders gets `LOYALTY_BPS` off. */
+export const LOYALTY_ORDERS = 3;
+export const LOYALTY_BPS = 1000;
+
+export function loyaltyDiscount(history: Pick<OrderRow, "status">[], subtotalCents: number): number {
+  const completed = history.filter((o) => o.status === "completed").length;
+  return completed >= LOYALTY_ORDERS ? Math.round((subtotalCents * LOYALTY_BPS) / 10_000) : 0;
+}
+
+/** `place_order(userId, orderId, cart)`: history and prices from the db group, a loyalty discount, the insert. */
+export function registerBusinessFunctions(resonate: Resonate, deps: BusinessDeps): void {
+  resonate.register(
+    "place_order",
+    function* (ctx: Context, userId: string, orderId: string, cart: LineItem[]) {
+      const db = ctx.options({ target: deps.targets.db });
+      const history = yield* ctx.rpc<OrderRow[]>("query_orders", userId, db);
+      const lines: PricedLine[] = [];
+      for (const item of cart) {
+        const product = yield* ctx.rpc<{ unit_price_cents: number } | null>("get_price", item.sku, db);
+        if (!product) return { error: "unknown_sku", sku: item.sku };
+        lines.push({
+          ...item,
+          unit_price_cents: product.unit_price_cents,
+          line_cents: product.unit_price_cents * item.qty,
+        });
+      }
+      const subtotal = lines.reduce((n, l) => n + l.line_cents, 0);
+      const discount = loyaltyDiscount(history, subtotal);
+      const createdAt = yield* ctx.date.now();
+      const order = yield* ctx.rpc<OrderRow>(
+        "insert_order",
+        {
+          order_id: orderId,
+          user_id: userId,
+          kind: "checkout",
+          status: "completed",
+          items: lines,
+          total_cents: subtotal - discount,
+          discount_cents: discount,
+          charge_id: null,
+          tracking: null,
+          created_at: createdAt,
+        } satisfies OrderRow,
+        db,
+      );
+      return { order };
+    },
+  );
+}

@@ -1,0 +1,150 @@
+import type { Context, Resonate } from "@resonatehq/sdk";
+import type { Targets } from "../src/config.ts";
+import type { LineItem, OrderRow, Reservation } from "./db.ts";
+import type { CarrierClient, PaymentClient } from "./third-parties.ts";
+
+export interface OrderDeps {
+  targets: Targets;
+  payment: PaymentClient;
+  carrier: CarrierClient;
+}
+
+/** What the payment provider's webhook settles the payment promise with. */
+export interface PaymentOutcome {
+  type: "charge.succeeded" | "charge.failed";
+  charge_id: string;
+  failure_code?: string;
+}
+
+/** What the approval webhook settles the approval promise with. */
+export interface ApprovalDecision {
+  approved: boolean;
+  approver?: string;
+  reason?: string;
+}
+
+export type OrderResult =
+  | { order_id: string; status: "completed"; total_cents: number; charge_id: string; tracking_number: string }
+  | { order_id: string; status: "payment_failed"; total_cents: number; charge_id: string; reason: string }
+  | { order_id: string; status: "rejected"; reason: string };
+
+export type ShipResult =
+  | { order_id: string; status: "shipped"; approver?: string; tracking_number: string }
+  | { order_id: string; status: "rejected"; approver?: string; reason?: string };
+
+/** Checks an order's lines; the first problem found, or null. */
+export function validateItems(items: LineItem[]): string | null {
+  if (items.length === 0) return "an order needs at least one item";
+  const seen = new Set<string>();
+  for (const item of items) {
+    if (seen.has(item.sku)) return `sku ${item.sku} appears twice`;
+    seen.add(item.sku);
+    if (!Number.isSafeInteger(item.qty) || item.qty < 1)
+      return `qty of ${item.sku} must be a positive integer`;
+  }
+  return null;
+}
+
+/**
+ * `process_order`: validate, reserve stock (db), create the payment promise,
+ * charge with the promise id as the provider's callback token, wait for the
+ * provider's webhook, ship, record the order (db).
+ *
+ * Every external effect is keyed by the workflow id, so a step re-run after
+ * a crash repeats the same request and the provider answers with the same
+ * charge or shipment.
+ */
+export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): void {
+  const db = (ctx: Context) => ctx.options({ target: deps.targets.db });
+
+  resonate.register(
+    "process_order",
+    function* (ctx: Context, orderId: string, items: LineItem[], source = "tok_visa") {
+      const problem = yield* ctx.run(() => validateItems(items));
+      if (problem) return { order_id: orderId, status: "rejected", reason: problem } satisfies OrderResult;
+
+      const reservation = yield* ctx.rpc<Reservation>("reserve_stock", ctx.id, items, db(ctx));
+      if (!reservation.ok)
+        return { order_id: orderId, status: "rejected", reason: reservation.reason } satisfies OrderResult;
+
+      const paid = yield* ctx.promise<PaymentOutcome>();
+      const charge = yield* ctx.run(() =>
+        deps.payment.charge({
+          idempotencyKey: `charge:${ctx.id}`,
+          orderId,
+          amountCents: reservation.total_cents,
+          currency: "USD",
+          source,
+          callback: paid.id,
+        }),
+      );
+      const outcome = yield* paid;
+
+      const row = (status: string, tracking: string | null): OrderRow => ({
+        order_id: orderId,
+        user_id: null,
+        kind: "job",
+        status,
+        items: reservation.lines,
+        total_cents: reservation.total_cents,
+        discount_cents: 0,
+        charge_id: charge.id,
+        tracking,
+        created_at: 0,
+      });
+
+      if (outcome.type !== "charge.succeeded") {
+        yield* ctx.rpc("release_stock", ctx.id, db(ctx));
+        const createdAt = yield* ctx.date.now();
+        yield* ctx.rpc("insert_order", { ...row("payment_failed", null), created_at: createdAt }, db(ctx));
+        return {
+          order_id: orderId,
+          status: "payment_failed",
+          total_cents: reservation.total_cents,
+          charge_id: charge.id,
+          reason: outcome.failure_code ?? "payment failed",
+        } satisfies OrderResult;
+      }
+
+      const shipment = yield* ctx.run(() => deps.carrier.ship(`ship:${ctx.id}`, orderId));
+      const createdAt = yield* ctx.date.now();
+      yield* ctx.rpc(
+        "insert_order",
+        { ...row("completed", shipment.tracking_number), created_at: createdAt },
+        db(ctx),
+      );
+      return {
+        order_id: orderId,
+        status: "completed",
+        total_cents: reservation.total_cents,
+        charge_id: charge.id,
+        tracking_number: shipment.tracking_number,
+      } satisfies OrderResult;
+    },
+  );
+
+  /**
+   * `approve_then_ship`: create the approval promise, record its id with the
+   * db group so the approval webhook can find it, wait, then ship or stop.
+   */
+  resonate.register("approve_then_ship", function* (ctx: Context, orderId: string) {
+    const approval = yield* ctx.promise<ApprovalDecision>();
+    yield* ctx.rpc("register_callback", "approval", orderId, approval.id, db(ctx));
+    const decision = yield* approval;
+    if (!decision.approved) {
+      return {
+        order_id: orderId,
+        status: "rejected",
+        approver: decision.approver,
+        reason: decision.reason,
+      } satisfies ShipResult;
+    }
+    const shipment = yield* ctx.run(() => deps.carrier.ship(`ship:${ctx.id}`, orderId));
+    return {
+      order_id: orderId,
+      status: "shipped",
+      approver: decision.approver,
+      tracking_number: shipment.tracking_number,
+    } satisfies ShipResult;
+  });
+}

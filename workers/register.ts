@@ -1,0 +1,40 @@
+import type { Resonate } from "@resonatehq/sdk";
+import type { Config, Group, Targets } from "../src/config.ts";
+import { registerBusinessFunctions } from "./business.ts";
+import { openDatabase, registerDbFunctions } from "./db.ts";
+import { registerOrderFunctions } from "./orders.ts";
+import { registerPricingFunctions } from "./pricing.ts";
+import { carrierClient, paymentClient } from "./third-parties.ts";
+
+/**
+ * Registers one group's durable functions on `resonate`, with their
+ * dependencies built from config. Returns what must be closed on shutdown.
+ */
+export async function registerGroup(
+  resonate: Resonate,
+  group: Group,
+  config: Config,
+  targets: Targets,
+): Promise<{ close(): Promise<void> }> {
+  switch (group) {
+    case "order-workers":
+      registerOrderFunctions(resonate, {
+        targets,
+        payment: paymentClient(config.paymentUrl),
+        carrier: carrierClient(config.carrierUrl),
+      });
+      return { close: async () => {} };
+    case "pricing-workers":
+      registerPricingFunctions(resonate, { targets, delayMs: config.pricingDelayMs });
+      return { close: async () => {} };
+    case "business":
+      registerBusinessFunctions(resonate, { targets });
+      return { close: async () => {} };
+    case "db": {
+      const sql = await openDatabase(config.databaseUrl);
+      resonate.setDependency("db", sql);
+      registerDbFunctions(resonate);
+      return { close: () => sql.close() };
+    }
+  }
+}
