@@ -6,11 +6,12 @@ import { healthRoutes } from "./health/index.ts";
 import { jobRoutes } from "./jobs/index.ts";
 import { orderRoutes } from "./orders/index.ts";
 import { quoteRoutes } from "./quotes/index.ts";
+import type { WaitGate } from "./quotes/service.ts";
 import { userRoutes } from "./users/index.ts";
 import { webhookRoutes } from "./webhooks/index.ts";
 
 /** The HTTP API, built from its dependencies; `src/main.ts` is what listens. */
-export function createApp(deps: Deps, opts: { webhookSecret: string }) {
+export function createApp(deps: Deps, opts: { webhookSecret: string; quoteGate?: WaitGate }) {
   return new Elysia()
     .use(errorHandler)
     .use(
@@ -30,7 +31,7 @@ export function createApp(deps: Deps, opts: { webhookSecret: string }) {
     .use(jobRoutes(deps))
     .use(orderRoutes(deps))
     .use(webhookRoutes(deps, opts.webhookSecret))
-    .use(quoteRoutes(deps))
+    .use(quoteRoutes(deps, opts.quoteGate))
     .use(userRoutes(deps));
 }
 

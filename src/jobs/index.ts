@@ -8,7 +8,7 @@ import { getJob, submitJob } from "./service.ts";
 export const jobRoutes = (deps: Deps) =>
   new Elysia({ name: "jobs", prefix: "/jobs" })
     .post(
-      "/",
+      "",
       async ({ body, set, status }) => {
         const id = await submitJob(deps, body);
         set.headers.location = `/jobs/${encodeURIComponent(id)}`;

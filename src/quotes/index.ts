@@ -9,7 +9,7 @@ import { requestQuote, settledQuote, WaitGate, waitBudgetMs } from "./service.ts
  * quote, or 202 + Location once the deadline passes (the work goes on),
  * 503 when too many requests already wait, 504 when the quote timed out.
  */
-export const quoteRoutes = (deps: Deps, gate = new WaitGate(deps.config.quoteMaxWaiting)) => {
+export const quoteRoutes = (deps: Deps, gate: WaitGate = new WaitGate(deps.config.quoteMaxWaiting)) => {
   /** Headers and body of a 202 for a quote that is still being computed. */
   const pending = (id: string, set: { headers: Record<string, string | number> }) => {
     set.headers.location = `/price-quote/${encodeURIComponent(id)}`;
@@ -18,7 +18,7 @@ export const quoteRoutes = (deps: Deps, gate = new WaitGate(deps.config.quoteMax
   };
   return new Elysia({ name: "quotes", prefix: "/price-quote" })
     .post(
-      "/",
+      "",
       async ({ body, headers, request, set, status }) => {
         const budget = waitBudgetMs(
           headers.prefer ?? null,

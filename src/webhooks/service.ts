@@ -1,6 +1,6 @@
 import type { TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
-import { Webhook } from "standardwebhooks";
+import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import type { Deps } from "../deps.ts";
 import { conflict, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
 import { shipJobId } from "../orders/index.ts";
@@ -16,7 +16,10 @@ export function verifySignature(secret: string, raw: string, headers: Headers): 
       "webhook-signature": headers.get("webhook-signature") ?? "",
     });
   } catch (error) {
-    throw new HttpError(401, "invalid_signature", `webhook rejected: ${(error as Error).message}`);
+    // verify() also parses the payload once the signature matches; only its own error means a bad signature.
+    if (error instanceof WebhookVerificationError) {
+      throw new HttpError(401, "invalid_signature", `webhook rejected: ${error.message}`);
+    }
   }
 }
 

@@ -7,6 +7,7 @@ import { startSandbox } from "../../harness/fakes/sandbox.ts";
 import { type App, createApp } from "../../src/app.ts";
 import { type Config, GROUPS, loadConfig, targetsFor } from "../../src/config.ts";
 import { makeDeps } from "../../src/deps.ts";
+import { WaitGate } from "../../src/quotes/service.ts";
 import { registerGroup } from "../../workers/register.ts";
 
 export const TEST_SECRET = `whsec_${Buffer.from("route-tests-secret-0123456789abcd").toString("base64")}`;
@@ -38,7 +39,8 @@ export async function startColocatedApi(env: Record<string, string> = {}) {
   const targets = targetsFor(config, "api");
   const closers: { close(): Promise<void> }[] = [];
   for (const g of GROUPS) closers.push(await registerGroup(resonate, g, config, targets));
-  const app: App = createApp(makeDeps(resonate, config, targets), { webhookSecret: TEST_SECRET });
+  const quoteGate = new WaitGate(config.quoteMaxWaiting);
+  const app: App = createApp(makeDeps(resonate, config, targets), { webhookSecret: TEST_SECRET, quoteGate });
   app.listen({ port: 0, hostname: "127.0.0.1" });
   sandbox.payment.webhookUrl = `http://127.0.0.1:${app.server?.port}/webhooks/payment`;
 
@@ -57,7 +59,7 @@ export async function startColocatedApi(env: Record<string, string> = {}) {
     await sandbox.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { app, config, sandbox, resonate, request, stop, [Symbol.asyncDispose]: stop };
+  return { app, config, sandbox, resonate, quoteGate, request, stop, [Symbol.asyncDispose]: stop };
 }
 
 /** Signs a webhook body the way a Standard Webhooks sender does. */
