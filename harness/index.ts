@@ -3,6 +3,10 @@
  *
  *   import { startResonateServer, spawnProcess, waitFor } from "../harness";
  */
+
+export { Carrier, type Shipment } from "./fakes/carrier.ts";
+export { type Charge, DECLINED_SOURCE, PaymentProvider } from "./fakes/payment.ts";
+export { type Sandbox, type SandboxOptions, startSandbox } from "./fakes/sandbox.ts";
 export { type ChildProcess, freePort, PROCESS_DEFAULTS, type SpawnOptions, spawnProcess } from "./process.ts";
 export {
   decodeValue,
@@ -14,4 +18,6 @@ export {
   protocolCall,
 } from "./protocol.ts";
 export { type ResonateServer, type ResonateServerOptions, startResonateServer } from "./resonate-server.ts";
+export { type ApiProcess, type SpawnWorkerOptions, spawnApi, spawnWorker } from "./service.ts";
 export { type WaitForOptions, waitFor } from "./wait-for.ts";
+export { type Delivery, type SendWebhookOptions, sendWebhook, webhookHeaders } from "./webhooks.ts";

@@ -3,29 +3,153 @@
  *
  *   npm start            (or: bun harness/start.ts)
  *
- * Without RESONATE_URL it runs the harness Resonate server on a SQLite file
- * in DATA_DIR (default .data/) on RESONATE_PORT (default 8001). Stops
- * everything it started on SIGINT/SIGTERM.
+ * - the harness Resonate server on RESONATE_PORT (8001), state in DATA_DIR
+ *   (.data/resonate.db), unless RESONATE_URL points at a running server;
+ * - the sandbox payment provider and carrier on SANDBOX_PORT (4010), ledgers
+ *   in DATA_DIR/sandbox, unless PAYMENT_URL / CARRIER_URL are set;
+ * - WORKERS_PER_GROUP worker processes for each group (restarted if they die),
+ *   or none with MODE=colocated;
+ * - the API on PORT (3000).
+ *
+ * Ctrl-C (SIGINT) or SIGTERM stops the API, then the workers, then the
+ * sandbox and the server. Starting again resumes everything in flight.
  */
-import { join, resolve } from "node:path";
-import { startResonateServer } from "./resonate-server.ts";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError, GROUPS, loadConfig } from "../src/config.ts";
+import { startSandbox } from "./fakes/sandbox.ts";
+import type { ChildProcess } from "./process.ts";
+import { type ResonateServer, startResonateServer } from "./resonate-server.ts";
+import { type ApiProcess, spawnApi, spawnWorker } from "./service.ts";
 
-const dataDir = resolve(process.env.DATA_DIR ?? ".data");
-const port = Number(process.env.RESONATE_PORT ?? 8001);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`RESONATE_PORT must be a port number, got "${process.env.RESONATE_PORT}"`);
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (error) {
+  console.error(error instanceof ConfigError ? `start: ${error.message}` : error);
   process.exit(2);
 }
 
-const server = await startResonateServer({ port, dbPath: join(dataDir, "resonate.db") });
-console.log(`resonate server: ${server.url} (state in ${server.dbPath})`);
-
-let stopping = false;
-async function shutdown() {
-  if (stopping) return;
-  stopping = true;
-  await server.stop();
-  process.exit(0);
+/** WEBHOOK_SECRET, else the one kept in DATA_DIR from an earlier start, else a new one kept there. */
+function webhookSecretFor(dataDir: string, configured: string | undefined): string {
+  if (configured) return configured;
+  const file = join(dataDir, "webhook-secret");
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const secret = `whsec_${randomBytes(24).toString("base64")}`;
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  console.log(
+    `start: WEBHOOK_SECRET was not set; generated one and kept it in ${file}:\n  WEBHOOK_SECRET=${secret}`,
+  );
+  return secret;
 }
-process.on("SIGINT", shutdown);
-process.on("SIGTERM", shutdown);
+const webhookSecret = webhookSecretFor(config.dataDir, config.webhookSecret);
+
+let server: ResonateServer | undefined;
+let stopping = false;
+const workers = new Set<ChildProcess>();
+let api: ApiProcess | undefined;
+
+let resonateUrl = config.resonateUrl;
+if (!resonateUrl) {
+  server = await startResonateServer({
+    port: config.resonatePort,
+    dbPath: join(config.dataDir, "resonate.db"),
+  });
+  resonateUrl = server.url;
+  console.log(`start: resonate server ${resonateUrl} (state in ${server.dbPath})`);
+} else {
+  console.log(`start: using the Resonate server at ${resonateUrl}`);
+}
+
+const apiBase = `http://127.0.0.1:${config.port}`;
+const usesSandbox = !process.env.PAYMENT_URL || !process.env.CARRIER_URL;
+const sandbox = usesSandbox
+  ? startSandbox({
+      port: Number(new URL(config.paymentUrl).port),
+      dataDir: join(config.dataDir, "sandbox"),
+      webhookUrl: `${apiBase}/webhooks/payment`,
+      webhookSecret,
+    })
+  : undefined;
+if (sandbox)
+  console.log(`start: sandbox payment provider ${sandbox.paymentUrl}, carrier ${sandbox.carrierUrl}`);
+
+const childEnv = {
+  RESONATE_URL: resonateUrl,
+  WEBHOOK_SECRET: webhookSecret,
+  PAYMENT_URL: config.paymentUrl,
+  CARRIER_URL: config.carrierUrl,
+  DATA_DIR: config.dataDir,
+  DATABASE_URL: config.databaseUrl,
+};
+
+/** Keeps one worker slot filled: when its process dies unexpectedly, a new one starts after a short pause. */
+async function superviseWorker(group: string, slot: number): Promise<void> {
+  let backoffMs = 500;
+  while (!stopping) {
+    let child: ChildProcess;
+    try {
+      [child] = (await spawnWorker({ group, env: childEnv })) as [ChildProcess];
+    } catch (error) {
+      console.error(`start: worker ${group}#${slot} failed to start: ${(error as Error).message}`);
+      await Bun.sleep(backoffMs);
+      backoffMs = Math.min(backoffMs * 2, 10_000);
+      continue;
+    }
+    backoffMs = 500;
+    if (stopping) {
+      await child.stop();
+      return;
+    }
+    workers.add(child);
+    console.log(`start: worker ${group}#${slot} pid ${child.pid}`);
+    const code = await child.exited;
+    workers.delete(child);
+    if (stopping) return;
+    console.error(
+      `start: worker ${group}#${slot} (pid ${child.pid}) exited with ${code}; restarting\n${child.output().slice(-2000)}`,
+    );
+    await Bun.sleep(backoffMs);
+  }
+}
+
+const supervisors: Promise<void>[] = [];
+if (!config.colocated) {
+  for (const group of GROUPS) {
+    for (let slot = 0; slot < config.workersPerGroup; slot++) supervisors.push(superviseWorker(group, slot));
+  }
+}
+
+try {
+  api = await spawnApi({
+    env: { ...childEnv, PORT: String(config.port), MODE: config.colocated ? "colocated" : "distributed" },
+  });
+} catch (error) {
+  console.error(`start: the API did not start: ${(error as Error).message}`);
+  await shutdown(1);
+}
+if (sandbox && api) sandbox.payment.webhookUrl = `${api.url}/webhooks/payment`;
+console.log(`\nready: API ${api?.url}   docs ${api?.url}/docs   (Ctrl-C stops everything)\n`);
+
+async function shutdown(code = 0): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    console.log("start: stopping");
+    await api?.stop();
+    await Promise.all([...workers].map((w) => w.stop()));
+    await Promise.all(supervisors);
+    await sandbox?.stop();
+    await server?.stop();
+  }
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown());
+process.on("SIGTERM", () => void shutdown());
+api?.exited.then((code) => {
+  if (!stopping) {
+    console.error(`start: the API exited with ${code}:\n${api?.output().slice(-2000)}`);
+    void shutdown(1);
+  }
+});

@@ -56,7 +56,7 @@ export class PaymentProvider {
   readonly #webhook: Webhook;
 
   constructor(opts: PaymentProviderOptions) {
-    this.#opts = { webhookDelayMs: 200, maxAttempts: 12, ...opts };
+    this.#opts = { ...opts, webhookDelayMs: opts.webhookDelayMs ?? 200, maxAttempts: opts.maxAttempts ?? 12 };
     this.webhookUrl = opts.webhookUrl;
     this.#db = new Database(opts.ledgerPath, { create: true, strict: true });
     this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Resonate } from "@resonatehq/sdk";
-import { Webhook } from "standardwebhooks";
 import { startSandbox } from "../../harness/fakes/sandbox.ts";
+import { webhookHeaders } from "../../harness/webhooks.ts";
 import { type App, createApp } from "../../src/app.ts";
 import { type Config, GROUPS, loadConfig, targetsFor } from "../../src/config.ts";
 import { makeDeps } from "../../src/deps.ts";
@@ -69,10 +69,5 @@ export function signedHeaders(
   at = new Date(),
   id = `msg_${crypto.randomUUID()}`,
 ) {
-  return {
-    "content-type": "application/json",
-    "webhook-id": id,
-    "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
-    "webhook-signature": new Webhook(secret).sign(id, at, body),
-  };
+  return webhookHeaders(secret, body, id, at);
 }
