@@ -39,6 +39,57 @@ function body(code: string, message: string, details?: unknown): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }
 
+type SchemaLike = {
+  anyOf?: SchemaLike[];
+  type?: string;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  minItems?: number;
+  maxItems?: number;
+  pattern?: string;
+  const?: unknown;
+  description?: string;
+};
+
+/** What a field must be, in words, from its schema (Elysia wraps numbers in unions, whose own message says little). */
+export function expectation(schema: SchemaLike | undefined): string | undefined {
+  if (!schema) return undefined;
+  if (schema.anyOf?.length) {
+    const consts = schema.anyOf.filter((s) => s.const !== undefined).map((s) => JSON.stringify(s.const));
+    if (consts.length === schema.anyOf.length) return `must be one of ${consts.join(", ")}`;
+    // Elysia accepts numeric strings for numbers: describe the number, not the string.
+    return expectation(schema.anyOf.find((s) => s.type === "integer" || s.type === "number") ?? schema.anyOf[0]);
+  }
+  const range = (lo?: number, hi?: number, unit = "") =>
+    lo !== undefined && hi !== undefined
+      ? ` from ${lo} to ${hi}${unit}`
+      : lo !== undefined
+        ? ` of at least ${lo}${unit}`
+        : hi !== undefined
+          ? ` of at most ${hi}${unit}`
+          : "";
+  switch (schema.type) {
+    case "integer":
+      return `must be an integer${range(schema.minimum, schema.maximum)}`;
+    case "number":
+      return `must be a number${range(schema.minimum, schema.maximum)}`;
+    case "string":
+      return schema.pattern
+        ? `must be a string matching ${schema.pattern}`
+        : `must be a string${range(schema.minLength, schema.maxLength, " characters")}`;
+    case "array":
+      return `must be an array${range(schema.minItems, schema.maxItems, " items")}`;
+    case "boolean":
+      return "must be true or false";
+    case "object":
+      return "must be an object";
+    default:
+      return undefined;
+  }
+}
+
 /** `/items/0/qty` → `items[0].qty` */
 function fieldName(path: string): string {
   return path
@@ -65,10 +116,12 @@ export const errorHandler = new Elysia({ name: "error-handler" }).onError(
     if (error instanceof ValidationError || code === "VALIDATION") {
       const v = error as ValidationError;
       const where = v.type === "body" ? "body" : v.type;
-      const details = v.all.map((e) => ({
-        field: fieldName("path" in e ? String(e.path) : "") || where,
-        message: "summary" in e && e.summary ? String(e.summary) : String(e.message),
-      }));
+      const details = v.all.map((e) => {
+        const field = fieldName("path" in e ? String(e.path) : "") || where;
+        const expected = "schema" in e ? expectation(e.schema as SchemaLike) : undefined;
+        const got = "value" in e && e.value !== undefined ? `, got ${JSON.stringify(e.value)}` : " (missing)";
+        return { field, message: expected ? `${expected}${got}` : String(e.message) };
+      });
       const first = details[0];
       set.status = 422;
       return body(
