@@ -60,7 +60,9 @@ export function expectation(schema: SchemaLike | undefined): string | undefined 
     const consts = schema.anyOf.filter((s) => s.const !== undefined).map((s) => JSON.stringify(s.const));
     if (consts.length === schema.anyOf.length) return `must be one of ${consts.join(", ")}`;
     // Elysia accepts numeric strings for numbers: describe the number, not the string.
-    return expectation(schema.anyOf.find((s) => s.type === "integer" || s.type === "number") ?? schema.anyOf[0]);
+    return expectation(
+      schema.anyOf.find((s) => s.type === "integer" || s.type === "number") ?? schema.anyOf[0],
+    );
   }
   const range = (lo?: number, hi?: number, unit = "") =>
     lo !== undefined && hi !== undefined
