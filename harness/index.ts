@@ -7,6 +7,7 @@
 export { Carrier, type Shipment } from "./fakes/carrier.ts";
 export { type Charge, DECLINED_SOURCE, PaymentProvider } from "./fakes/payment.ts";
 export { type Sandbox, type SandboxOptions, startSandbox } from "./fakes/sandbox.ts";
+export { type Postgres, startPostgres } from "./postgres.ts";
 export { type ChildProcess, freePort, PROCESS_DEFAULTS, type SpawnOptions, spawnProcess } from "./process.ts";
 export {
   decodeValue,

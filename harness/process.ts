@@ -21,7 +21,7 @@ export interface SpawnOptions {
   /** Extra environment (merged over this process's environment). */
   env?: Record<string, string | undefined>;
   cwd?: string;
-  /** The process is ready once a line of its stdout matches this. */
+  /** The process is ready once a line it prints (stdout or stderr) matches this. */
   readyLine?: RegExp;
   readyTimeoutMs?: number;
 }
@@ -45,7 +45,6 @@ export interface ChildProcess extends AsyncDisposable {
 
 export function spawnProcess(opts: SpawnOptions): ChildProcess {
   let output = "";
-  let lineBuffer = "";
   let exitedFlag = false;
   let resolveReady!: (m: RegExpMatchArray) => void;
   let rejectReady!: (e: Error) => void;
@@ -67,14 +66,14 @@ export function spawnProcess(opts: SpawnOptions): ChildProcess {
     stderr: "pipe",
   });
 
-  const append = (text: string, fromStdout: boolean) => {
+  const partial = { stdout: "", stderr: "" };
+  const append = (text: string, stream: "stdout" | "stderr") => {
     output += text;
     if (output.length > PROCESS_DEFAULTS.outputLimit) output = output.slice(-PROCESS_DEFAULTS.outputLimit);
     if (echo) process.stderr.write(text.replace(/^(?=.)/gm, `[${opts.name}] `));
-    if (fromStdout && !isReady && readyRe) {
-      lineBuffer += text;
-      const lines = lineBuffer.split("\n");
-      lineBuffer = lines.pop() ?? "";
+    if (!isReady && readyRe) {
+      const lines = (partial[stream] + text).split("\n");
+      partial[stream] = lines.pop() ?? "";
       for (const line of lines) {
         const m = line.match(readyRe);
         if (m) {
@@ -85,11 +84,11 @@ export function spawnProcess(opts: SpawnOptions): ChildProcess {
       }
     }
   };
-  const pump = async (stream: ReadableStream<Uint8Array>, fromStdout: boolean) => {
+  const pump = async (stream: ReadableStream<Uint8Array>, name: "stdout" | "stderr") => {
     const decoder = new TextDecoder();
-    for await (const chunk of stream) append(decoder.decode(chunk, { stream: true }), fromStdout);
+    for await (const chunk of stream) append(decoder.decode(chunk, { stream: true }), name);
   };
-  const pumps = Promise.all([pump(child.stdout, true), pump(child.stderr, false)]).catch(() => {});
+  const pumps = Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]).catch(() => {});
 
   const exited = child.exited.then(async (code) => {
     exitedFlag = true;
