@@ -78,6 +78,28 @@ describe("POST /price-quote and GET /price-quote/:quote_id", () => {
     expect(api.quoteGate.waiting).toBe(0);
   });
 
+  test("a client that goes away stops its wait at once: no timer or waiter is left, the quote still completes", async () => {
+    await using api = await startColocatedApi({ PRICING_DELAY_MS: "500", QUOTE_DEADLINE_MS: "10000" });
+    const client = new AbortController();
+    const pending = api.app.handle(
+      new Request("http://api.test/price-quote", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ sku: "sku-11", qty: 1 }),
+        signal: client.signal,
+      }),
+    );
+    await waitFor(() => api.quoteGate.waiting === 1, { message: "request waiting" });
+    client.abort();
+    const res = await pending;
+    expect(res.status).toBe(202);
+    expect(api.quoteGate.waiting).toBe(0);
+    const location = res.headers.get("location") as string;
+    await waitFor(async () => (await api.request("GET", location)).status === 200, {
+      message: "quote completed",
+    });
+  });
+
   test("a quote whose workflow timed out answers 504", async () => {
     await using api = await startColocatedApi({
       PRICING_DELAY_MS: "1500",

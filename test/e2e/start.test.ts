@@ -1,0 +1,77 @@
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { freePort, sendWebhook, spawnProcess, waitFor } from "../../harness/index.ts";
+import { E2E_TIMEOUT } from "../fixtures.ts";
+import { call } from "./stack.ts";
+
+const START = resolve(import.meta.dir, "../../harness/start.ts");
+const SECRET = `whsec_${Buffer.from("start-test-secret-0123456789abcd").toString("base64")}`;
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe("npm start (harness/start.ts)", () => {
+  test(
+    "starts everything, stops every process it started on SIGTERM, and resumes in-flight work on restart",
+    async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "start-test-"));
+      const env = {
+        DATA_DIR: dataDir,
+        PORT: String(freePort()),
+        RESONATE_PORT: String(freePort()),
+        SANDBOX_PORT: String(freePort()),
+        WEBHOOK_SECRET: SECRET,
+        RESONATE_TTL_MS: "2000",
+      };
+      const api = { url: `http://127.0.0.1:${env.PORT}` };
+      const launch = () =>
+        spawnProcess({
+          name: "start",
+          cmd: [process.execPath, START],
+          env,
+          readyLine: /^ready: API /,
+          readyTimeoutMs: 30_000,
+        });
+      try {
+        const first = launch();
+        await first.ready;
+        const pids = [...first.output().matchAll(/pid (\d+)/g)].map((m) => Number(m[1]));
+        expect(pids).toHaveLength(4);
+        expect(await call(api, "POST", "/orders/held-1/approve-and-ship")).toMatchObject({ status: 202 });
+        await waitFor(async () => (await call(api, "GET", "/jobs/ship:held-1")).body.status === "running");
+        expect(await first.stop()).toBe(0);
+        for (const pid of pids) expect(alive(pid)).toBe(false);
+
+        await using second = launch();
+        await second.ready;
+        const deliveries = await sendWebhook({
+          url: `${api.url}/webhooks/approval/held-1`,
+          secret: SECRET,
+          body: JSON.stringify({ approved: true, approver: "after-restart" }),
+          retries: 40,
+          backoffMs: 50,
+        });
+        expect(deliveries.at(-1)?.status).toBe(200);
+        const done = await waitFor(
+          async () => {
+            const job = await call(api, "GET", "/jobs/ship:held-1");
+            return job.body.status === "done" ? job.body : undefined;
+          },
+          { timeout: 20_000, message: "held order shipped after restart" },
+        );
+        expect(done.result).toMatchObject({ status: "shipped", approver: "after-restart" });
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    E2E_TIMEOUT,
+  );
+});
