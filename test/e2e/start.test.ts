@@ -9,6 +9,10 @@ import { call } from "./stack.ts";
 const START = resolve(import.meta.dir, "../../harness/start.ts");
 const SECRET = `whsec_${Buffer.from("start-test-secret-0123456789abcd").toString("base64")}`;
 
+/** Pids from the launcher's `start: worker <group>#<slot> pid <n>` lines, in order. */
+const workerPids = (output: string) =>
+  [...output.matchAll(/^start: worker \S+ pid (\d+)$/gm)].map((m) => Number(m[1]));
+
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -43,8 +47,15 @@ describe("npm start (harness/start.ts)", () => {
       try {
         const first = launch();
         await first.ready;
-        const pids = [...first.output().matchAll(/pid (\d+)/g)].map((m) => Number(m[1]));
+        const pids = workerPids(first.output());
         expect(pids).toHaveLength(4);
+        // A worker that dies is replaced.
+        const victim = pids[0] as number;
+        process.kill(victim, "SIGKILL");
+        await waitFor(() => workerPids(first.output()).length === 5, {
+          message: "worker replaced",
+        });
+        pids.push(...workerPids(first.output()).slice(4));
         expect(await call(api, "POST", "/orders/held-1/approve-and-ship")).toMatchObject({ status: 202 });
         await waitFor(async () => (await call(api, "GET", "/jobs/ship:held-1")).body.status === "running");
         expect(await first.stop()).toBe(0);

@@ -1,5 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { startResonateServer, waitFor } from "../../harness/index.ts";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { protocolCall, startResonateServer, waitFor } from "../../harness/index.ts";
 import {
   clientResult,
   connections,
@@ -127,6 +130,40 @@ describe("resonate server: protocol round trips between SDK processes", () => {
       await waitFor(() => clientResult(client), { timeout: 15_000, message: "client result" });
       expect(clientResult(client)).toBe(42);
       expect(stepCount([worker], "double", id)).toBe(1);
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "--trace writes one {kind, now, req, res} line per protocol call",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "trace-"));
+      const tracePath = join(dir, "trace.ndjson");
+      try {
+        await using server = await startResonateServer({ tracePath });
+        const created = await protocolCall(server.url, "promise.create", {
+          id: "traced",
+          timeoutAt: Date.now() + 60_000,
+          tags: {},
+        });
+        await protocolCall(server.url, "promise.get", { id: "missing" });
+        const lines = readFileSync(tracePath, "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l));
+        expect(lines.map((l) => [l.kind, l.res.head.status])).toEqual([
+          ["promise.create", 200],
+          ["promise.get", 404],
+        ]);
+        expect(lines[0]).toEqual({
+          kind: "promise.create",
+          now: expect.any(Number),
+          req: { id: "traced", timeoutAt: expect.any(Number), param: {}, tags: {} },
+          res: created.body,
+        });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
     E2E_TIMEOUT,
   );
