@@ -1,6 +1,7 @@
 import type { Resonate } from "@resonatehq/sdk";
 import type { Config, Targets } from "./config.ts";
-import { Launcher } from "./shared/durable.ts";
+import { notFound } from "./errors.ts";
+import { isNotFound, Launcher } from "./shared/durable.ts";
 
 /** What every feature's service functions get: the Resonate client, config, where functions run, a clock. */
 export interface Deps {
@@ -18,4 +19,16 @@ export function makeDeps(
   now: () => number = Date.now,
 ): Deps {
   return { resonate, launcher: new Launcher(resonate, config.colocated), config, targets, now };
+}
+
+export type PromiseRecord = Awaited<ReturnType<Resonate["promises"]["get"]>>;
+
+/** Reads a durable promise without waiting; an unknown id is a 404 naming `what`. */
+export async function readPromise(deps: Deps, id: string, what: string): Promise<PromiseRecord> {
+  try {
+    return await deps.resonate.promises.get(id);
+  } catch (error) {
+    if (isNotFound(error)) throw notFound(what);
+    throw error;
+  }
 }

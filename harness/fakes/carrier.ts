@@ -1,5 +1,5 @@
 import { Database } from "bun:sqlite";
-import { apiError, fingerprint, json, randomId, readJsonObject } from "./http.ts";
+import { apiError, fingerprint, idempotentReply, json, randomId, readJsonObject } from "./http.ts";
 
 export interface Shipment {
   id: string;
@@ -77,15 +77,7 @@ export class Carrier {
         );
       return { created: shipment };
     })();
-    if ("conflict" in outcome) {
-      return apiError(
-        422,
-        "idempotency_error",
-        `Idempotency-Key ${key} was already used with a different request`,
-      );
-    }
-    if ("replay" in outcome) return json(200, outcome.replay, { "idempotent-replayed": "true" });
-    return json(201, outcome.created);
+    return idempotentReply(key, outcome, 201);
   };
 
   shipments(): Shipment[] {

@@ -28,3 +28,23 @@ export function fingerprint(body: Record<string, unknown>): string {
 
 export const randomId = (prefix: string) =>
   `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 20)}`;
+
+/** What an idempotent create found: a new record, the one stored under the key, or a key reused with another body. */
+export type IdempotentOutcome<T> = { created: T } | { replay: T } | { conflict: true };
+
+/** Answers an idempotent create the way payment APIs do: replay with a header, conflict with 422. */
+export function idempotentReply<T>(
+  key: string,
+  outcome: IdempotentOutcome<T>,
+  createdStatus: number,
+): Response {
+  if ("conflict" in outcome) {
+    return apiError(
+      422,
+      "idempotency_error",
+      `Idempotency-Key ${key} was already used with a different request`,
+    );
+  }
+  if ("replay" in outcome) return json(200, outcome.replay, { "idempotent-replayed": "true" });
+  return json(createdStatus, outcome.created);
+}

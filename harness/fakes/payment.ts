@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { Webhook } from "standardwebhooks";
-import { apiError, fingerprint, json, randomId, readJsonObject } from "./http.ts";
+import { apiError, fingerprint, idempotentReply, json, randomId, readJsonObject } from "./http.ts";
 
 /** Options of the fake payment provider. */
 export interface PaymentProviderOptions {
@@ -154,15 +154,7 @@ export class PaymentProvider {
         .run(event.id, event.type, JSON.stringify(event), now + this.#opts.webhookDelayMs);
       return { created: charge };
     })();
-    if ("conflict" in outcome) {
-      return apiError(
-        422,
-        "idempotency_error",
-        `Idempotency-Key ${key} was already used with a different request`,
-      );
-    }
-    if ("replay" in outcome) return json(200, outcome.replay, { "idempotent-replayed": "true" });
-    return json(200, strip(outcome.created));
+    return idempotentReply(key, outcome, 200);
   }
 
   /**

@@ -1,6 +1,6 @@
-import type { Deps } from "../deps.ts";
+import { type Deps, readPromise } from "../deps.ts";
 import { conflict, notFound } from "../errors.ts";
-import { decodeValue, invocationOf, isNotFound, jobStatus, type PromiseState } from "../shared/durable.ts";
+import { decodeValue, invocationOf, jobStatus, type PromiseState } from "../shared/durable.ts";
 import type { Job, SubmitJob } from "./model.ts";
 
 /** The workflows a client may read as jobs (not their internal child promises). */
@@ -46,13 +46,7 @@ export async function startOnce(
 /** Reads a job without waiting: running, done (+result), failed (+reason), timed_out or canceled. */
 export async function getJob(deps: Deps, id: string): Promise<Job> {
   if (!JOB_ID.test(id)) throw notFound(`job ${id}`);
-  let promise: Awaited<ReturnType<Deps["resonate"]["promises"]["get"]>>;
-  try {
-    promise = await deps.resonate.promises.get(id);
-  } catch (error) {
-    if (isNotFound(error)) throw notFound(`job ${id}`);
-    throw error;
-  }
+  const promise = await readPromise(deps, id, `job ${id}`);
   const status = jobStatus(promise.state as PromiseState);
   if (status === "done") return { job_id: id, status, result: decodeValue(promise.value?.data) };
   if (status === "failed")

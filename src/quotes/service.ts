@@ -1,18 +1,9 @@
-import type { Deps } from "../deps.ts";
+import type { Quote } from "../../workers/pricing.ts";
+import { type Deps, readPromise } from "../deps.ts";
 import { HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
 import { errorMessage } from "../jobs/service.ts";
-import { decodeValue, isNotFound } from "../shared/durable.ts";
+import { decodeValue } from "../shared/durable.ts";
 import type { QuoteBody, QuoteRequest } from "./model.ts";
-
-interface ComputedQuote {
-  sku: string;
-  qty: number;
-  customer_id: string | null;
-  unit_price_cents: number;
-  discount_bps: number;
-  price_cents: number;
-  currency: string;
-}
 
 const QUOTE_ID = /^quote:[0-9a-f]{32}$/;
 
@@ -33,7 +24,7 @@ export function waitBudgetMs(prefer: string | null, deadlineMs: number, capMs: n
 
 const money = (cents: number) => `${Math.trunc(cents / 100)}.${String(cents % 100).padStart(2, "0")}`;
 
-function toBody(id: string, q: ComputedQuote): QuoteBody {
+function toBody(id: string, q: Quote): QuoteBody {
   return {
     quote_id: id,
     sku: q.sku,
@@ -85,7 +76,7 @@ export async function requestQuote(
   const leave = gate.enter();
   try {
     const id = quoteId(req, deps.now(), deps.config.quoteValidityMs);
-    const handle = await deps.launcher.begin<ComputedQuote>(
+    const handle = await deps.launcher.begin<Quote>(
       id,
       "compute_quote",
       [req.sku, req.qty, ...(req.customer_id ? [req.customer_id] : [])],
@@ -121,20 +112,14 @@ export async function requestQuote(
 /** Reads a quote without waiting. */
 export async function settledQuote(deps: Deps, id: string): Promise<QuoteOutcome> {
   if (!QUOTE_ID.test(id)) throw notFound(`quote ${id}`);
-  let promise: Awaited<ReturnType<Deps["resonate"]["promises"]["get"]>>;
-  try {
-    promise = await deps.resonate.promises.get(id);
-  } catch (error) {
-    if (isNotFound(error)) throw notFound(`quote ${id}`);
-    throw error;
-  }
+  const promise = await readPromise(deps, id, `quote ${id}`);
   switch (promise.state) {
     case "pending":
       return { kind: "pending", id };
     case "resolved":
       return {
         kind: "done",
-        body: toBody(id, decodeValue<ComputedQuote>(promise.value?.data) as ComputedQuote),
+        body: toBody(id, decodeValue<Quote>(promise.value?.data) as Quote),
       };
     case "rejected_timedout":
       throw new HttpError(

@@ -1,7 +1,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
-import type { Deps } from "../deps.ts";
+import { type Deps, readPromise } from "../deps.ts";
 import { conflict, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
 import { shipJobId } from "../orders/index.ts";
 import { decodeValue, encodeValue, isNotFound } from "../shared/durable.ts";
@@ -53,13 +53,7 @@ async function settleOnce<T>(
   value: T,
   agrees: (stored: T) => boolean,
 ): Promise<boolean> {
-  let record: Awaited<ReturnType<Deps["resonate"]["promises"]["get"]>>;
-  try {
-    record = await deps.resonate.promises.get(promiseId);
-  } catch (error) {
-    if (isNotFound(error)) throw notFound(`promise ${promiseId}`);
-    throw error;
-  }
+  let record = await readPromise(deps, promiseId, `promise ${promiseId}`);
   let duplicate = true;
   if (record.state === "pending") {
     record = await deps.resonate.promises.resolve(promiseId, { data: encodeValue(value) });

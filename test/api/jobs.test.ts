@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { waitFor } from "../../harness/index.ts";
-import { startColocatedApi } from "./setup.ts";
+import { json, startColocatedApi } from "./setup.ts";
 
 let api: Awaited<ReturnType<typeof startColocatedApi>>;
 beforeAll(async () => {
@@ -8,10 +8,6 @@ beforeAll(async () => {
 });
 afterAll(() => api.stop());
 
-const json = async (res: Response) => ({
-  status: res.status,
-  body: (await res.json()) as Record<string, unknown>,
-});
 const jobOf = async (id: string) => json(await api.request("GET", `/jobs/${id}`));
 
 describe("POST /jobs and GET /jobs/:id", () => {

@@ -71,3 +71,9 @@ export function signedHeaders(
 ) {
   return webhookHeaders(secret, body, id, at);
 }
+
+/** A response's status and parsed JSON body. */
+export const json = async (res: Response) => ({
+  status: res.status,
+  body: (await res.json()) as Record<string, unknown>,
+});

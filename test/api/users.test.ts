@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startColocatedApi } from "./setup.ts";
+import { json, startColocatedApi } from "./setup.ts";
 
 let api: Awaited<ReturnType<typeof startColocatedApi>>;
 beforeAll(async () => {
@@ -7,10 +7,6 @@ beforeAll(async () => {
 });
 afterAll(() => api.stop());
 
-const json = async (res: Response) => ({
-  status: res.status,
-  body: (await res.json()) as Record<string, unknown>,
-});
 const checkout = (user: string, cart: object[], key?: string) =>
   api.request("POST", `/users/${user}/orders`, { cart }, key ? { "idempotency-key": key } : {});
 

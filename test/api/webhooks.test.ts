@@ -1,17 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { waitFor } from "../../harness/index.ts";
-import { signedHeaders, startColocatedApi, TEST_SECRET } from "./setup.ts";
+import { json, signedHeaders, startColocatedApi, TEST_SECRET } from "./setup.ts";
 
 let api: Awaited<ReturnType<typeof startColocatedApi>>;
 beforeAll(async () => {
   api = await startColocatedApi();
 });
 afterAll(() => api.stop());
-
-const json = async (res: Response) => ({
-  status: res.status,
-  body: (await res.json()) as Record<string, unknown>,
-});
 
 /** Starts approve-and-ship for `id` and waits until the workflow has registered its approval promise. */
 async function waitingForApproval(id: string) {
