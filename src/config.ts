@@ -41,6 +41,8 @@ export interface Config {
   carrierUrl: string;
   /** Extra delay inside compute_quote, for trying the 202 path (ms). */
   pricingDelayMs: number;
+  /** Durable pause between an approval and its shipment (ms). */
+  shipCoolingOffMs: number;
 }
 
 export const DEFAULTS = {
@@ -58,6 +60,7 @@ export const DEFAULTS = {
   RESONATE_TTL_MS: "10000",
   SANDBOX_PORT: "4010",
   PRICING_DELAY_MS: "0",
+  SHIP_COOLING_OFF_MS: "0",
 } as const;
 
 export class ConfigError extends Error {
@@ -127,6 +130,7 @@ export function loadConfig(env: Env = process.env): Config {
     paymentUrl: url(env, "PAYMENT_URL", `${sandbox}/payment`) as string,
     carrierUrl: url(env, "CARRIER_URL", `${sandbox}/carrier`) as string,
     pricingDelayMs: int(env, "PRICING_DELAY_MS", 0, 600_000),
+    shipCoolingOffMs: int(env, "SHIP_COOLING_OFF_MS", 0, 30 * 86_400_000),
   };
 }
 

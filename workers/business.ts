@@ -1,6 +1,7 @@
 import type { Context, Resonate } from "@resonatehq/sdk";
 import type { Targets } from "../src/config.ts";
 import type { LineItem, OrderRow, PricedLine } from "./db.ts";
+import { probe } from "./probes.ts";
 
 export interface BusinessDeps {
   targets: Targets;
@@ -32,9 +33,13 @@ export function registerBusinessFunctions(resonate: Resonate, deps: BusinessDeps
           line_cents: product.unit_price_cents * item.qty,
         });
       }
-      const subtotal = lines.reduce((n, l) => n + l.line_cents, 0);
-      const discount = loyaltyDiscount(history, subtotal);
-      const createdAt = yield* ctx.date.now();
+      const { subtotal, discount, createdAt } = yield* ctx.run(() => {
+        probe("business.price.before", ctx.id);
+        const subtotal = lines.reduce((n, l) => n + l.line_cents, 0);
+        const priced = { subtotal, discount: loyaltyDiscount(history, subtotal), createdAt: Date.now() };
+        probe("business.price.after", ctx.id);
+        return priced;
+      });
       const order = yield* ctx.rpc<OrderRow>(
         "insert_order",
         {

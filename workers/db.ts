@@ -1,5 +1,6 @@
 import type { Context, Resonate } from "@resonatehq/sdk";
 import { SQL } from "bun";
+import { probe } from "./probes.ts";
 
 /** The service database: the only thing the `db` group touches. */
 export type Database = SQL;
@@ -227,30 +228,40 @@ export async function findCallback(sql: Database, kind: string, key: string): Pr
 
 const db = (ctx: Context) => ctx.getDependency("db") as Database;
 
+/** One database step, with probes before and after the write so a test can crash in the middle of the RPC. */
+function step<T>(ctx: Context, name: string, fn: (sql: Database) => Promise<T>) {
+  return ctx.run(async () => {
+    probe(`db.${name}.before`, ctx.id);
+    const result = await fn(db(ctx));
+    probe(`db.${name}.after`, ctx.id);
+    return result;
+  });
+}
+
 /** Registers the db group's durable functions; each one is a single step on the database dependency. */
 export function registerDbFunctions(resonate: Resonate): void {
   resonate.register("query_orders", function* (ctx: Context, userId: string) {
-    return yield* ctx.run(() => queryOrders(db(ctx), userId));
+    return yield* step(ctx, "query_orders", (sql) => queryOrders(sql, userId));
   });
   resonate.register("insert_order", function* (ctx: Context, order: OrderRow) {
-    return yield* ctx.run(() => insertOrder(db(ctx), order));
+    return yield* step(ctx, "insert_order", (sql) => insertOrder(sql, order));
   });
   resonate.register("reserve_stock", function* (ctx: Context, reservationId: string, items: LineItem[]) {
-    return yield* ctx.run(() => reserveStock(db(ctx), reservationId, items));
+    return yield* step(ctx, "reserve_stock", (sql) => reserveStock(sql, reservationId, items));
   });
   resonate.register("release_stock", function* (ctx: Context, reservationId: string) {
-    return yield* ctx.run(() => releaseStock(db(ctx), reservationId));
+    return yield* step(ctx, "release_stock", (sql) => releaseStock(sql, reservationId));
   });
   resonate.register("get_price", function* (ctx: Context, sku: string) {
-    return yield* ctx.run(() => getPrice(db(ctx), sku));
+    return yield* step(ctx, "get_price", (sql) => getPrice(sql, sku));
   });
   resonate.register(
     "register_callback",
     function* (ctx: Context, kind: string, key: string, promiseId: string) {
-      return yield* ctx.run(() => registerCallback(db(ctx), kind, key, promiseId));
+      return yield* step(ctx, "register_callback", (sql) => registerCallback(sql, kind, key, promiseId));
     },
   );
   resonate.register("find_callback", function* (ctx: Context, kind: string, key: string) {
-    return yield* ctx.run(() => findCallback(db(ctx), kind, key));
+    return yield* step(ctx, "find_callback", (sql) => findCallback(sql, kind, key));
   });
 }

@@ -1,12 +1,23 @@
 import type { Context, Resonate } from "@resonatehq/sdk";
 import type { Targets } from "../src/config.ts";
 import type { LineItem, OrderRow, Reservation } from "./db.ts";
+import { probe } from "./probes.ts";
 import type { CarrierClient, PaymentClient } from "./third-parties.ts";
 
 export interface OrderDeps {
   targets: Targets;
   payment: PaymentClient;
   carrier: CarrierClient;
+  /** Durable pause between an approval and the shipment, in which an order can still be stopped (ms). */
+  coolingOffMs: number;
+}
+
+/** Books the shipment; the idempotency key is the workflow id, so a re-run books the same label. */
+async function shipStep(ctx: Context, deps: OrderDeps, orderId: string) {
+  probe("order.ship.before", ctx.id);
+  const shipment = await deps.carrier.ship(`ship:${ctx.id}`, orderId);
+  probe("order.ship.after", ctx.id);
+  return shipment;
 }
 
 /** What the payment provider's webhook settles the payment promise with. */
@@ -60,7 +71,10 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
   resonate.register(
     "process_order",
     function* (ctx: Context, orderId: string, items: LineItem[], source = "tok_visa") {
-      const problem = yield* ctx.run(() => validateItems(items));
+      const problem = yield* ctx.run(() => {
+        probe("order.validate", ctx.id);
+        return validateItems(items);
+      });
       if (problem) return { order_id: orderId, status: "rejected", reason: problem } satisfies OrderResult;
 
       const reservation = yield* ctx.rpc<Reservation>("reserve_stock", ctx.id, items, db(ctx));
@@ -68,16 +82,19 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
         return { order_id: orderId, status: "rejected", reason: reservation.reason } satisfies OrderResult;
 
       const paid = yield* ctx.promise<PaymentOutcome>();
-      const charge = yield* ctx.run(() =>
-        deps.payment.charge({
+      const charge = yield* ctx.run(async () => {
+        probe("order.charge.before", ctx.id);
+        const receipt = await deps.payment.charge({
           idempotencyKey: `charge:${ctx.id}`,
           orderId,
           amountCents: reservation.total_cents,
           currency: "USD",
           source,
           callback: paid.id,
-        }),
-      );
+        });
+        probe("order.charge.after", ctx.id);
+        return receipt;
+      });
       const outcome = yield* paid;
 
       const row = (status: string, tracking: string | null): OrderRow => ({
@@ -106,7 +123,7 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
         } satisfies OrderResult;
       }
 
-      const shipment = yield* ctx.run(() => deps.carrier.ship(`ship:${ctx.id}`, orderId));
+      const shipment = yield* ctx.run(() => shipStep(ctx, deps, orderId));
       const createdAt = yield* ctx.date.now();
       yield* ctx.rpc(
         "insert_order",
@@ -125,7 +142,8 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
 
   /**
    * `approve_then_ship`: create the approval promise, record its id with the
-   * db group so the approval webhook can find it, wait, then ship or stop.
+   * db group so the approval webhook can find it, wait, then (after the
+   * cooling-off pause) ship, or stop.
    */
   resonate.register("approve_then_ship", function* (ctx: Context, orderId: string) {
     const approval = yield* ctx.promise<ApprovalDecision>();
@@ -139,7 +157,8 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
         reason: decision.reason,
       } satisfies ShipResult;
     }
-    const shipment = yield* ctx.run(() => deps.carrier.ship(`ship:${ctx.id}`, orderId));
+    if (deps.coolingOffMs > 0) yield* ctx.sleep(deps.coolingOffMs);
+    const shipment = yield* ctx.run(() => shipStep(ctx, deps, orderId));
     return {
       order_id: orderId,
       status: "shipped",

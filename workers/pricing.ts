@@ -1,6 +1,7 @@
 import type { Context, Resonate } from "@resonatehq/sdk";
 import type { Targets } from "../src/config.ts";
 import { discountBps } from "./db.ts";
+import { probe } from "./probes.ts";
 
 export interface PricingDeps {
   targets: Targets;
@@ -36,16 +37,20 @@ export function registerPricingFunctions(resonate: Resonate, deps: PricingDeps):
       ctx.options({ target: deps.targets.db }),
     );
     if (!product) throw new UnknownSku(`unknown sku ${sku}`);
-    if (deps.delayMs > 0) yield* ctx.run(() => Bun.sleep(deps.delayMs));
-    const bps = discountBps(qty, customer);
-    return {
-      sku,
-      qty,
-      customer_id: customer ?? null,
-      unit_price_cents: product.unit_price_cents,
-      discount_bps: bps,
-      price_cents: quotePrice(product.unit_price_cents, qty, bps),
-      currency: "USD",
-    } satisfies Quote;
+    return yield* ctx.run(async (): Promise<Quote> => {
+      probe("pricing.compute.before", ctx.id);
+      if (deps.delayMs > 0) await Bun.sleep(deps.delayMs);
+      const bps = discountBps(qty, customer);
+      probe("pricing.compute.after", ctx.id);
+      return {
+        sku,
+        qty,
+        customer_id: customer ?? null,
+        unit_price_cents: product.unit_price_cents,
+        discount_bps: bps,
+        price_cents: quotePrice(product.unit_price_cents, qty, bps),
+        currency: "USD",
+      };
+    });
   });
 }

@@ -22,6 +22,7 @@ export async function registerGroup(
         targets,
         payment: paymentClient(config.paymentUrl),
         carrier: carrierClient(config.carrierUrl),
+        coolingOffMs: config.shipCoolingOffMs,
       });
       return { close: async () => {} };
     case "pricing-workers":
