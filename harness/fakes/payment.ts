@@ -159,35 +159,29 @@ export class PaymentProvider {
 
   /**
    * Sends every webhook that is due; failures are retried with exponential
-   * backoff. Returns how many deliveries were attempted.
+   * backoff. `copies` sends each event that many times at once (duplicate and
+   * concurrent deliveries); `shuffle` sends the batch in a random order.
+   * Returns how many events were attempted.
    */
-  async deliverDue(now = Date.now()): Promise<number> {
+  async deliverDue(opts: { now?: number; copies?: number; shuffle?: () => number } = {}): Promise<number> {
     const due = this.#db
       .query<{ id: string; payload: string; attempts: number }, [number]>(
         "SELECT id, payload, attempts FROM events WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50",
       )
-      .all(now);
+      .all(opts.now ?? Date.now());
+    if (opts.shuffle) {
+      const rng = opts.shuffle;
+      for (let i = due.length - 1; i > 0; i--) {
+        const j = Math.floor(rng() * (i + 1));
+        [due[i], due[j]] = [due[j] as (typeof due)[number], due[i] as (typeof due)[number]];
+      }
+    }
     await Promise.all(
       due.map(async (event) => {
-        let status = 0;
-        try {
-          const sentAt = new Date();
-          const res = await fetch(this.webhookUrl, {
-            method: "POST",
-            headers: {
-              "content-type": "application/json",
-              "webhook-id": event.id,
-              "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)),
-              "webhook-signature": this.#webhook.sign(event.id, sentAt, event.payload),
-            },
-            body: event.payload,
-            signal: AbortSignal.timeout(10_000),
-          });
-          status = res.status;
-          await res.body?.cancel();
-        } catch {
-          status = 0;
-        }
+        const statuses = await Promise.all(
+          Array.from({ length: opts.copies ?? 1 }, () => this.#send(event.id, event.payload)),
+        );
+        const status = statuses.find((s) => s >= 200 && s < 300) ?? statuses[0] ?? 0;
         const attempts = event.attempts + 1;
         const done = status >= 200 && status < 300;
         const gaveUp = !done && attempts >= this.#opts.maxAttempts;
@@ -206,6 +200,46 @@ export class PaymentProvider {
       }),
     );
     return due.length;
+  }
+
+  /** One signed POST of an event; the HTTP status, or 0 when the receiver could not be reached. */
+  async #send(id: string, payload: string): Promise<number> {
+    try {
+      const sentAt = new Date();
+      const res = await fetch(this.webhookUrl, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "webhook-id": id,
+          "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)),
+          "webhook-signature": this.#webhook.sign(id, sentAt, payload),
+        },
+        body: payload,
+        signal: AbortSignal.timeout(10_000),
+      });
+      await res.body?.cancel();
+      return res.status;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Delivers due webhooks every `intervalMs` until the returned function is called. */
+  startDelivering(
+    opts: { intervalMs?: number; copies?: number; shuffle?: () => number } = {},
+  ): () => Promise<void> {
+    let inFlight: Promise<unknown> | undefined;
+    const timer = setInterval(() => {
+      inFlight ??= this.deliverDue(opts)
+        .catch(() => 0)
+        .finally(() => {
+          inFlight = undefined;
+        });
+    }, opts.intervalMs ?? 50);
+    return async () => {
+      clearInterval(timer);
+      await inFlight;
+    };
   }
 
   charges(): Charge[] {

@@ -48,19 +48,10 @@ export function startSandbox(opts: SandboxOptions): Sandbox {
       });
     },
   });
-  let delivering = false;
-  const timer = setInterval(async () => {
-    if (delivering) return;
-    delivering = true;
-    try {
-      await payment.deliverDue();
-    } finally {
-      delivering = false;
-    }
-  }, 50);
+  const stopDelivering = payment.startDelivering();
   const url = `http://127.0.0.1:${server.port}`;
   const stop = async () => {
-    clearInterval(timer);
+    await stopDelivering();
     await server.stop(true);
     payment.close();
     carrier.close();
