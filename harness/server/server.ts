@@ -94,6 +94,10 @@ export class ProtocolServer {
       validateData((parsed as { kind: string }).kind, (parsed as { data: Record<string, unknown> }).data);
     if (invalid) return this.#error(invalid.status, parsed, invalid.message);
     if (!isRequest(parsed)) return this.#error(400, parsed, "Invalid request: malformed data");
+    if (parsed.kind === "task.heartbeat" && parsed.data.tasks.length === 0) {
+      // The SDK heartbeats by process: an empty list extends every lease this pid holds.
+      parsed.data.tasks = this.#leasesOf(parsed.data.pid);
+    }
     return this.#apply(parsed, now);
   }
 
@@ -179,6 +183,14 @@ export class ProtocolServer {
     } catch (error) {
       this.#fatal(error, undefined);
     }
+  }
+
+  #leasesOf(pid: string): { id: string; version: number }[] {
+    const held: { id: string; version: number }[] = [];
+    for (const task of this.#engine.tasks.values()) {
+      if (task.state === "acquired" && task.pid === pid) held.push({ id: task.id, version: task.version });
+    }
+    return held;
   }
 
   #setRetryTimeout(id: string, timeout: number): void {

@@ -197,7 +197,6 @@ export function validateData(kind: string, data: Obj): Invalid | undefined {
       const err = str(data, "pid", "Process ID is required");
       if (err) return err;
       if (!Array.isArray(data.tasks)) return bad("Invalid request: `tasks` must be an array");
-      if (data.tasks.length === 0) return bad("Tasks array must not be empty");
       for (const task of data.tasks as unknown[]) {
         if (!isObj(task)) return bad("Invalid request: every task must be an object {id, version}");
         const terr =

@@ -167,4 +167,22 @@ describe("resonate server: protocol round trips between SDK processes", () => {
     },
     E2E_TIMEOUT,
   );
+
+  test(
+    "a heartbeat with no task list (as the SDK sends) keeps every lease of that process alive",
+    async () => {
+      // ttl 1000 ms and a step of 2500 ms: without the heartbeat the lease would lapse and the other worker run the step again.
+      await using server = await startResonateServer({ tickMs: 100 });
+      await using worker = await startWorkerFixture(server, { group: "hb", pid: "w1", ttl: 1_000 });
+      await using other = await startWorkerFixture(server, { group: "hb", pid: "w2", ttl: 1_000 });
+      const id = `hb:${runId()}`;
+      await using client = startClientFixture(server, { id, func: "slow", target: "hb", args: [2_500, 7] });
+      await waitFor(() => clientResult(client), { timeout: 15_000, message: "client result" });
+      expect(clientResult(client)).toBe(107);
+      expect(stepCount([worker, other], "slow-start", id)).toBe(1);
+      const reply = await protocolCall(server.url, "task.heartbeat", { pid: "nobody", tasks: [] });
+      expect(reply.status).toBe(200);
+    },
+    E2E_TIMEOUT,
+  );
 });

@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { summaryLine } from "../../harness/chaos/invariants.ts";
+import { probeCount, readProbes } from "../../harness/chaos/probe-log.ts";
+import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
+import { getPromise, getTask, sendWebhook, waitFor } from "../../harness/index.ts";
+import { call } from "../e2e/stack.ts";
+import { E2E_TIMEOUT } from "../fixtures.ts";
+
+let stack: ChaosStack;
+const accepted: string[] = [];
+let kills = 0;
+
+beforeAll(async () => {
+  stack = await startChaosStack({
+    env: { SHIP_COOLING_OFF_MS: "2000" },
+    groupEnv: { "pricing-workers": { PRICING_DELAY_MS: "1500" } },
+  });
+}, E2E_TIMEOUT);
+
+afterAll(async () => {
+  const report = await stack.report(accepted);
+  console.log(summaryLine("restarts", report, kills));
+  await stack.stop();
+  expect(report).toMatchObject({ lost: 0, duplicate_effects: 0, duplicate_rows: 0, stock_mismatches: 0 });
+}, E2E_TIMEOUT);
+
+const approve = (orderId: string) =>
+  sendWebhook({
+    url: `${stack.api.url}/webhooks/approval/${orderId}`,
+    secret: CHAOS_SECRET,
+    body: JSON.stringify({ approved: true, approver: "restart-test" }),
+    retries: 60,
+    backoffMs: 100,
+  });
+
+const done = (id: string) =>
+  waitFor(
+    async () => {
+      const job = await call(stack.api, "GET", `/jobs/${id}`);
+      return job.body.status === "done" ? job.body : undefined;
+    },
+    { timeout: 40_000, message: `${id} done` },
+  );
+
+describe("the Resonate server killed and restarted under suspended and running workflows", () => {
+  test(
+    "workflows waiting on a webhook, sleeping, and in the middle of an RPC all complete",
+    async () => {
+      // Waiting on its approval webhook.
+      await call(stack.api, "POST", "/orders/rs-waiting/approve-and-ship");
+      accepted.push("ship:rs-waiting");
+      // Approved, now in its durable cooling-off sleep.
+      await call(stack.api, "POST", "/orders/rs-sleeping/approve-and-ship");
+      accepted.push("ship:rs-sleeping");
+      expect((await approve("rs-sleeping")).at(-1)?.status).toBe(200);
+      // A quote whose pricing step is running (the API → pricing RPC is open).
+      const quote = await call(
+        stack.api,
+        "POST",
+        "/price-quote",
+        { sku: "sku-31", qty: 2 },
+        { prefer: "wait=0.2" },
+      );
+      expect(quote.status).toBe(202);
+      const quoteId = String(quote.body.quote_id);
+      // An order somewhere in its run.
+      await call(stack.api, "POST", "/jobs", { order_id: "rs-order", items: [{ sku: "sku-32", qty: 1 }] });
+      accepted.push("order:rs-order");
+
+      await waitFor(
+        async () => (await getTask(stack.server.url, "ship:rs-sleeping"))?.state === "suspended",
+        {
+          message: "sleeping workflow suspended",
+        },
+      );
+      await waitFor(
+        async () =>
+          (await getPromise(stack.server.url, "ship:rs-sleeping.3"))?.tags["resonate:timer"] === "true",
+        {
+          message: "cooling-off timer created",
+        },
+      );
+      await waitFor(() => probeCount(readProbes(stack.probeLog), "pricing.compute.before", quoteId) === 1, {
+        message: "pricing step running",
+      });
+
+      await stack.server.kill();
+      kills++;
+      await stack.server.restart();
+
+      expect((await approve("rs-waiting")).at(-1)?.status).toBe(200);
+      expect((await done("ship:rs-waiting")).result).toMatchObject({ status: "shipped" });
+      expect((await done("ship:rs-sleeping")).result).toMatchObject({ status: "shipped" });
+      expect((await done("order:rs-order")).result).toMatchObject({ status: "completed" });
+      const priced = await waitFor(
+        async () => {
+          const r = await call(stack.api, "GET", `/price-quote/${quoteId}`);
+          return r.status === 200 ? r.body : undefined;
+        },
+        { timeout: 40_000, message: "quote done" },
+      );
+      expect(priced).toMatchObject({ sku: "sku-31", qty: 2 });
+      expect(stack.effects("rs-order")).toEqual({ charges: 1, shipments: 1, rows: 1 });
+      expect(stack.effects("rs-sleeping").shipments).toBe(1);
+    },
+    E2E_TIMEOUT,
+  );
+});
+
+describe("the API killed right after it answered 202", () => {
+  test(
+    "the job still completes and a restarted API shows it",
+    async () => {
+      const res = await call(stack.api, "POST", "/jobs", {
+        order_id: "api-killed",
+        items: [{ sku: "sku-33", qty: 1 }],
+      });
+      expect(res.status).toBe(202);
+      accepted.push("order:api-killed");
+      await stack.api.kill();
+      kills++;
+      await stack.api.restart();
+      expect((await done("order:api-killed")).result).toMatchObject({
+        order_id: "api-killed",
+        status: "completed",
+      });
+      expect(stack.effects("api-killed")).toEqual({ charges: 1, shipments: 1, rows: 1 });
+    },
+    E2E_TIMEOUT,
+  );
+});
