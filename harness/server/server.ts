@@ -58,6 +58,9 @@ export class ProtocolServer {
   readonly #engine = new Engine();
   readonly #store: Store;
   readonly #outbox = new Map<string, OutboxEntry>();
+  /** pid → task id → version: leases confirmed since this server started (see #leasesOf). */
+  readonly #leases = new Map<string, Map<string, number>>();
+  readonly #leaseOwner = new Map<string, string>();
   readonly #opts: ServerOptions;
   #timer: ReturnType<typeof setInterval> | undefined;
   #failed = false;
@@ -145,6 +148,7 @@ export class ProtocolServer {
       return this.#fatal(error, req);
     }
     for (const entry of sent) this.#outbox.set(entry.key, entry);
+    this.#observeLeases(req, result);
     const { corrId, version } = req.head;
     const data =
       req.kind === "debug.snap"
@@ -168,6 +172,22 @@ export class ProtocolServer {
     return { status: result.response.head.status, body };
   }
 
+  #observeLeases(req: Request, result: ReturnType<Engine["apply"]>): void {
+    for (const change of result.changes) {
+      if (change.kind === "task.set") this.#trackLease(change.task.id);
+    }
+    const ok = result.response.head.status === 200 || result.response.head.status === 300;
+    if (!ok) return;
+    if (req.kind === "task.fence" || req.kind === "task.suspend" || req.kind === "task.fulfill") {
+      this.#trackLease(req.data.id);
+    } else if (req.kind === "task.heartbeat") {
+      for (const t of req.data.tasks) this.#trackLease(t.id);
+    } else if (req.kind === "debug.reset") {
+      this.#leases.clear();
+      this.#leaseOwner.clear();
+    }
+  }
+
   /** Tries to hand undelivered messages to connected processes; what reaches one leaves the outbox. */
   #flush(entries: Iterable<OutboxEntry> = [...this.#outbox.values()]): void {
     const done: string[] = [];
@@ -185,12 +205,35 @@ export class ProtocolServer {
     }
   }
 
+  /**
+   * The leases a pid has shown it still works on since this server started:
+   * tasks it acquired here, or fenced, suspended or fulfilled here. A lease
+   * that came back from disk after a restart is not among them until its
+   * process touches the task again, so a task its process gave up while the
+   * server was down (the SDK's release failed too) lapses and moves on
+   * instead of being kept alive forever by that process's heartbeats.
+   */
   #leasesOf(pid: string): { id: string; version: number }[] {
-    const held: { id: string; version: number }[] = [];
-    for (const task of this.#engine.tasks.values()) {
-      if (task.state === "acquired" && task.pid === pid) held.push({ id: task.id, version: task.version });
+    return [...(this.#leases.get(pid) ?? new Map<string, number>())].map(([id, version]) => ({
+      id,
+      version,
+    }));
+  }
+
+  #trackLease(taskId: string): void {
+    const task = this.#engine.tasks.get(taskId);
+    const owner = this.#leaseOwner.get(taskId);
+    if (owner !== undefined && (task?.state !== "acquired" || task.pid !== owner)) {
+      this.#leases.get(owner)?.delete(taskId);
+      if (this.#leases.get(owner)?.size === 0) this.#leases.delete(owner);
+      this.#leaseOwner.delete(taskId);
     }
-    return held;
+    if (task?.state === "acquired" && task.pid !== undefined) {
+      const held = this.#leases.get(task.pid) ?? new Map<string, number>();
+      held.set(taskId, task.version);
+      this.#leases.set(task.pid, held);
+      this.#leaseOwner.set(taskId, task.pid);
+    }
   }
 
   #setRetryTimeout(id: string, timeout: number): void {

@@ -12,7 +12,7 @@ let kills = 0;
 
 beforeAll(async () => {
   stack = await startChaosStack({
-    env: { SHIP_COOLING_OFF_MS: "2000" },
+    env: { SHIP_COOLING_OFF_MS: "4000" },
     groupEnv: { "pricing-workers": { PRICING_DELAY_MS: "1500" } },
   });
 }, E2E_TIMEOUT);
@@ -75,7 +75,8 @@ describe("the Resonate server killed and restarted under suspended and running w
       );
       await waitFor(
         async () =>
-          (await getPromise(stack.server.url, "ship:rs-sleeping.3"))?.tags["resonate:timer"] === "true",
+          // approve_then_ship's children in order: approval promise (.0), register_callback (.1), cooling-off sleep (.2).
+          (await getPromise(stack.server.url, "ship:rs-sleeping.2"))?.tags["resonate:timer"] === "true",
         {
           message: "cooling-off timer created",
         },

@@ -173,4 +173,57 @@ describe("resonate server: kill -9 and restart on the same file loses nothing ac
     },
     E2E_TIMEOUT,
   );
+
+  test(
+    "a lease that comes back from disk is kept alive only by a process that touches the task again",
+    async () => {
+      await using server = await startResonateServer({ tickMs: 50 });
+      const create = (id: string) =>
+        protocolCall(server.url, "task.create", {
+          pid: "p1",
+          ttl: 1_000,
+          action: {
+            kind: "promise.create",
+            head: { corrId: "c", version: "2026-04-01" },
+            data: {
+              id,
+              timeoutAt: Date.now() + 600_000,
+              param: {},
+              tags: { "resonate:target": "poll://any@nobody" },
+            },
+          },
+        });
+      expect((await create("kept")).status).toBe(200);
+      expect((await create("abandoned")).status).toBe(200);
+      const beat = () => protocolCall(server.url, "task.heartbeat", { pid: "p1", tasks: [] });
+
+      await server.kill();
+      await server.restart();
+      // p1 fences "kept" (it is still working on it) but never mentions "abandoned".
+      const fenced = await protocolCall(server.url, "task.fence", {
+        id: "kept",
+        version: 1,
+        action: {
+          kind: "promise.create",
+          head: { corrId: "c", version: "2026-04-01" },
+          data: {
+            id: "kept.0",
+            timeoutAt: Date.now() + 600_000,
+            param: {},
+            tags: { "resonate:origin": "kept" },
+          },
+        },
+      });
+      expect(fenced.status).toBe(200);
+      await waitFor(
+        async () => {
+          await beat();
+          return (await getTask(server.url, "abandoned"))?.state === "pending";
+        },
+        { timeout: 10_000, interval: 200, message: "abandoned lease lapsed" },
+      );
+      expect((await getTask(server.url, "kept"))?.state).toBe("acquired");
+    },
+    E2E_TIMEOUT,
+  );
 });
