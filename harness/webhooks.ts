@@ -22,6 +22,8 @@ export interface SendWebhookOptions {
   /** Retries on non-2xx or a connection error, with exponential backoff from `backoffMs`. Default 0. */
   retries?: number;
   backoffMs?: number;
+  /** Longest pause between retries (ms). Default 2000. */
+  maxBackoffMs?: number;
 }
 
 /** Headers a Standard Webhooks sender puts on a delivery. */
@@ -60,7 +62,9 @@ export async function sendWebhook(opts: SendWebhookOptions): Promise<Delivery[]>
     }
     attempts.push({ status, body: text, attempt });
     if (status >= 200 && status < 300) break;
-    if (attempt <= retries) await Bun.sleep((opts.backoffMs ?? 100) * 2 ** (attempt - 1));
+    if (attempt <= retries) {
+      await Bun.sleep(Math.min((opts.backoffMs ?? 100) * 2 ** (attempt - 1), opts.maxBackoffMs ?? 2_000));
+    }
   }
   return attempts;
 }

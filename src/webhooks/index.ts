@@ -23,8 +23,13 @@ export const webhookRoutes = (deps: Deps, secret: string) =>
     .post(
       "/approval/:id",
       ({ params, body, request }) => {
-        verifySignature(secret, body, request.headers);
-        return acceptApproval(deps, params.id, parseBody<ApprovalWebhook>(WebhookModels.approval, body));
+        const webhookId = verifySignature(secret, body, request.headers);
+        return acceptApproval(
+          deps,
+          params.id,
+          parseBody<ApprovalWebhook>(WebhookModels.approval, body),
+          webhookId,
+        );
       },
       {
         parse: "text",
@@ -37,8 +42,8 @@ export const webhookRoutes = (deps: Deps, secret: string) =>
     .post(
       "/payment",
       ({ body, request }) => {
-        verifySignature(secret, body, request.headers);
-        return acceptPayment(deps, parseBody<PaymentWebhook>(WebhookModels.payment, body));
+        const webhookId = verifySignature(secret, body, request.headers);
+        return acceptPayment(deps, parseBody<PaymentWebhook>(WebhookModels.payment, body), webhookId);
       },
       {
         parse: "text",

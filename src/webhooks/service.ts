@@ -7,8 +7,11 @@ import { shipJobId } from "../orders/index.ts";
 import { decodeValue, encodeValue, isNotFound } from "../shared/durable.ts";
 import type { Accepted, ApprovalWebhook, PaymentWebhook } from "./model.ts";
 
-/** Checks a Standard Webhooks signature (webhook-id, webhook-timestamp, webhook-signature; 5 min tolerance). */
-export function verifySignature(secret: string, raw: string, headers: Headers): void {
+/**
+ * Checks a Standard Webhooks signature (webhook-id, webhook-timestamp,
+ * webhook-signature; 5 min tolerance) and returns the delivery's webhook-id.
+ */
+export function verifySignature(secret: string, raw: string, headers: Headers): string {
   try {
     new Webhook(secret).verify(raw, {
       "webhook-id": headers.get("webhook-id") ?? "",
@@ -21,6 +24,7 @@ export function verifySignature(secret: string, raw: string, headers: Headers): 
       throw new HttpError(401, "invalid_signature", `webhook rejected: ${error.message}`);
     }
   }
+  return headers.get("webhook-id") as string;
 }
 
 /** Parses a verified body against its schema; anything else is a 422 that names the field. */
@@ -43,21 +47,21 @@ export function parseBody<T>(schema: TSchema, raw: string): T {
 }
 
 /**
- * Settles `promiseId` with `value` unless it is already settled. A second
- * delivery that agrees with the first is a duplicate (200); one that
- * contradicts it, or a promise that timed out or was canceled, is a 409.
+ * Settles `promiseId` with `value` unless it is already settled. The value
+ * carries the delivery's `webhook-id`, so whichever delivery's settle won a
+ * race is known: any other delivery that agrees with it is a duplicate
+ * (200); one that contradicts it, or a promise that timed out or was
+ * canceled, is a 409.
  */
-async function settleOnce<T>(
+async function settleOnce<T extends { webhook_id: string }>(
   deps: Deps,
   promiseId: string,
   value: T,
   agrees: (stored: T) => boolean,
 ): Promise<boolean> {
   let record = await readPromise(deps, promiseId, `promise ${promiseId}`);
-  let duplicate = true;
   if (record.state === "pending") {
     record = await deps.resonate.promises.resolve(promiseId, { data: encodeValue(value) });
-    duplicate = false;
   }
   if (record.state !== "resolved") {
     throw conflict(`promise ${promiseId} is no longer waiting (${record.state})`);
@@ -68,7 +72,7 @@ async function settleOnce<T>(
       settled_with: stored,
     });
   }
-  return duplicate;
+  return stored.webhook_id !== value.webhook_id;
 }
 
 /** Approval promise ids by order, once the workflow has registered them (they never change). */
@@ -93,6 +97,7 @@ export async function acceptApproval(
   deps: Deps,
   orderId: string,
   decision: ApprovalWebhook,
+  webhookId: string,
 ): Promise<Accepted> {
   const promiseId = await approvalPromiseId(deps, orderId);
   if (!promiseId) {
@@ -107,7 +112,12 @@ export async function acceptApproval(
       throw error;
     }
   }
-  const value = { approved: decision.approved, approver: decision.approver, reason: decision.reason };
+  const value = {
+    approved: decision.approved,
+    approver: decision.approver,
+    reason: decision.reason,
+    webhook_id: webhookId,
+  };
   const duplicate = await settleOnce(
     deps,
     promiseId,
@@ -118,11 +128,16 @@ export async function acceptApproval(
 }
 
 /** The payment provider's webhook: the event carries the promise id the workflow handed the provider. */
-export async function acceptPayment(deps: Deps, event: PaymentWebhook): Promise<Accepted> {
+export async function acceptPayment(deps: Deps, event: PaymentWebhook, webhookId: string): Promise<Accepted> {
   const { callback, order_id } = event.data;
   if (!callback.startsWith(`order:${order_id}.`))
     throw notFound(`payment promise ${callback} for order ${order_id}`);
-  const value = { type: event.type, charge_id: event.data.charge_id, failure_code: event.data.failure_code };
+  const value = {
+    type: event.type,
+    charge_id: event.data.charge_id,
+    failure_code: event.data.failure_code,
+    webhook_id: webhookId,
+  };
   const duplicate = await settleOnce(
     deps,
     callback,

@@ -1,0 +1,50 @@
+import { describe, expect, test } from "bun:test";
+import { summaryLine } from "../../harness/chaos/invariants.ts";
+import { seededRandom } from "../../harness/chaos/rng.ts";
+import { startChaos } from "../../harness/chaos/scheduler.ts";
+import { CHAOS_SECRET, startChaosStack } from "../../harness/chaos/stack.ts";
+import { runWorkload, waitQuiescent } from "../../harness/chaos/workload.ts";
+
+/** Replay a failing run with CHAOS_SEED=<the seed it printed>. */
+const SEED = Number(process.env.CHAOS_SEED ?? 42);
+
+describe("random chaos: workers, the server and the API killed at random moments", () => {
+  test(`a stream of workflows loses nothing and does nothing twice (seed ${SEED})`, async () => {
+    await using stack = await startChaosStack({
+      groups: { "order-workers": 2, "pricing-workers": 2, db: 2, business: 2 },
+      webhookCopies: 2,
+      webhookShuffleSeed: SEED,
+    });
+    await using chaos = startChaos({
+      seed: SEED,
+      pool: stack.pool,
+      intervalMs: [150, 600],
+      maxKills: 16,
+      server: { handle: stack.server, restarts: 1 },
+      extra: { name: "api", restarts: 1, kill: () => stack.api.kill(), restart: () => stack.api.restart() },
+    });
+    const work = await runWorkload({
+      apiUrl: stack.api.url,
+      webhookSecret: CHAOS_SECRET,
+      rng: seededRandom(SEED + 1),
+      count: 40,
+      concurrency: 6,
+      prefix: `rnd${SEED}`,
+    });
+    await chaos.done;
+    const stillPending = await waitQuiescent(stack.server.url, work.accepted, 60_000);
+    const report = await stack.report(work.accepted, work.webhooks);
+    console.log(summaryLine("chaos", report, chaos.kills + chaos.serverRestarts + chaos.extraRestarts));
+    expect(work.failures).toEqual([]);
+    expect(stillPending).toEqual([]);
+    expect(chaos.kills).toBe(16);
+    expect(chaos.serverRestarts).toBe(1);
+    expect(report).toMatchObject({
+      workflows: 40,
+      lost: 0,
+      duplicate_effects: 0,
+      duplicate_rows: 0,
+      stock_mismatches: 0,
+    });
+  }, 180_000);
+});
