@@ -1,0 +1,136 @@
+/**
+ * The soak: the whole system under random kills, with a stream of jobs,
+ * approvals, checkouts and quotes, then the invariant report.
+ *
+ *   npm run chaos -- --workflows 1000 --kills 200 --server-restarts 3 --seed 42 [--json report.json]
+ *
+ * Exits 1 if any workflow was lost or any effect happened twice.
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { summaryLine } from "./invariants.ts";
+import { seededRandom } from "./rng.ts";
+import { startChaos } from "./scheduler.ts";
+import { CHAOS_SECRET, startChaosStack } from "./stack.ts";
+import { runWorkload, waitQuiescent } from "./workload.ts";
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: {
+    workflows: { type: "string", default: "1000" },
+    kills: { type: "string", default: "200" },
+    "server-restarts": { type: "string", default: "3" },
+    "api-restarts": { type: "string", default: "1" },
+    seed: { type: "string", default: "42" },
+    "workers-per-group": { type: "string", default: "2" },
+    concurrency: { type: "string", default: "16" },
+    "kill-interval-ms": { type: "string", default: "100-400" },
+    "quiesce-timeout-s": { type: "string", default: "180" },
+    json: { type: "string" },
+  },
+});
+
+const num = (name: keyof typeof values) => {
+  const n = Number(values[name]);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`chaos: --${name} must be a whole number, got "${values[name]}"`);
+    process.exit(2);
+  }
+  return n;
+};
+const seed = num("seed");
+const workflows = num("workflows");
+const kills = num("kills");
+const perGroup = Math.max(1, num("workers-per-group"));
+const [killMin, killMax] = String(values["kill-interval-ms"]).split("-").map(Number) as [number, number];
+
+const started = Date.now();
+console.log(
+  `chaos: seed ${seed}, ${workflows} workflows, ${kills} kills, ${values["server-restarts"]} server restarts`,
+);
+const stack = await startChaosStack({
+  groups: { "order-workers": perGroup, "pricing-workers": perGroup, db: perGroup, business: perGroup },
+  webhookCopies: 2,
+  webhookShuffleSeed: seed,
+});
+let exitCode = 1;
+try {
+  const chaos = startChaos({
+    seed,
+    pool: stack.pool,
+    intervalMs: [killMin, killMax],
+    maxKills: kills,
+    server: { handle: stack.server, restarts: num("server-restarts") },
+    extra: {
+      name: "api",
+      restarts: num("api-restarts"),
+      kill: () => stack.api.kill(),
+      restart: () => stack.api.restart(),
+    },
+  });
+  const progress = setInterval(() => {
+    console.log(
+      `chaos: ${Math.round((Date.now() - started) / 1000)} s, ${chaos.kills} kills, ${chaos.serverRestarts} server restarts`,
+    );
+  }, 10_000);
+  const work = await runWorkload({
+    apiUrl: stack.api.url,
+    webhookSecret: CHAOS_SECRET,
+    rng: seededRandom(seed + 1),
+    count: workflows,
+    concurrency: num("concurrency"),
+    prefix: `soak${seed}`,
+    retryForMs: 120_000,
+  });
+  await chaos.done;
+  clearInterval(progress);
+  console.log(
+    `chaos: workload submitted in ${Math.round((Date.now() - started) / 1000)} s; waiting for quiescence`,
+  );
+  await waitQuiescent(stack.server.url, work.accepted, num("quiesce-timeout-s") * 1000);
+  const report = await stack.report(work.accepted, work.webhooks);
+  const full = {
+    seed,
+    workflows: report.workflows,
+    requested: workflows,
+    by_kind: work.byKind,
+    completed: report.completed,
+    failed: report.failed,
+    timed_out: report.timed_out,
+    canceled: report.canceled,
+    pending: report.pending,
+    lost: report.lost + work.failures.length,
+    lost_ids: report.lost_ids,
+    client_failures: work.failures,
+    duplicate_effects: report.duplicate_effects,
+    duplicate_rows: report.duplicate_rows,
+    stock_mismatches: report.stock_mismatches,
+    charges: report.charges,
+    shipments: report.shipments,
+    order_rows: report.order_rows,
+    webhooks: report.webhooks,
+    kills: chaos.kills,
+    server_restarts: chaos.serverRestarts,
+    api_restarts: chaos.extraRestarts,
+    worker_processes_started: stack.pool.processes.length,
+    duration_s: Math.round((Date.now() - started) / 100) / 10,
+  };
+  console.log(JSON.stringify(full, null, 2));
+  console.log(
+    summaryLine(
+      "chaos",
+      { ...report, lost: full.lost },
+      chaos.kills + chaos.serverRestarts + chaos.extraRestarts,
+    ),
+  );
+  if (values.json) writeFileSync(values.json, `${JSON.stringify(full, null, 2)}\n`);
+  const clean =
+    full.lost === 0 &&
+    full.duplicate_effects === 0 &&
+    full.duplicate_rows === 0 &&
+    full.stock_mismatches === 0;
+  exitCode = clean ? 0 : 1;
+} finally {
+  await stack.stop();
+}
+process.exit(exitCode);
