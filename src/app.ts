@@ -1,18 +1,23 @@
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
+import { benchRoutes } from "./bench/index.ts";
 import type { Deps } from "./deps.ts";
 import { errorHandler } from "./errors.ts";
 import { healthRoutes } from "./health/index.ts";
 import { jobRoutes } from "./jobs/index.ts";
 import { orderRoutes } from "./orders/index.ts";
 import { quoteRoutes } from "./quotes/index.ts";
-import type { WaitGate } from "./quotes/service.ts";
+import { WaitGate } from "./quotes/service.ts";
 import { userRoutes } from "./users/index.ts";
 import { webhookRoutes } from "./webhooks/index.ts";
 
 /** The HTTP API, built from its dependencies; `src/main.ts` is what listens. */
-export function createApp(deps: Deps, opts: { webhookSecret: string; quoteGate?: WaitGate }) {
-  return new Elysia()
+export function createApp(
+  deps: Deps,
+  opts: { webhookSecret: string; quoteGate?: WaitGate; benchRoutes?: boolean },
+) {
+  const quoteGate = opts.quoteGate ?? new WaitGate(deps.config.quoteMaxWaiting);
+  const app = new Elysia()
     .use(errorHandler)
     .use(
       openapi({
@@ -31,8 +36,9 @@ export function createApp(deps: Deps, opts: { webhookSecret: string; quoteGate?:
     .use(jobRoutes(deps))
     .use(orderRoutes(deps))
     .use(webhookRoutes(deps, opts.webhookSecret))
-    .use(quoteRoutes(deps, opts.quoteGate))
+    .use(quoteRoutes(deps, quoteGate))
     .use(userRoutes(deps));
+  return opts.benchRoutes ? app.use(benchRoutes(quoteGate)) : app;
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -43,6 +43,8 @@ export interface Config {
   pricingDelayMs: number;
   /** Durable pause between an approval and its shipment (ms). */
   shipCoolingOffMs: number;
+  /** Mount the benchmark routes (`/bench/*`): the load tool's baseline and memory probe. */
+  benchRoutes: boolean;
 }
 
 export const DEFAULTS = {
@@ -76,6 +78,13 @@ function int(env: Env, key: keyof typeof DEFAULTS, min: number, max = Number.MAX
     throw new ConfigError(`${key} must be a whole number from ${min} to ${max}, got "${raw}"`);
   }
   return n;
+}
+
+function flag(env: Env, key: string): boolean {
+  const raw = (env[key] ?? "").trim();
+  if (raw === "" || raw === "0" || raw === "false") return false;
+  if (raw === "1" || raw === "true") return true;
+  throw new ConfigError(`${key} must be 1/true or 0/false, got "${raw}"`);
 }
 
 function url(env: Env, key: string, fallback: string | undefined): string | undefined {
@@ -131,6 +140,7 @@ export function loadConfig(env: Env = process.env): Config {
     carrierUrl: url(env, "CARRIER_URL", `${sandbox}/carrier`) as string,
     pricingDelayMs: int(env, "PRICING_DELAY_MS", 0, 600_000),
     shipCoolingOffMs: int(env, "SHIP_COOLING_OFF_MS", 0, 30 * 86_400_000),
+    benchRoutes: flag(env, "BENCH_ROUTES"),
   };
 }
 

@@ -34,7 +34,10 @@ if (config.colocated) {
   for (const g of GROUPS) closers.push(await registerGroup(resonate, g, config, targets));
 }
 
-const app = createApp(makeDeps(resonate, config, targets), { webhookSecret: config.webhookSecret as string });
+const app = createApp(makeDeps(resonate, config, targets), {
+  webhookSecret: config.webhookSecret as string,
+  benchRoutes: config.benchRoutes,
+});
 app.listen({ port: config.port, hostname: process.env.HOST || "127.0.0.1" });
 const url = `http://${app.server?.hostname}:${app.server?.port}`;
 console.log(

@@ -1,0 +1,388 @@
+/**
+ * Load test of the synchronous quote route (POST /price-quote) against a
+ * baseline that computes the same quote in-process with no durability.
+ *
+ *   npm run load -- --duration 10 --rate 800 [--json load.json] [--html load.html]
+ *   npm run load -- --find-capacity          ramp the rate, then check 2× capacity
+ *   npm run load -- --concurrency 32         closed loop instead of a fixed rate
+ *   npm run load -- --url http://host:3000   an API that is already running (BENCH_ROUTES=1 for the baseline)
+ *   npm run load -- --kill-workers           kill and restart pricing workers during the durable phase
+ *
+ * Checked by the tool itself (exit 1 when one fails): every answer within
+ * the deadline + 50 ms; no 500 and no failed connection; every 202'd quote
+ * completes; the API's heap returns to its starting size after the load.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { ChildProcess } from "../process.ts";
+import { type ResonateServer, startResonateServer } from "../resonate-server.ts";
+import { spawnApi, spawnWorker } from "../service.ts";
+import { drive } from "./driver.ts";
+import { renderHtml } from "./html.ts";
+import { watch } from "./procstat.ts";
+import type { PhaseResult } from "./recorder.ts";
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: {
+    duration: { type: "string", default: "10" },
+    rate: { type: "string" },
+    concurrency: { type: "string" },
+    "deadline-ms": { type: "string", default: "1000" },
+    repeat: { type: "string", default: "0" },
+    "pricing-workers": { type: "string", default: "1" },
+    "find-capacity": { type: "boolean", default: false },
+    "kill-workers": { type: "boolean", default: false },
+    "quote-timeout-ms": { type: "string", default: "5000" },
+    "max-waiting": { type: "string", default: "1000" },
+    url: { type: "string" },
+    json: { type: "string" },
+    html: { type: "string" },
+  },
+});
+
+function num(name: keyof typeof values, min = 0): number {
+  const n = Number(values[name]);
+  if (!Number.isFinite(n) || n < min) {
+    console.error(`load: --${name} must be a number ≥ ${min}, got "${values[name]}"`);
+    process.exit(2);
+  }
+  return n;
+}
+const deadlineMs = num("deadline-ms", 1);
+const durationS = num("duration", 1);
+const repeat = num("repeat");
+if (repeat > 1) {
+  console.error("load: --repeat is the share of requests that repeat a recent quote, 0 to 1");
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------- the system
+const children: ChildProcess[] = [];
+let server: ResonateServer | undefined;
+let dataDir: string | undefined;
+let apiUrl = values.url?.replace(/\/+$/, "");
+const pricing: ChildProcess[] = [];
+const pricingEnv: Record<string, string> = {};
+
+async function startSystem(): Promise<void> {
+  dataDir = mkdtempSync(join(tmpdir(), "load-"));
+  server = await startResonateServer({ dbPath: join(dataDir, "resonate.db") });
+  const env = {
+    RESONATE_URL: server.url,
+    DATA_DIR: dataDir,
+    WEBHOOK_SECRET: `whsec_${Buffer.from("load-test-secret-0123456789abcdef").toString("base64")}`,
+    QUOTE_DEADLINE_MS: String(deadlineMs),
+    QUOTE_MAX_WAIT_MS: String(Math.max(deadlineMs, 10_000)),
+    QUOTE_TIMEOUT_MS: String(num("quote-timeout-ms", 1)),
+    QUOTE_MAX_WAITING: String(num("max-waiting", 1)),
+    RESONATE_TTL_MS: "5000",
+    BENCH_ROUTES: "1",
+  };
+  Object.assign(pricingEnv, env);
+  children.push(...(await spawnWorker({ group: "db", env })));
+  pricing.push(...(await spawnWorker({ group: "pricing-workers", count: num("pricing-workers", 1), env })));
+  const api = await spawnApi({ env });
+  children.push(api);
+  apiUrl = api.url;
+}
+
+async function stopSystem(): Promise<void> {
+  await Promise.all([...children, ...pricing].map((c) => c.stop()));
+  await server?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+}
+
+const watched = () => [
+  ...(server ? [{ name: "resonate-server", pid: server.process.pid }] : []),
+  ...children.map((c) => ({ name: c.name, pid: c.pid })),
+  ...pricing.map((c) => ({ name: c.name, pid: c.pid })),
+];
+
+// ---------------------------------------------------------------- requests
+const SKUS = Array.from({ length: 100 }, (_, i) => `sku-${i + 1}`);
+const runTag = Date.now().toString(36);
+/** Distinct requests get a quote id of their own; repeated ones reuse one of 50 recent quotes. */
+const quoteBody = (i: number) =>
+  Math.random() < repeat
+    ? { sku: SKUS[i % 50] as string, qty: 1 + (i % 5), customer_id: `repeat-${runTag}` }
+    : { sku: SKUS[i % 100] as string, qty: 1 + (i % 97), customer_id: `c-${runTag}-${i}` };
+
+const pendingQuotes = new Set<string>();
+
+async function phase(
+  name: string,
+  path: string,
+  opts: { rate?: number; concurrency?: number; durationS: number; kill?: boolean },
+) {
+  const stop = watch(watched());
+  let killer: Promise<void> | undefined;
+  let killing = Boolean(opts.kill);
+  if (opts.kill) {
+    killer = (async () => {
+      while (killing) {
+        await Bun.sleep(1_500);
+        const victim = pricing.shift();
+        if (!victim || !killing) break;
+        victim.kill("SIGKILL");
+        await victim.exited;
+        const [fresh] = (await spawnWorker({ group: "pricing-workers", env: pricingEnv })) as [ChildProcess];
+        pricing.push(fresh);
+      }
+    })();
+  }
+  const recorder = await drive({
+    name,
+    url: `${apiUrl}${path}`,
+    body: quoteBody,
+    durationS: opts.durationS,
+    rate: opts.rate,
+    concurrency: opts.concurrency,
+    deadlineMs,
+    timeoutMs: deadlineMs + 10_000,
+    onAnswer: (status, body) => {
+      if (status === 202) pendingQuotes.add((JSON.parse(body) as { quote_id: string }).quote_id);
+    },
+  });
+  killing = false;
+  await killer;
+  return recorder.finish(stop());
+}
+
+/** Polls every quote that was answered 202 until it is done; returns how many completed and how many timed out. */
+async function settle202s(): Promise<{ completed: number; timed_out: number; still_pending: number }> {
+  const deadline = Date.now() + 60_000;
+  const outcome = { completed: 0, timed_out: 0, still_pending: 0 };
+  const ids = [...pendingQuotes];
+  pendingQuotes.clear();
+  let next = 0;
+  const lane = async () => {
+    while (next < ids.length) {
+      const id = ids[next++] as string;
+      for (;;) {
+        const res = await fetch(`${apiUrl}/price-quote/${encodeURIComponent(id)}`).catch(() => undefined);
+        if (res?.status === 200) {
+          outcome.completed++;
+          break;
+        }
+        if (res?.status === 504) {
+          outcome.timed_out++;
+          break;
+        }
+        if (Date.now() > deadline) {
+          outcome.still_pending++;
+          break;
+        }
+        await Bun.sleep(100);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, lane));
+  return outcome;
+}
+
+async function apiStats(): Promise<{ rss: number; heap_used: number; waiting: number } | undefined> {
+  const res = await fetch(`${apiUrl}/bench/stats`).catch(() => undefined);
+  return res?.ok ? ((await res.json()) as { rss: number; heap_used: number; waiting: number }) : undefined;
+}
+
+// ---------------------------------------------------------------- report
+function table(phases: PhaseResult[]): string {
+  const head = [
+    "phase",
+    "req",
+    "req/s",
+    "p50",
+    "p90",
+    "p99",
+    "p99.9",
+    "max",
+    "200",
+    "202",
+    "503",
+    "504",
+    "other",
+    "late",
+  ];
+  const rows = phases.map((p) => {
+    const s = p.status;
+    const other = Object.entries(s)
+      .filter(([k]) => !["200", "202", "503", "504"].includes(k))
+      .reduce((n, [, v]) => n + v, 0);
+    return [
+      p.name,
+      p.requests,
+      p.throughput,
+      p.p50_ms,
+      p.p90_ms,
+      p.p99_ms,
+      p.p999_ms,
+      p.max_ms,
+      s["200"] ?? 0,
+      s["202"] ?? 0,
+      s["503"] ?? 0,
+      s["504"] ?? 0,
+      other,
+      p.deadline_violations,
+    ].map(String);
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join("  ");
+  const procs = phases.flatMap((p) =>
+    p.processes.map(
+      (q) =>
+        `  ${p.name.padEnd(18)} ${q.name.padEnd(22)} cpu ${String(q.cpu_pct).padStart(6)}%  rss ${q.rss_mib} MiB`,
+    ),
+  );
+  return [
+    line(head),
+    ...rows.map(line),
+    "",
+    "latency in ms; late = answered after the deadline + 50 ms",
+    "",
+    ...procs,
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------- run
+let exitCode = 0;
+try {
+  if (!apiUrl) await startSystem();
+  console.log(
+    `load: API ${apiUrl}, deadline ${deadlineMs} ms, ${values["pricing-workers"]} pricing worker(s)`,
+  );
+  // Warm up both routes (JIT, connections, the price list's first reads).
+  await drive({
+    name: "warmup",
+    url: `${apiUrl}/price-quote`,
+    body: quoteBody,
+    durationS: 2,
+    rate: 100,
+    deadlineMs,
+    timeoutMs: 10_000,
+  });
+  const baselineAvailable =
+    (
+      await fetch(`${apiUrl}/bench/price-quote`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(quoteBody(0)),
+      }).catch(() => undefined)
+    )?.status === 200;
+  await drive({
+    name: "warmup",
+    url: `${apiUrl}/bench/price-quote`,
+    body: quoteBody,
+    durationS: 1,
+    rate: 100,
+    deadlineMs,
+    timeoutMs: 10_000,
+  });
+  await settle202s();
+  const memBefore = await apiStats();
+
+  const phases: PhaseResult[] = [];
+  let capacity: { rate: number; throughput: number; p99_ms: number } | undefined;
+  const shape = values.concurrency
+    ? { concurrency: num("concurrency", 1) }
+    : { rate: Number(values.rate ?? 500) };
+
+  if (values["find-capacity"]) {
+    // Ramp until the durable route stops answering everything with 200 within the deadline.
+    for (const rate of [100, 200, 400, 600, 800, 1000, 1200, 1500, 1800, 2200, 2600, 3000, 3500, 4000]) {
+      const p = await phase(`durable@${rate}`, "/price-quote", { rate, durationS: 5 });
+      await settle202s();
+      const ok = (p.status["200"] ?? 0) / Math.max(1, p.requests);
+      console.log(
+        `  ${rate} req/s offered: ${p.throughput} req/s, p99 ${p.p99_ms} ms, ${Math.round(ok * 1000) / 10}% 200`,
+      );
+      if (ok < 0.99 || p.p99_ms > deadlineMs || p.throughput < rate * 0.95) break;
+      capacity = { rate, throughput: p.throughput, p99_ms: p.p99_ms };
+    }
+    if (!capacity) throw new Error("the durable route did not hold even 100 req/s");
+    console.log(`load: capacity ≈ ${capacity.throughput} req/s (p99 ${capacity.p99_ms} ms); now twice that`);
+    Object.assign(shape, { rate: capacity.rate * 2 });
+  }
+
+  const durable = await phase("durable", "/price-quote", {
+    ...shape,
+    durationS,
+    kill: values["kill-workers"],
+  });
+  phases.push(durable);
+  const after202 = await settle202s();
+  if (baselineAvailable) phases.push(await phase("baseline", "/bench/price-quote", { ...shape, durationS }));
+  await Bun.sleep(1_000);
+  const memAfter = await apiStats();
+
+  const baseline = phases.find((p) => p.name === "baseline");
+  const failures: string[] = [];
+  const bad = Object.entries(durable.status).filter(([s]) => !["200", "202", "503", "504"].includes(s));
+  if (durable.deadline_violations > 0 && !values["kill-workers"])
+    failures.push(`${durable.deadline_violations} answers later than the deadline + 50 ms`);
+  if (bad.length > 0) failures.push(`unexpected answers: ${JSON.stringify(Object.fromEntries(bad))}`);
+  if (after202.still_pending > 0)
+    failures.push(`${after202.still_pending} quotes answered 202 never completed`);
+  const heapGrowth = memBefore && memAfter ? memAfter.heap_used - memBefore.heap_used : undefined;
+  if (
+    heapGrowth !== undefined &&
+    memBefore &&
+    heapGrowth > Math.max(16 * 1048576, memBefore.heap_used * 0.25)
+  ) {
+    failures.push(`API heap grew by ${Math.round(heapGrowth / 1048576)} MiB and did not come back`);
+  }
+  if (memAfter && memAfter.waiting !== 0)
+    failures.push(`${memAfter.waiting} quote requests still waiting after the load`);
+
+  const pick = (p: PhaseResult) => ({
+    requests: p.requests,
+    throughput: p.throughput,
+    p50_ms: p.p50_ms,
+    p90_ms: p.p90_ms,
+    p99_ms: p.p99_ms,
+    p999_ms: p.p999_ms,
+    max_ms: p.max_ms,
+    status: p.status,
+    deadline_violations: p.deadline_violations,
+    processes: p.processes,
+  });
+  const report = {
+    deadline_ms: deadlineMs,
+    shape,
+    repeat,
+    pricing_workers: Number(values["pricing-workers"]),
+    kill_workers: values["kill-workers"],
+    capacity,
+    durable: pick(durable),
+    baseline: baseline ? pick(baseline) : null,
+    ratio_p50: baseline ? Math.round((durable.p50_ms / Math.max(0.001, baseline.p50_ms)) * 100) / 100 : null,
+    ratio_p99: baseline ? Math.round((durable.p99_ms / Math.max(0.001, baseline.p99_ms)) * 100) / 100 : null,
+    deadline_violations: durable.deadline_violations,
+    quotes_202: after202,
+    api_heap_mib:
+      memBefore && memAfter
+        ? {
+            before: +(memBefore.heap_used / 1048576).toFixed(1),
+            after: +(memAfter.heap_used / 1048576).toFixed(1),
+          }
+        : null,
+    checks: failures.length === 0 ? "passed" : failures,
+  };
+  console.log(`\n${table(phases)}\n`);
+  console.log(JSON.stringify({ ...report, durable: undefined, baseline: undefined }, null, 2));
+  if (values.json)
+    writeFileSync(values.json, `${JSON.stringify({ ...report, timelines: phases }, null, 2)}\n`);
+  if (values.html) writeFileSync(values.html, renderHtml("Load test: POST /price-quote", phases, report));
+  exitCode = failures.length === 0 ? 0 : 1;
+} catch (error) {
+  console.error("load:", error);
+  exitCode = 1;
+} finally {
+  await stopSystem();
+}
+process.exit(exitCode);

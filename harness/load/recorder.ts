@@ -1,0 +1,102 @@
+import * as hdr from "hdr-histogram-js";
+
+/** What one phase of a load run measured. */
+export interface PhaseResult {
+  name: string;
+  requests: number;
+  duration_s: number;
+  throughput: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  p999_ms: number;
+  max_ms: number;
+  /** Responses by HTTP status; `error` counts connections that failed or timed out. */
+  status: Record<string, number>;
+  /** Responses later than the deadline plus 50 ms. */
+  deadline_violations: number;
+  /** Per second since the phase started: requests, p50, p99 and max latency (ms). */
+  timeline: { t: number; requests: number; p50_ms: number; p99_ms: number; max_ms: number }[];
+  /** Latency at each percentile, for the distribution plot. */
+  distribution: { percentile: number; ms: number }[];
+  /** CPU (% of one core) and memory (RSS MiB) of each process, where known. */
+  processes: { name: string; cpu_pct: number; rss_mib: number }[];
+}
+
+const newHistogram = () =>
+  hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 120_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+
+const ms = (us: number) => Math.round(us) / 1000;
+
+/** Records latencies (µs, from each request's scheduled start) in an HDR histogram, overall and per second. */
+export class Recorder {
+  readonly #all = newHistogram();
+  readonly #seconds: { requests: number; histogram: hdr.Histogram }[] = [];
+  readonly #status: Record<string, number> = {};
+  #violations = 0;
+  readonly #start: number;
+  #last = 0;
+
+  constructor(
+    readonly name: string,
+    readonly deadlineMs: number,
+  ) {
+    this.#start = performance.now();
+  }
+
+  /** One answer (or failure) for a request scheduled at `scheduledAt` (performance.now() ms). */
+  record(scheduledAt: number, status: number | "error"): void {
+    const now = performance.now();
+    const latencyUs = Math.max(1, Math.round((now - scheduledAt) * 1000));
+    this.#all.recordValue(latencyUs);
+    const second = Math.floor((scheduledAt - this.#start) / 1000);
+    while (this.#seconds.length <= second) this.#seconds.push({ requests: 0, histogram: newHistogram() });
+    const bucket = this.#seconds[second] as { requests: number; histogram: hdr.Histogram };
+    bucket.requests++;
+    bucket.histogram.recordValue(latencyUs);
+    this.#status[String(status)] = (this.#status[String(status)] ?? 0) + 1;
+    if (latencyUs > (this.deadlineMs + 50) * 1000) this.#violations++;
+    this.#last = now;
+  }
+
+  get count(): number {
+    return this.#all.totalCount;
+  }
+
+  finish(processes: PhaseResult["processes"] = []): PhaseResult {
+    const duration = Math.max(0.001, (this.#last - this.#start) / 1000);
+    const at = (p: number) => ms(this.#all.getValueAtPercentile(p));
+    const result: PhaseResult = {
+      name: this.name,
+      requests: this.#all.totalCount,
+      duration_s: Math.round(duration * 100) / 100,
+      throughput: Math.round(this.#all.totalCount / duration),
+      p50_ms: at(50),
+      p90_ms: at(90),
+      p99_ms: at(99),
+      p999_ms: at(99.9),
+      max_ms: ms(this.#all.maxValue),
+      status: { ...this.#status },
+      deadline_violations: this.#violations,
+      timeline: this.#seconds.map((b, t) => ({
+        t,
+        requests: b.requests,
+        p50_ms: ms(b.histogram.getValueAtPercentile(50)),
+        p99_ms: ms(b.histogram.getValueAtPercentile(99)),
+        max_ms: ms(b.histogram.maxValue),
+      })),
+      distribution: [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100].map((p) => ({
+        percentile: p,
+        ms: at(p),
+      })),
+      processes,
+    };
+    this.#all.destroy();
+    for (const b of this.#seconds) b.histogram.destroy();
+    return result;
+  }
+}
