@@ -1,5 +1,7 @@
 import { appendFileSync } from "node:fs";
-import { Engine, isRequest, type Request } from "./engine-types.ts";
+import { IndexedEngine } from "./engine.ts";
+import type { Change, Engine, Request } from "./engine-types.ts";
+import { isRequest } from "./engine-types.ts";
 import { Hub } from "./hub.ts";
 import { type OutboxEntry, outboxKey, Store } from "./store.ts";
 import { PROTOCOL_VERSION, validateData, validateEnvelope } from "./validate.ts";
@@ -55,7 +57,7 @@ export interface ProtocolReply {
  */
 export class ProtocolServer {
   readonly hub: Hub;
-  readonly #engine = new Engine();
+  readonly #engine = new IndexedEngine();
   readonly #store: Store;
   readonly #outbox = new Map<string, OutboxEntry>();
   /** pid → task id → version: leases confirmed since this server started (see #leasesOf). */
@@ -78,14 +80,15 @@ export class ProtocolServer {
   }
 
   stop(): void {
+    this.#commitBatch();
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.hub.closeAll();
     this.#store.close();
   }
 
-  /** Answers one protocol request given as raw JSON text. */
-  handle(raw: string, now = Date.now()): ProtocolReply {
+  /** Answers one protocol request given as raw JSON text, once what it changed is on disk. */
+  handle(raw: string, now = Date.now()): ProtocolReply | Promise<ProtocolReply> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw);
@@ -107,11 +110,12 @@ export class ProtocolServer {
   /** Settles expired promises, releases expired leases, re-offers pending tasks and retries undelivered messages. */
   tick(now: number): void {
     if (this.#failed) return;
-    this.#apply({ kind: "debug.tick", head: { corrId: "", version: "" }, data: { time: now } }, now, false);
-    this.#flush();
+    void Promise.resolve(
+      this.#apply({ kind: "debug.tick", head: { corrId: "", version: "" }, data: { time: now } }, now, false),
+    ).then(() => this.#flush());
   }
 
-  #apply(req: Request, now: number, trace = true): ProtocolReply {
+  #apply(req: Request, now: number, trace = true): ProtocolReply | Promise<ProtocolReply> {
     if (this.#failed) return this.#error(503, req, "server is stopping after a storage failure");
     let result: ReturnType<Engine["apply"]>;
     try {
@@ -138,16 +142,6 @@ export class ProtocolServer {
         });
       }
     }
-    if (req.kind === "debug.reset") {
-      this.#outbox.clear();
-    }
-    try {
-      if (req.kind === "debug.reset") this.#store.reset();
-      this.#store.commit(this.#engine, result.changes, sent);
-    } catch (error) {
-      return this.#fatal(error, req);
-    }
-    for (const entry of sent) this.#outbox.set(entry.key, entry);
     this.#observeLeases(req, result);
     const { corrId, version } = req.head;
     const data =
@@ -157,19 +151,72 @@ export class ProtocolServer {
             messages: [...this.#outbox.values()].map(({ address, message }) => ({ address, message })),
           }
         : result.response.data;
-    const body = {
-      kind: result.response.kind,
-      head: { corrId, status: result.response.head.status, version },
-      data,
+    const reply: ProtocolReply = {
+      status: result.response.head.status,
+      body: {
+        kind: result.response.kind,
+        head: { corrId, status: result.response.head.status, version },
+        data,
+      },
     };
-    if (trace && this.#opts.tracePath) {
-      appendFileSync(
-        this.#opts.tracePath,
-        `${JSON.stringify({ kind: req.kind, now, req: req.data, res: body })}\n`,
-      );
+    const traceLine =
+      trace && this.#opts.tracePath ? { kind: req.kind, now, req: req.data, res: reply.body } : undefined;
+
+    if (req.kind === "debug.reset") {
+      // Nothing else may be in flight across a reset: commit what is queued, then empty everything.
+      this.#commitBatch();
+      this.#outbox.clear();
+      try {
+        this.#store.reset();
+      } catch (error) {
+        return this.#fatal(error, req);
+      }
+      return reply;
     }
-    if (sent.length > 0) queueMicrotask(() => this.#flush(sent));
-    return { status: result.response.head.status, body };
+    if (result.changes.length === 0 && !traceLine && !this.#batch) return reply;
+    return new Promise<ProtocolReply>((resolve) => {
+      const batch = this.#openBatch();
+      batch.changes.push(...result.changes);
+      batch.sent.push(...sent);
+      if (traceLine) batch.trace.push(traceLine);
+      batch.replies.push(() =>
+        resolve(this.#failed ? this.#error(500, req, "internal server error") : reply),
+      );
+    });
+  }
+
+  /**
+   * Group commit: everything applied in this turn of the event loop is
+   * written in one transaction (one fsync); then the answers go out and the
+   * messages are delivered. Nothing is acknowledged or sent before it is on
+   * disk.
+   */
+  #batch: { changes: Change[]; sent: OutboxEntry[]; trace: unknown[]; replies: (() => void)[] } | undefined;
+
+  #openBatch() {
+    if (!this.#batch) {
+      this.#batch = { changes: [], sent: [], trace: [], replies: [] };
+      setImmediate(() => this.#commitBatch());
+    }
+    return this.#batch;
+  }
+
+  #commitBatch(): void {
+    const batch = this.#batch;
+    if (!batch) return;
+    this.#batch = undefined;
+    try {
+      this.#store.commit(this.#engine, batch.changes, batch.sent);
+    } catch (error) {
+      this.#fatal(error, undefined);
+    }
+    if (batch.trace.length > 0 && this.#opts.tracePath) {
+      appendFileSync(this.#opts.tracePath, batch.trace.map((t) => `${JSON.stringify(t)}\n`).join(""));
+    }
+    for (const reply of batch.replies) reply();
+    if (this.#failed) return;
+    for (const entry of batch.sent) this.#outbox.set(entry.key, entry);
+    if (batch.sent.length > 0) this.#flush(batch.sent);
   }
 
   #observeLeases(req: Request, result: ReturnType<Engine["apply"]>): void {
@@ -237,7 +284,7 @@ export class ProtocolServer {
   }
 
   #setRetryTimeout(id: string, timeout: number): void {
-    const entry = this.#engine.tTimeouts.find((t) => t.id === id);
+    const entry = this.#engine.timeoutOf("t", id);
     if (entry) entry.timeout = timeout;
   }
 

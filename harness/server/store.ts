@@ -1,5 +1,6 @@
 import { Database } from "bun:sqlite";
-import type { Change, Engine, EnginePromise, EngineSchedule, EngineTask, Message } from "./engine-types.ts";
+import type { IndexedEngine } from "./engine.ts";
+import type { Change, EnginePromise, EngineSchedule, EngineTask, Message } from "./engine-types.ts";
 
 /** A message the engine produced that no process has received yet. */
 export interface OutboxEntry {
@@ -109,7 +110,7 @@ export class Store {
   }
 
   /** Fills an empty engine with everything on disk and returns the undelivered messages. */
-  load(engine: Engine): OutboxEntry[] {
+  load(engine: IndexedEngine): OutboxEntry[] {
     for (const { record } of this.#db.query<{ record: string }, []>("SELECT record FROM promises").all()) {
       const row = JSON.parse(record) as PromiseRow;
       engine.promises.set(row.id, {
@@ -148,7 +149,7 @@ export class Store {
    * `changes` touched, and the messages to deliver. Returns once the
    * transaction is committed (fsynced to the WAL).
    */
-  commit(engine: Engine, changes: Change[], outbox: OutboxEntry[]): void {
+  commit(engine: IndexedEngine, changes: Change[], outbox: OutboxEntry[]): void {
     if (changes.length === 0 && outbox.length === 0) return;
     const promises = new Set<string>();
     const tasks = new Set<string>();
@@ -209,17 +210,17 @@ export class Store {
         else this.#del.schedules.run(id);
       }
       for (const id of promiseTimeouts) {
-        const t = engine.pTimeouts.find((e) => e.id === id);
+        const t = engine.timeoutOf("p", id);
         if (t) this.#putPromiseTimeout.run(id, t.timeout);
         else this.#del.promise_timeouts.run(id);
       }
       for (const id of taskTimeouts) {
-        const t = engine.tTimeouts.find((e) => e.id === id);
-        if (t) this.#putTaskTimeout.run(id, t.type, t.timeout);
+        const t = engine.timeoutOf("t", id);
+        if (t) this.#putTaskTimeout.run(id, t.type ?? 0, t.timeout);
         else this.#del.task_timeouts.run(id);
       }
       for (const id of scheduleTimeouts) {
-        const t = engine.sTimeouts.find((e) => e.id === id);
+        const t = engine.timeoutOf("s", id);
         if (t) this.#putScheduleTimeout.run(id, t.timeout);
         else this.#del.schedule_timeouts.run(id);
       }

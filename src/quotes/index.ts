@@ -2,14 +2,21 @@ import { Elysia, t } from "elysia";
 import type { Deps } from "../deps.ts";
 import { ErrorBody } from "../errors.ts";
 import { QuoteModels } from "./model.ts";
-import { requestQuote, settledQuote, WaitGate, waitBudgetMs } from "./service.ts";
+import { QuoteCache, requestQuote, settledQuote, WaitGate, waitBudgetMs } from "./service.ts";
+
+/** Finished quotes kept in memory for repeated requests. */
+const QUOTE_CACHE_ENTRIES = 10_000;
 
 /**
  * Synchronous with a deadline: `POST /price-quote` answers 200 with the
  * quote, or 202 + Location once the deadline passes (the work goes on),
  * 503 when too many requests already wait, 504 when the quote timed out.
  */
-export const quoteRoutes = (deps: Deps, gate: WaitGate = new WaitGate(deps.config.quoteMaxWaiting)) => {
+export const quoteRoutes = (
+  deps: Deps,
+  gate: WaitGate = new WaitGate(deps.config.quoteMaxWaiting),
+  cache: QuoteCache = new QuoteCache(QUOTE_CACHE_ENTRIES, deps.config.quoteValidityMs),
+) => {
   /** Headers and body of a 202 for a quote that is still being computed. */
   const pending = (id: string, set: { headers: Record<string, string | number> }) => {
     set.headers.location = `/price-quote/${encodeURIComponent(id)}`;
@@ -25,7 +32,7 @@ export const quoteRoutes = (deps: Deps, gate: WaitGate = new WaitGate(deps.confi
           deps.config.quoteDeadlineMs,
           deps.config.quoteMaxWaitMs,
         );
-        const outcome = await requestQuote(deps, gate, body, budget, request.signal);
+        const outcome = await requestQuote(deps, gate, cache, body, budget, request.signal);
         return outcome.kind === "done" ? outcome.body : status(202, pending(outcome.id, set));
       },
       {
@@ -44,7 +51,7 @@ export const quoteRoutes = (deps: Deps, gate: WaitGate = new WaitGate(deps.confi
     .get(
       "/:quote_id",
       async ({ params, set, status }) => {
-        const outcome = await settledQuote(deps, params.quote_id);
+        const outcome = await settledQuote(deps, cache, params.quote_id);
         return outcome.kind === "done" ? outcome.body : status(202, pending(outcome.id, set));
       },
       {

@@ -40,6 +40,40 @@ function toBody(id: string, q: Quote): QuoteBody {
 
 export type QuoteOutcome = { kind: "done"; body: QuoteBody } | { kind: "pending"; id: string };
 
+/**
+ * Finished quotes by id. A quote's id names its request and validity window
+ * and its value never changes once the workflow resolved, so identical
+ * requests in the window are answered from here without a round trip to
+ * Resonate. Bounded (oldest first out), and entries leave with their window.
+ */
+export class QuoteCache {
+  readonly #entries = new Map<string, { body: QuoteBody; expiresAt: number }>();
+  constructor(
+    readonly maxEntries: number,
+    readonly ttlMs: number,
+  ) {}
+  get size(): number {
+    return this.#entries.size;
+  }
+  get(id: string, now: number): QuoteBody | undefined {
+    const hit = this.#entries.get(id);
+    if (!hit) return undefined;
+    if (hit.expiresAt <= now) {
+      this.#entries.delete(id);
+      return undefined;
+    }
+    return hit.body;
+  }
+  set(id: string, body: QuoteBody, now: number): void {
+    this.#entries.delete(id);
+    this.#entries.set(id, { body, expiresAt: now + this.ttlMs });
+    if (this.#entries.size > this.maxEntries) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+  }
+}
+
 /** Counts requests that are waiting on a quote, to shed load instead of queueing. */
 export class WaitGate {
   #waiting = 0;
@@ -60,58 +94,77 @@ export class WaitGate {
 }
 
 /**
- * Starts (or joins) the quote workflow and waits for it up to `budgetMs`,
- * or until the client goes away. Past the budget the workflow goes on and
- * the caller answers 202; nothing is left waiting in this process except
- * the SDK's own subscription, which ends when the quote settles (at the
- * latest at its short timeout).
+ * Starts (or joins) the quote workflow and waits for it, all within
+ * `budgetMs` from the moment the request arrived, or until the client goes
+ * away. If the invocation is durably created in time but not finished, the
+ * caller answers 202 and the workflow goes on; if even the creation is not
+ * acknowledged in time, the request is shed (503) rather than answered late
+ * (the creation may still land; the same request again joins it). Nothing
+ * is left waiting in this process except the SDK's own subscription, which
+ * ends when the quote settles (at the latest at its short timeout).
  */
 export async function requestQuote(
   deps: Deps,
   gate: WaitGate,
+  cache: QuoteCache,
   req: QuoteRequest,
   budgetMs: number,
   signal: AbortSignal,
 ): Promise<QuoteOutcome> {
+  const now = deps.now();
+  const id = quoteId(req, now, deps.config.quoteValidityMs);
+  const cached = cache.get(id, now);
+  if (cached) return { kind: "done", body: cached };
   const leave = gate.enter();
+  let timer: Timer | undefined;
+  let onAbort: (() => void) | undefined;
+  const expired = new Promise<"expired">((resolve) => {
+    timer = setTimeout(() => resolve("expired"), budgetMs);
+    onAbort = () => resolve("expired");
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
   try {
-    const id = quoteId(req, deps.now(), deps.config.quoteValidityMs);
-    const handle = await deps.launcher.begin<Quote>(
+    const begun = deps.launcher.begin<Quote>(
       id,
       "compute_quote",
       [req.sku, req.qty, ...(req.customer_id ? [req.customer_id] : [])],
       { target: deps.targets.pricing, timeout: deps.config.quoteTimeoutMs },
     );
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const expired = new Promise<"expired">((resolve) => {
-      timer = setTimeout(() => resolve("expired"), budgetMs);
-      onAbort = () => resolve("expired");
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-    try {
-      const first = await Promise.race([
-        handle.result().then(
-          (value) => ({ ok: true as const, value }),
-          (error: unknown) => ({ ok: false as const, error }),
-        ),
-        expired,
-      ]);
-      if (first === "expired") return { kind: "pending", id };
-      if (first.ok) return { kind: "done", body: toBody(id, first.value) };
-      return await settledQuote(deps, id);
-    } finally {
-      clearTimeout(timer);
-      if (onAbort) signal.removeEventListener("abort", onAbort);
+    const started = await Promise.race([begun, expired]);
+    if (started === "expired") {
+      begun.catch(() => {});
+      throw unavailable(
+        "the quote could not be started within the deadline; retry the same request",
+        1,
+        "overloaded",
+      );
     }
+    const first = await Promise.race([
+      started.result().then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error }),
+      ),
+      expired,
+    ]);
+    if (first === "expired") return { kind: "pending", id };
+    if (first.ok) {
+      const body = toBody(id, first.value);
+      cache.set(id, body, deps.now());
+      return { kind: "done", body };
+    }
+    return await settledQuote(deps, cache, id);
   } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener("abort", onAbort);
     leave();
   }
 }
 
 /** Reads a quote without waiting. */
-export async function settledQuote(deps: Deps, id: string): Promise<QuoteOutcome> {
+export async function settledQuote(deps: Deps, cache: QuoteCache, id: string): Promise<QuoteOutcome> {
   if (!QUOTE_ID.test(id)) throw notFound(`quote ${id}`);
+  const cached = cache.get(id, deps.now());
+  if (cached) return { kind: "done", body: cached };
   const promise = await readPromise(deps, id, `quote ${id}`);
   switch (promise.state) {
     case "pending":

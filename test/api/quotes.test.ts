@@ -135,3 +135,19 @@ describe("POST /price-quote and GET /price-quote/:quote_id", () => {
     expect((await api.request("GET", "/price-quote/whatever")).status).toBe(404);
   });
 });
+
+describe("QuoteCache", () => {
+  test("keeps finished quotes for their window and holds at most maxEntries, oldest out first", async () => {
+    const { QuoteCache } = await import("../../src/quotes/service.ts");
+    const cache = new QuoteCache(2, 1_000);
+    const body = (id: string) => ({ quote_id: id }) as unknown as Parameters<typeof cache.set>[1];
+    cache.set("a", body("a"), 0);
+    cache.set("b", body("b"), 0);
+    cache.set("c", body("c"), 0);
+    expect(cache.size).toBe(2);
+    expect(cache.get("a", 10)).toBeUndefined();
+    expect(cache.get("c", 10)).toEqual(body("c"));
+    expect(cache.get("c", 1_000)).toBeUndefined();
+    expect(cache.size).toBe(1);
+  });
+});
