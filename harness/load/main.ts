@@ -69,7 +69,8 @@ const pricingEnv: Record<string, string> = {};
 
 async function startSystem(): Promise<void> {
   dataDir = mkdtempSync(join(tmpdir(), "load-"));
-  server = await startResonateServer({ dbPath: join(dataDir, "resonate.db") });
+  // Short retry timeout: an execute written to a worker that was just killed is offered again within a second.
+  server = await startResonateServer({ dbPath: join(dataDir, "resonate.db"), retryTimeoutMs: 1_000 });
   const env = {
     RESONATE_URL: server.url,
     DATA_DIR: dataDir,
@@ -78,7 +79,7 @@ async function startSystem(): Promise<void> {
     QUOTE_MAX_WAIT_MS: String(Math.max(deadlineMs, 10_000)),
     QUOTE_TIMEOUT_MS: String(num("quote-timeout-ms", 1)),
     QUOTE_MAX_WAITING: String(num("max-waiting", 1)),
-    RESONATE_TTL_MS: "5000",
+    RESONATE_TTL_MS: "1000",
     BENCH_ROUTES: "1",
   };
   Object.assign(pricingEnv, env);
@@ -104,11 +105,18 @@ const watched = () => [
 // ---------------------------------------------------------------- requests
 const SKUS = Array.from({ length: 100 }, (_, i) => `sku-${i + 1}`);
 const runTag = Date.now().toString(36);
-/** Distinct requests get a quote id of their own; repeated ones reuse one of 50 recent quotes. */
-const quoteBody = (i: number) =>
-  Math.random() < repeat
+/**
+ * Distinct requests get a quote id of their own (numbered across the whole
+ * run, so no phase meets another's stored quotes); repeated ones reuse one
+ * of 50 quotes.
+ */
+let sequence = 0;
+const quoteBody = () => {
+  const i = sequence++;
+  return Math.random() < repeat
     ? { sku: SKUS[i % 50] as string, qty: 1 + (i % 5), customer_id: `repeat-${runTag}` }
     : { sku: SKUS[i % 100] as string, qty: 1 + (i % 97), customer_id: `c-${runTag}-${i}` };
+};
 
 const pendingQuotes = new Set<string>();
 
