@@ -279,7 +279,7 @@ try {
       await fetch(`${apiUrl}/bench/price-quote`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify(quoteBody(0)),
+        body: JSON.stringify(quoteBody()),
       }).catch(() => undefined)
     )?.status === 200;
   await drive({
