@@ -36,7 +36,7 @@ const { values } = parseArgs({
     "find-capacity": { type: "boolean", default: false },
     "kill-workers": { type: "boolean", default: false },
     "quote-timeout-ms": { type: "string", default: "5000" },
-    "max-waiting": { type: "string", default: "1000" },
+    "max-waiting": { type: "string", default: "200" },
     url: { type: "string" },
     json: { type: "string" },
     html: { type: "string" },
