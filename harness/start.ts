@@ -85,8 +85,12 @@ const childEnv = {
   DATABASE_URL: config.databaseUrl,
 };
 
-/** Keeps one worker slot filled: when its process dies unexpectedly, a new one starts after a short pause. */
-async function superviseWorker(group: string, slot: number): Promise<void> {
+/**
+ * Keeps one worker slot filled: when its process dies unexpectedly, a new
+ * one starts after a short pause. `onFirstReady` is called once, when the
+ * slot's first process is ready.
+ */
+async function superviseWorker(group: string, slot: number, onFirstReady: () => void): Promise<void> {
   let backoffMs = 500;
   while (!stopping) {
     let child: ChildProcess;
@@ -105,6 +109,7 @@ async function superviseWorker(group: string, slot: number): Promise<void> {
     }
     workers.add(child);
     console.log(`start: worker ${group}#${slot} pid ${child.pid}`);
+    onFirstReady();
     const code = await child.exited;
     workers.delete(child);
     if (stopping) return;
@@ -116,9 +121,14 @@ async function superviseWorker(group: string, slot: number): Promise<void> {
 }
 
 const supervisors: Promise<void>[] = [];
+const workersReady: Promise<void>[] = [];
 if (!config.colocated) {
   for (const group of GROUPS) {
-    for (let slot = 0; slot < config.workersPerGroup; slot++) supervisors.push(superviseWorker(group, slot));
+    for (let slot = 0; slot < config.workersPerGroup; slot++) {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      workersReady.push(promise);
+      supervisors.push(superviseWorker(group, slot, resolve));
+    }
   }
 }
 
@@ -131,6 +141,7 @@ try {
   await shutdown(1);
 }
 if (sandbox && api) sandbox.payment.webhookUrl = `${api.url}/webhooks/payment`;
+await Promise.all(workersReady);
 console.log(`\nready: API ${api?.url}   docs ${api?.url}/docs   (Ctrl-C stops everything)\n`);
 
 async function shutdown(code = 0): Promise<never> {

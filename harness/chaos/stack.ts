@@ -1,10 +1,10 @@
 import { Database } from "bun:sqlite";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { PaymentProvider } from "../fakes/payment.ts";
 import { freePort } from "../process.ts";
 import { type ResonateServer, startResonateServer } from "../resonate-server.ts";
+import { openScope } from "../scope.ts";
 import { type ApiProcess, spawnApi } from "../service.ts";
 import { checkInvariants, type InvariantReport, type WebhookTally } from "./invariants.ts";
 import { startWorkerPool, type WorkerPool } from "./pool.ts";
@@ -72,20 +72,17 @@ function countWhere(path: string, sql: string, value: string): number {
 }
 
 export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<ChaosStack> {
-  const dataDir = mkdtempSync(join(tmpdir(), "chaos-"));
+  const scope = openScope("chaos-");
+  const dataDir = scope.dir;
   const ledgers = join(dataDir, "ledgers");
-  const cleanup: (() => Promise<unknown>)[] = [];
-  const stop = async () => {
-    for (const fn of cleanup.reverse()) await fn().catch(() => {});
-    rmSync(dataDir, { recursive: true, force: true });
-  };
+  const stop = () => scope.close();
   try {
     const server = await startResonateServer({
       dbPath: join(dataDir, "resonate.db"),
       retryTimeoutMs: 1_000,
       tickMs: 100,
     });
-    cleanup.push(() => server.stop());
+    scope.defer(() => server.stop());
     const apiPort = freePort();
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     const env = {
@@ -106,11 +103,11 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
       env,
       groupEnv: opts.groupEnv,
     });
-    cleanup.push(() => pool.stop());
+    scope.defer(() => pool.stop());
 
     const launchApi = () => spawnApi({ env: { ...env, ...opts.apiEnv, PORT: String(apiPort) } });
     let apiProcess = await launchApi();
-    cleanup.push(() => apiProcess.stop());
+    scope.defer(() => apiProcess.stop());
     const api: RestartableApi = {
       url: apiUrl,
       get process() {
@@ -136,7 +133,7 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
       copies: opts.webhookCopies ?? 1,
       shuffle: shuffleSeed === undefined ? undefined : seededRandom(shuffleSeed),
     });
-    cleanup.push(async () => {
+    scope.defer(async () => {
       await stopDelivering();
       dispatcher.close();
     });

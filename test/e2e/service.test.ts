@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { sendWebhook, waitFor } from "../../harness/index.ts";
+import { sendWebhook } from "../../harness/index.ts";
 import { E2E_TIMEOUT } from "../fixtures.ts";
-import { call, STACK_SECRET, type Stack, startStack } from "./stack.ts";
+import { answers200, call, jobDone, STACK_SECRET, type Stack, startStack } from "./stack.ts";
 
 let stack: Stack;
 beforeAll(async () => {
@@ -9,15 +9,8 @@ beforeAll(async () => {
 }, E2E_TIMEOUT);
 afterAll(() => stack.stop(), E2E_TIMEOUT);
 
-const job = (id: string) => call(stack.api, "GET", `/jobs/${id}`);
-const doneJob = (id: string) =>
-  waitFor(
-    async () => {
-      const j = await job(id);
-      return j.body.status === "done" ? j.body : undefined;
-    },
-    { timeout: 20_000, message: `${id} done` },
-  );
+const _job = (id: string) => call(stack.api, "GET", `/jobs/${id}`);
+const doneJob = (id: string) => jobDone(stack.api, id);
 const approval = (
   id: string,
   body: object,
@@ -176,13 +169,7 @@ describe("quotes when pricing is slow or absent", () => {
       expect(res.status).toBe(202);
       expect(res.headers.get("retry-after")).toBe("1");
       const location = res.headers.get("location") as string;
-      const done = await waitFor(
-        async () => {
-          const r = await call(slow.api, "GET", location);
-          return r.status === 200 ? r : undefined;
-        },
-        { timeout: 20_000, message: "quote done" },
-      );
+      const done = await answers200(slow.api, location);
       expect(done.body.quote_id).toBe(res.body.quote_id);
     },
     E2E_TIMEOUT,
@@ -216,13 +203,7 @@ describe("co-located mode: the API runs every durable function itself", () => {
       await using colo = await startStack({ groups: [], apiEnv: { MODE: "colocated" } });
       expect((await call(colo.api, "POST", "/price-quote", { sku: "sku-1", qty: 1 })).status).toBe(200);
       await call(colo.api, "POST", "/jobs", { order_id: "colo-1", items: [{ sku: "sku-1", qty: 1 }] });
-      const done = await waitFor(
-        async () => {
-          const j = await call(colo.api, "GET", "/jobs/order:colo-1");
-          return j.body.status === "done" ? j.body : undefined;
-        },
-        { timeout: 20_000, message: "colocated job done" },
-      );
+      const done = await jobDone(colo.api, "order:colo-1");
       expect(done.result).toMatchObject({ status: "completed" });
       expect(colo.sandbox.payment.chargesFor("colo-1")).toHaveLength(1);
     },

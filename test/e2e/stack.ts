@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   type ApiProcess,
@@ -10,7 +8,9 @@ import {
   spawnWorker,
   startResonateServer,
   startSandbox,
+  waitFor,
 } from "../../harness/index.ts";
+import { openScope } from "../../harness/scope.ts";
 import { GROUPS } from "../../src/config.ts";
 
 export const STACK_SECRET = `whsec_${Buffer.from("end-to-end-secret-0123456789abcd").toString("base64")}`;
@@ -38,26 +38,23 @@ export async function startStack(
     workerEnv?: Record<string, Record<string, string>>;
   } = {},
 ): Promise<Stack> {
-  const dataDir = mkdtempSync(join(tmpdir(), "stack-"));
-  const cleanup: (() => Promise<unknown>)[] = [];
-  const stop = async () => {
-    for (const fn of cleanup.reverse()) await fn().catch(() => {});
-    rmSync(dataDir, { recursive: true, force: true });
-  };
+  const scope = openScope("stack-");
+  const dataDir = scope.dir;
+  const stop = () => scope.close();
   try {
     const server = await startResonateServer({
       dbPath: join(dataDir, "resonate.db"),
       retryTimeoutMs: 2_000,
       tickMs: 100,
     });
-    cleanup.push(() => server.stop());
+    scope.defer(() => server.stop());
     const sandbox = startSandbox({
       dataDir: join(dataDir, "sandbox"),
       webhookUrl: "http://127.0.0.1:9/not-listening-yet",
       webhookSecret: STACK_SECRET,
       webhookDelayMs: 50,
     });
-    cleanup.push(() => sandbox.stop());
+    scope.defer(() => sandbox.stop());
     const env = {
       RESONATE_URL: server.url,
       WEBHOOK_SECRET: STACK_SECRET,
@@ -68,12 +65,12 @@ export async function startStack(
       ...opts.env,
     };
     const workers: ChildProcess[] = [];
-    cleanup.push(() => Promise.all(workers.map((w) => w.stop())));
+    scope.defer(() => Promise.all(workers.map((w) => w.stop())));
     for (const group of opts.groups ?? GROUPS) {
       workers.push(...(await spawnWorker({ group, env: { ...env, ...opts.workerEnv?.[group] } })));
     }
     const api = await spawnApi({ env: { ...env, ...opts.apiEnv } });
-    cleanup.push(() => api.stop());
+    scope.defer(() => api.stop());
     sandbox.payment.webhookUrl = `${api.url}/webhooks/payment`;
     return { server, sandbox, api, workers, dataDir, env, stop, [Symbol.asyncDispose]: stop };
   } catch (error) {
@@ -100,4 +97,26 @@ export async function call(
     headers: res.headers,
     body: (text ? JSON.parse(text) : undefined) as Record<string, unknown>,
   };
+}
+
+/** Waits until `GET /jobs/:id` says done and returns the job. */
+export function jobDone(api: { url: string }, id: string, timeout = 30_000) {
+  return waitFor(
+    async () => {
+      const job = await call(api, "GET", `/jobs/${id}`);
+      return job.body.status === "done" ? job.body : undefined;
+    },
+    { timeout, message: `${id} done` },
+  );
+}
+
+/** Waits until `GET <path>` answers 200 and returns the answer. */
+export function answers200(api: { url: string }, path: string, timeout = 30_000) {
+  return waitFor(
+    async () => {
+      const res = await call(api, "GET", path);
+      return res.status === 200 ? res : undefined;
+    },
+    { timeout, message: `GET ${path} answers 200` },
+  );
 }

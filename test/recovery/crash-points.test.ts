@@ -3,8 +3,8 @@ import { crashAt } from "../../harness/chaos/crash-points.ts";
 import { summaryLine } from "../../harness/chaos/invariants.ts";
 import { probeCount, readProbes } from "../../harness/chaos/probe-log.ts";
 import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
-import { sendWebhook, waitFor } from "../../harness/index.ts";
-import { call } from "../e2e/stack.ts";
+import { sendWebhook } from "../../harness/index.ts";
+import { answers200, call, jobDone } from "../e2e/stack.ts";
 import { E2E_TIMEOUT } from "../fixtures.ts";
 
 /** The steps of process_order, in the order they run. */
@@ -77,14 +77,7 @@ afterAll(async () => {
   expect(report).toMatchObject({ lost: 0, duplicate_effects: 0, duplicate_rows: 0, stock_mismatches: 0 });
 }, E2E_TIMEOUT);
 
-const doneJob = (id: string) =>
-  waitFor(
-    async () => {
-      const job = await call(stack.api, "GET", `/jobs/${id}`);
-      return job.body.status === "done" ? job.body : undefined;
-    },
-    { timeout: 30_000, message: `${id} done` },
-  );
+const doneJob = (id: string) => jobDone(stack.api, id);
 
 /** Every step before the one that crashed ran once, the crashed one twice, the ones after once. */
 function expectStepCounts(steps: string[], crashedStep: string, id: string) {
@@ -172,13 +165,7 @@ describe("a worker killed at each crash point: a fresh worker finishes, nothing 
       );
       expect([200, 202]).toContain(res.status);
       const quoteId = String(res.body.quote_id);
-      const done = await waitFor(
-        async () => {
-          const r = await call(stack.api, "GET", `/price-quote/${quoteId}`);
-          return r.status === 200 ? r.body : undefined;
-        },
-        { timeout: 30_000, message: "quote done" },
-      );
+      const done = (await answers200(stack.api, `/price-quote/${quoteId}`)).body;
       expect(done).toMatchObject({ sku: "sku-23", qty: 4 });
       expect(
         readProbes(stack.probeLog).some((p) => p.point === "crash" && p.at === "pricing.compute.after"),

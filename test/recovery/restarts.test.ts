@@ -3,7 +3,7 @@ import { summaryLine } from "../../harness/chaos/invariants.ts";
 import { probeCount, readProbes } from "../../harness/chaos/probe-log.ts";
 import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
 import { getPromise, getTask, sendWebhook, waitFor } from "../../harness/index.ts";
-import { call } from "../e2e/stack.ts";
+import { answers200, call, jobDone } from "../e2e/stack.ts";
 import { E2E_TIMEOUT } from "../fixtures.ts";
 
 let stack: ChaosStack;
@@ -33,14 +33,7 @@ const approve = (orderId: string) =>
     backoffMs: 100,
   });
 
-const done = (id: string) =>
-  waitFor(
-    async () => {
-      const job = await call(stack.api, "GET", `/jobs/${id}`);
-      return job.body.status === "done" ? job.body : undefined;
-    },
-    { timeout: 40_000, message: `${id} done` },
-  );
+const done = (id: string) => jobDone(stack.api, id, 40_000);
 
 describe("the Resonate server killed and restarted under suspended and running workflows", () => {
   test(
@@ -93,13 +86,7 @@ describe("the Resonate server killed and restarted under suspended and running w
       expect((await done("ship:rs-waiting")).result).toMatchObject({ status: "shipped" });
       expect((await done("ship:rs-sleeping")).result).toMatchObject({ status: "shipped" });
       expect((await done("order:rs-order")).result).toMatchObject({ status: "completed" });
-      const priced = await waitFor(
-        async () => {
-          const r = await call(stack.api, "GET", `/price-quote/${quoteId}`);
-          return r.status === 200 ? r.body : undefined;
-        },
-        { timeout: 40_000, message: "quote done" },
-      );
+      const priced = (await answers200(stack.api, `/price-quote/${quoteId}`, 40_000)).body;
       expect(priced).toMatchObject({ sku: "sku-31", qty: 2 });
       expect(stack.effects("rs-order")).toEqual({ charges: 1, shipments: 1, rows: 1 });
       expect(stack.effects("rs-sleeping").shipments).toBe(1);
