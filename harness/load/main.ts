@@ -132,8 +132,9 @@ async function phase(
     killer = (async () => {
       while (killing) {
         await Bun.sleep(1_500);
+        if (!killing) break;
         const victim = pricing.shift();
-        if (!victim || !killing) break;
+        if (!victim) break;
         victim.kill("SIGKILL");
         await victim.exited;
         const [fresh] = (await spawnWorker({ group: "pricing-workers", env: pricingEnv })) as [ChildProcess];

@@ -45,7 +45,7 @@ describe("npm start (harness/start.ts)", () => {
           readyTimeoutMs: 30_000,
         });
       try {
-        const first = launch();
+        await using first = launch();
         await first.ready;
         const pids = workerPids(first.output());
         expect(pids).toHaveLength(4);
