@@ -74,7 +74,7 @@ describe("the Resonate server killed and restarted under suspended and running w
           message: "cooling-off timer created",
         },
       );
-      await waitFor(() => probeCount(readProbes(stack.probeLog), "pricing.compute.before", quoteId) === 1, {
+      await waitFor(() => probeCount(readProbes(stack.probeLog), "pricing.delay", quoteId) === 1, {
         message: "pricing step running",
       });
 
