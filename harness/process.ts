@@ -60,7 +60,8 @@ export function spawnProcess(opts: SpawnOptions): ChildProcess {
   const child: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn({
     cmd: opts.cmd,
     cwd: opts.cwd,
-    env: { ...process.env, ...opts.env } as Record<string, string>,
+    // Children stop by themselves if this process dies without stopping them.
+    env: { ...process.env, EXIT_WITH_PARENT: "1", ...opts.env } as Record<string, string>,
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

@@ -18,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, GROUPS, loadConfig } from "../src/config.ts";
+import { exitWithParent } from "../src/shared/parent.ts";
 import { startSandbox } from "./fakes/sandbox.ts";
 import type { ChildProcess } from "./process.ts";
 import { type ResonateServer, startResonateServer } from "./resonate-server.ts";
@@ -158,6 +159,8 @@ async function shutdown(code = 0): Promise<never> {
 }
 process.on("SIGINT", () => void shutdown());
 process.on("SIGTERM", () => void shutdown());
+// A launcher whose own parent (npm, a shell) was killed stops what it started.
+exitWithParent(() => shutdown(), true);
 api?.exited.then((code) => {
   if (!stopping) {
     console.error(`start: the API exited with ${code}:\n${api?.output().slice(-2000)}`);

@@ -11,6 +11,7 @@ import { registerGroup } from "../workers/register.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, GROUPS, loadConfig, targetsFor } from "./config.ts";
 import { makeDeps } from "./deps.ts";
+import { exitWithParent } from "./shared/parent.ts";
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -55,3 +56,4 @@ async function shutdown() {
 }
 process.on("SIGTERM", shutdown);
 process.on("SIGINT", shutdown);
+exitWithParent(shutdown);

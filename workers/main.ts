@@ -9,6 +9,7 @@
  */
 import { Resonate } from "@resonatehq/sdk";
 import { ConfigError, GROUPS, type Group, loadConfig, targetsFor } from "../src/config.ts";
+import { exitWithParent } from "../src/shared/parent.ts";
 import { registerGroup } from "./register.ts";
 
 const group = process.argv[2] as Group | undefined;
@@ -44,3 +45,4 @@ async function shutdown() {
 }
 process.on("SIGTERM", shutdown);
 process.on("SIGINT", shutdown);
+exitWithParent(shutdown);

@@ -12,6 +12,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
+import { exitWithParent } from "../../src/shared/parent.ts";
 import { serveProtocol } from "./http.ts";
 import { ProtocolServer, SERVER_DEFAULTS } from "./server.ts";
 
@@ -112,3 +113,4 @@ async function shutdown(signal: string) {
 }
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));
+exitWithParent(() => shutdown("parent gone"));

@@ -79,6 +79,14 @@ describe("npm start (harness/start.ts)", () => {
           { timeout: 20_000, message: "held order shipped after restart" },
         );
         expect(done.result).toMatchObject({ status: "shipped", approver: "after-restart" });
+
+        // A launcher killed outright (no chance to clean up) still leaves no worker behind.
+        const orphans = workerPids(second.output());
+        second.kill("SIGKILL");
+        await second.exited;
+        await waitFor(() => orphans.every((pid) => !alive(pid)), {
+          message: "workers of a killed launcher exit",
+        });
       } finally {
         rmSync(dataDir, { recursive: true, force: true });
       }
