@@ -3,7 +3,7 @@ import { IndexedEngine } from "./engine.ts";
 import type { Change, Engine, Request } from "./engine-types.ts";
 import { isRequest } from "./engine-types.ts";
 import { Hub } from "./hub.ts";
-import { type OutboxEntry, outboxKey, Store } from "./store.ts";
+import { commitOps, loadState, type OutboxEntry, outboxKey, Store } from "./store.ts";
 import { PROTOCOL_VERSION, validateData, validateEnvelope } from "./validate.ts";
 
 /** Settings of a protocol server; the defaults are the real Resonate server's. */
@@ -44,6 +44,17 @@ export const SERVER_DEFAULTS = {
 /** The engine's own hard-coded retry delay for pending tasks, rewritten to `retryTimeoutMs`. */
 const ENGINE_RETRY_MS = 30_000;
 
+/** Requests applied together, committed in one transaction. */
+interface Batch {
+  changes: Change[];
+  sent: OutboxEntry[];
+  trace: unknown[];
+  replies: (() => void)[];
+  /** The batch holds a debug.reset: the state file is emptied before its writes. */
+  reset: boolean;
+  generation: number;
+}
+
 /** A protocol answer: the HTTP status and the JSON envelope. */
 export interface ProtocolReply {
   status: number;
@@ -69,8 +80,8 @@ export class ProtocolServer {
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
+    for (const entry of loadState(opts.dbPath, this.#engine)) this.#outbox.set(entry.key, entry);
     this.#store = new Store(opts.dbPath);
-    for (const entry of this.#store.load(this.#engine)) this.#outbox.set(entry.key, entry);
     this.hub = new Hub({ keepAliveMs: opts.keepAliveMs, onConnect: () => this.#flush() });
   }
 
@@ -79,11 +90,13 @@ export class ProtocolServer {
     this.#timer ??= setInterval(() => this.tick(Date.now()), this.#opts.tickMs);
   }
 
+  /** Stops the tick and the streams, writes everything applied so far, and closes the state file. */
   stop(): void {
-    this.#commitBatch();
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.hub.closeAll();
+    if (this.#delivered.size > 0) this.#openBatch();
+    this.#commitBatch();
     this.#store.close();
   }
 
@@ -110,6 +123,8 @@ export class ProtocolServer {
   /** Settles expired promises, releases expired leases, re-offers pending tasks and retries undelivered messages. */
   tick(now: number): void {
     if (this.#failed) return;
+    // Delivery marks ride along with the next commit; an idle server writes them here.
+    if (this.#delivered.size > 0) this.#openBatch();
     void Promise.resolve(
       this.#apply({ kind: "debug.tick", head: { corrId: "", version: "" }, data: { time: now } }, now, false),
     ).then(() => this.#flush());
@@ -163,15 +178,15 @@ export class ProtocolServer {
       trace && this.#opts.tracePath ? { kind: req.kind, now, req: req.data, res: reply.body } : undefined;
 
     if (req.kind === "debug.reset") {
-      // Nothing else may be in flight across a reset: commit what is queued, then empty everything.
-      this.#commitBatch();
+      // Messages produced before the reset are dropped, and the state file is emptied before
+      // anything applied after the reset is written.
+      this.#generation++;
       this.#outbox.clear();
-      try {
-        this.#store.reset();
-      } catch (error) {
-        return this.#fatal(error, req);
-      }
-      return reply;
+      this.#delivered.clear();
+      const batch = this.#openBatch();
+      batch.sent = [];
+      batch.reset = true;
+      batch.generation = this.#generation;
     }
     if (result.changes.length === 0 && !traceLine && !this.#batch) return reply;
     return new Promise<ProtocolReply>((resolve) => {
@@ -191,11 +206,28 @@ export class ProtocolServer {
    * messages are delivered. Nothing is acknowledged or sent before it is on
    * disk.
    */
-  #batch: { changes: Change[]; sent: OutboxEntry[]; trace: unknown[]; replies: (() => void)[] } | undefined;
+  #batch: Batch | undefined;
+  /**
+   * Outbox entries that reached a process, removed from the file with the
+   * next commit rather than with a commit (and an fsync) of their own. Lost
+   * in a crash, they are only delivered once more, which the protocol
+   * tolerates: a stale execute fails to acquire, a second unblock finds the
+   * promise settled.
+   */
+  readonly #delivered = new Set<string>();
+  /** Bumped by debug.reset: messages of batches opened before it are not delivered. */
+  #generation = 0;
 
-  #openBatch() {
+  #openBatch(): Batch {
     if (!this.#batch) {
-      this.#batch = { changes: [], sent: [], trace: [], replies: [] };
+      this.#batch = {
+        changes: [],
+        sent: [],
+        trace: [],
+        replies: [],
+        reset: false,
+        generation: this.#generation,
+      };
       setImmediate(() => this.#commitBatch());
     }
     return this.#batch;
@@ -205,16 +237,21 @@ export class ProtocolServer {
     const batch = this.#batch;
     if (!batch) return;
     this.#batch = undefined;
-    try {
-      this.#store.commit(this.#engine, batch.changes, batch.sent);
-    } catch (error) {
-      this.#fatal(error, undefined);
+    if (!this.#failed) {
+      try {
+        const ops = commitOps(this.#engine, batch.changes, batch.sent, this.#delivered);
+        if (batch.reset) ops.unshift(["reset"]);
+        this.#store.commit(ops);
+        this.#delivered.clear();
+      } catch (error) {
+        this.#fatal(error, undefined);
+      }
     }
     if (batch.trace.length > 0 && this.#opts.tracePath) {
       appendFileSync(this.#opts.tracePath, batch.trace.map((t) => `${JSON.stringify(t)}\n`).join(""));
     }
     for (const reply of batch.replies) reply();
-    if (this.#failed) return;
+    if (this.#failed || batch.generation !== this.#generation) return;
     for (const entry of batch.sent) this.#outbox.set(entry.key, entry);
     if (batch.sent.length > 0) this.#flush(batch.sent);
   }
@@ -237,18 +274,12 @@ export class ProtocolServer {
 
   /** Tries to hand undelivered messages to connected processes; what reaches one leaves the outbox. */
   #flush(entries: Iterable<OutboxEntry> = [...this.#outbox.values()]): void {
-    const done: string[] = [];
     for (const entry of entries) {
       if (this.#outbox.get(entry.key) !== entry) continue;
       if (this.hub.deliver(entry.address, entry.message)) {
         this.#outbox.delete(entry.key);
-        done.push(entry.key);
+        this.#delivered.add(entry.key);
       }
-    }
-    try {
-      this.#store.delivered(done);
-    } catch (error) {
-      this.#fatal(error, undefined);
     }
   }
 

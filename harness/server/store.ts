@@ -48,53 +48,198 @@ interface TaskRow {
   resumes: string[];
 }
 
+const TABLES = [
+  "promises",
+  "tasks",
+  "schedules",
+  "promise_timeouts",
+  "task_timeouts",
+  "schedule_timeouts",
+  "outbox",
+] as const;
+type Table = (typeof TABLES)[number];
+
 /**
- * The server's durable state in one SQLite file (WAL, synchronous=FULL).
- *
- * The engine's change list names what a request touched but does not carry
- * a promise's callbacks and listeners, so `commit` writes the engine's whole
- * current record for every id a change names: what is on disk is exactly
- * what the engine holds in memory.
+ * One write of a commit, in the order it is applied. A commit is a list of
+ * these, computed on the server's thread from the engine's state and
+ * applied in one transaction by the writer.
  */
+export type StoreOp =
+  | ["put", "promises" | "tasks" | "schedules", string, string]
+  | ["del", Table, string]
+  | ["ptimeout", string, number]
+  | ["ttimeout", string, 0 | 1, number]
+  | ["stimeout", string, number]
+  | ["outbox", string, string, string]
+  | ["reset"];
+
+/** Opens the state file, creating its tables, with the settings every connection uses. */
+function open(path: string): Database {
+  const db = new Database(path, { create: true, strict: true });
+  db.exec("PRAGMA journal_mode = WAL;");
+  db.exec("PRAGMA synchronous = FULL;");
+  db.exec("PRAGMA busy_timeout = 5000;");
+  db.exec(SCHEMA);
+  return db;
+}
+
+/** Fills an empty engine with everything in the state file at `path` and returns the undelivered messages. */
+export function loadState(path: string, engine: IndexedEngine): OutboxEntry[] {
+  const db = open(path);
+  try {
+    for (const { record } of db.query<{ record: string }, []>("SELECT record FROM promises").all()) {
+      const row = JSON.parse(record) as PromiseRow;
+      engine.promises.set(row.id, {
+        ...row,
+        callbacks: new Set(row.callbacks),
+        listeners: new Set(row.listeners),
+      });
+    }
+    for (const { record } of db.query<{ record: string }, []>("SELECT record FROM tasks").all()) {
+      const row = JSON.parse(record) as TaskRow;
+      engine.tasks.set(row.id, { ...row, resumes: new Set(row.resumes) });
+    }
+    for (const { record } of db.query<{ record: string }, []>("SELECT record FROM schedules").all()) {
+      const row = JSON.parse(record) as EngineSchedule;
+      engine.schedules.set(row.id, row);
+    }
+    engine.pTimeouts = db
+      .query<{ id: string; timeout: number }, []>("SELECT id, timeout FROM promise_timeouts")
+      .all();
+    engine.tTimeouts = db
+      .query<{ id: string; type: 0 | 1; timeout: number }, []>("SELECT id, type, timeout FROM task_timeouts")
+      .all();
+    engine.sTimeouts = db
+      .query<{ id: string; timeout: number }, []>("SELECT id, timeout FROM schedule_timeouts")
+      .all();
+    engine.reindex();
+    return db
+      .query<{ key: string; address: string; message: string }, []>(
+        "SELECT key, address, message FROM outbox",
+      )
+      .all()
+      .map((row) => ({ key: row.key, address: row.address, message: JSON.parse(row.message) as Message }));
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * The writes that make the state file match the engine for everything
+ * `changes` touched. The engine's change list names what a request touched
+ * but does not carry a promise's callbacks and listeners, so the engine's
+ * whole current record is written for every id a change names: what is on
+ * disk is exactly what the engine holds in memory. Then the messages to
+ * deliver are added and the ones that reached a process are removed.
+ */
+export function commitOps(
+  engine: IndexedEngine,
+  changes: Change[],
+  outbox: OutboxEntry[],
+  delivered: Iterable<string>,
+): StoreOp[] {
+  const promises = new Set<string>();
+  const tasks = new Set<string>();
+  const schedules = new Set<string>();
+  const promiseTimeouts = new Set<string>();
+  const taskTimeouts = new Set<string>();
+  const scheduleTimeouts = new Set<string>();
+  for (const change of changes) {
+    switch (change.kind) {
+      case "promise.set":
+        promises.add(change.promise.id);
+        break;
+      case "task.set":
+        tasks.add(change.task.id);
+        break;
+      case "schedule.set":
+        schedules.add(change.schedule.id);
+        break;
+      case "schedule.del":
+        schedules.add(change.id);
+        break;
+      case "ptimeout.set":
+        promiseTimeouts.add(change.timeout.id);
+        break;
+      case "ptimeout.del":
+        promiseTimeouts.add(change.id);
+        break;
+      case "ttimeout.set":
+        taskTimeouts.add(change.timeout.id);
+        break;
+      case "ttimeout.del":
+        taskTimeouts.add(change.id);
+        break;
+      case "stimeout.set":
+        scheduleTimeouts.add(change.timeout.id);
+        break;
+      case "stimeout.del":
+        scheduleTimeouts.add(change.id);
+        break;
+      case "message.send":
+        break;
+    }
+  }
+  const ops: StoreOp[] = [];
+  for (const id of promises) {
+    const p = engine.promises.get(id);
+    ops.push(p ? ["put", "promises", id, JSON.stringify(promiseRow(p))] : ["del", "promises", id]);
+  }
+  for (const id of tasks) {
+    const t = engine.tasks.get(id);
+    ops.push(
+      t
+        ? ["put", "tasks", id, JSON.stringify({ ...t, resumes: [...t.resumes] } satisfies TaskRow)]
+        : ["del", "tasks", id],
+    );
+  }
+  for (const id of schedules) {
+    const s = engine.schedules.get(id);
+    ops.push(s ? ["put", "schedules", id, JSON.stringify(s)] : ["del", "schedules", id]);
+  }
+  for (const id of promiseTimeouts) {
+    const t = engine.timeoutOf("p", id);
+    ops.push(t ? ["ptimeout", id, t.timeout] : ["del", "promise_timeouts", id]);
+  }
+  for (const id of taskTimeouts) {
+    const t = engine.timeoutOf("t", id);
+    ops.push(t ? ["ttimeout", id, t.type ?? 0, t.timeout] : ["del", "task_timeouts", id]);
+  }
+  for (const id of scheduleTimeouts) {
+    const t = engine.timeoutOf("s", id);
+    ops.push(t ? ["stimeout", id, t.timeout] : ["del", "schedule_timeouts", id]);
+  }
+  for (const key of delivered) ops.push(["del", "outbox", key]);
+  for (const entry of outbox) {
+    ops.push(["outbox", entry.key, entry.address, JSON.stringify(entry.message)]);
+  }
+  return ops;
+}
+
+/** Writes commits to the state file, each in one transaction (one fsync of the WAL). */
 export class Store {
   readonly #db: Database;
   readonly #put: Record<"promises" | "tasks" | "schedules", ReturnType<Database["prepare"]>>;
-  readonly #del: Record<
-    | "promises"
-    | "tasks"
-    | "schedules"
-    | "promise_timeouts"
-    | "task_timeouts"
-    | "schedule_timeouts"
-    | "outbox",
-    ReturnType<Database["prepare"]>
-  >;
+  readonly #del: Record<Table, ReturnType<Database["prepare"]>>;
   readonly #putPromiseTimeout: ReturnType<Database["prepare"]>;
   readonly #putTaskTimeout: ReturnType<Database["prepare"]>;
   readonly #putScheduleTimeout: ReturnType<Database["prepare"]>;
   readonly #putOutbox: ReturnType<Database["prepare"]>;
+  readonly #transaction: (ops: StoreOp[]) => void;
 
   constructor(path: string) {
-    this.#db = new Database(path, { create: true, strict: true });
-    this.#db.exec("PRAGMA journal_mode = WAL;");
-    this.#db.exec("PRAGMA synchronous = FULL;");
-    this.#db.exec("PRAGMA busy_timeout = 5000;");
-    this.#db.exec(SCHEMA);
+    this.#db = open(path);
     const put = (table: string) =>
       this.#db.prepare(
         `INSERT INTO ${table} (id, record) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record = excluded.record`,
       );
     this.#put = { promises: put("promises"), tasks: put("tasks"), schedules: put("schedules") };
-    const del = (table: string, key = "id") => this.#db.prepare(`DELETE FROM ${table} WHERE ${key} = ?`);
-    this.#del = {
-      promises: del("promises"),
-      tasks: del("tasks"),
-      schedules: del("schedules"),
-      promise_timeouts: del("promise_timeouts"),
-      task_timeouts: del("task_timeouts"),
-      schedule_timeouts: del("schedule_timeouts"),
-      outbox: del("outbox", "key"),
-    };
+    this.#del = Object.fromEntries(
+      TABLES.map((table) => [
+        table,
+        this.#db.prepare(`DELETE FROM ${table} WHERE ${table === "outbox" ? "key" : "id"} = ?`),
+      ]),
+    ) as Record<Table, ReturnType<Database["prepare"]>>;
     this.#putPromiseTimeout = this.#db.prepare(
       "INSERT INTO promise_timeouts (id, timeout) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET timeout = excluded.timeout",
     );
@@ -107,142 +252,40 @@ export class Store {
     this.#putOutbox = this.#db.prepare(
       "INSERT INTO outbox (key, address, message) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET address = excluded.address, message = excluded.message",
     );
+    this.#transaction = this.#db.transaction((ops: StoreOp[]) => {
+      for (const op of ops) this.#run(op);
+    });
   }
 
-  /** Fills an empty engine with everything on disk and returns the undelivered messages. */
-  load(engine: IndexedEngine): OutboxEntry[] {
-    for (const { record } of this.#db.query<{ record: string }, []>("SELECT record FROM promises").all()) {
-      const row = JSON.parse(record) as PromiseRow;
-      engine.promises.set(row.id, {
-        ...row,
-        callbacks: new Set(row.callbacks),
-        listeners: new Set(row.listeners),
-      });
-    }
-    for (const { record } of this.#db.query<{ record: string }, []>("SELECT record FROM tasks").all()) {
-      const row = JSON.parse(record) as TaskRow;
-      engine.tasks.set(row.id, { ...row, resumes: new Set(row.resumes) });
-    }
-    for (const { record } of this.#db.query<{ record: string }, []>("SELECT record FROM schedules").all()) {
-      const row = JSON.parse(record) as EngineSchedule;
-      engine.schedules.set(row.id, row);
-    }
-    engine.pTimeouts = this.#db
-      .query<{ id: string; timeout: number }, []>("SELECT id, timeout FROM promise_timeouts")
-      .all();
-    engine.tTimeouts = this.#db
-      .query<{ id: string; type: 0 | 1; timeout: number }, []>("SELECT id, type, timeout FROM task_timeouts")
-      .all();
-    engine.sTimeouts = this.#db
-      .query<{ id: string; timeout: number }, []>("SELECT id, timeout FROM schedule_timeouts")
-      .all();
-    return this.#db
-      .query<{ key: string; address: string; message: string }, []>(
-        "SELECT key, address, message FROM outbox",
-      )
-      .all()
-      .map((row) => ({ key: row.key, address: row.address, message: JSON.parse(row.message) as Message }));
+  /** Applies `ops` in one transaction; returns once it is committed. */
+  commit(ops: StoreOp[]): void {
+    if (ops.length > 0) this.#transaction(ops);
   }
 
-  /**
-   * Writes, in one transaction, the engine's current record for everything
-   * `changes` touched, and the messages to deliver. Returns once the
-   * transaction is committed (fsynced to the WAL).
-   */
-  commit(engine: IndexedEngine, changes: Change[], outbox: OutboxEntry[]): void {
-    if (changes.length === 0 && outbox.length === 0) return;
-    const promises = new Set<string>();
-    const tasks = new Set<string>();
-    const schedules = new Set<string>();
-    const promiseTimeouts = new Set<string>();
-    const taskTimeouts = new Set<string>();
-    const scheduleTimeouts = new Set<string>();
-    for (const change of changes) {
-      switch (change.kind) {
-        case "promise.set":
-          promises.add(change.promise.id);
-          break;
-        case "task.set":
-          tasks.add(change.task.id);
-          break;
-        case "schedule.set":
-          schedules.add(change.schedule.id);
-          break;
-        case "schedule.del":
-          schedules.add(change.id);
-          break;
-        case "ptimeout.set":
-          promiseTimeouts.add(change.timeout.id);
-          break;
-        case "ptimeout.del":
-          promiseTimeouts.add(change.id);
-          break;
-        case "ttimeout.set":
-          taskTimeouts.add(change.timeout.id);
-          break;
-        case "ttimeout.del":
-          taskTimeouts.add(change.id);
-          break;
-        case "stimeout.set":
-          scheduleTimeouts.add(change.timeout.id);
-          break;
-        case "stimeout.del":
-          scheduleTimeouts.add(change.id);
-          break;
-        case "message.send":
-          break;
-      }
+  #run(op: StoreOp): void {
+    switch (op[0]) {
+      case "put":
+        this.#put[op[1]].run(op[2], op[3]);
+        break;
+      case "del":
+        this.#del[op[1]].run(op[2]);
+        break;
+      case "ptimeout":
+        this.#putPromiseTimeout.run(op[1], op[2]);
+        break;
+      case "ttimeout":
+        this.#putTaskTimeout.run(op[1], op[2], op[3]);
+        break;
+      case "stimeout":
+        this.#putScheduleTimeout.run(op[1], op[2]);
+        break;
+      case "outbox":
+        this.#putOutbox.run(op[1], op[2], op[3]);
+        break;
+      case "reset":
+        for (const table of TABLES) this.#db.exec(`DELETE FROM ${table}`);
+        break;
     }
-    this.#db.transaction(() => {
-      for (const id of promises) {
-        const p = engine.promises.get(id);
-        if (p) this.#put.promises.run(id, JSON.stringify(promiseRow(p)));
-        else this.#del.promises.run(id);
-      }
-      for (const id of tasks) {
-        const t = engine.tasks.get(id);
-        if (t) this.#put.tasks.run(id, JSON.stringify({ ...t, resumes: [...t.resumes] } satisfies TaskRow));
-        else this.#del.tasks.run(id);
-      }
-      for (const id of schedules) {
-        const s = engine.schedules.get(id);
-        if (s) this.#put.schedules.run(id, JSON.stringify(s));
-        else this.#del.schedules.run(id);
-      }
-      for (const id of promiseTimeouts) {
-        const t = engine.timeoutOf("p", id);
-        if (t) this.#putPromiseTimeout.run(id, t.timeout);
-        else this.#del.promise_timeouts.run(id);
-      }
-      for (const id of taskTimeouts) {
-        const t = engine.timeoutOf("t", id);
-        if (t) this.#putTaskTimeout.run(id, t.type ?? 0, t.timeout);
-        else this.#del.task_timeouts.run(id);
-      }
-      for (const id of scheduleTimeouts) {
-        const t = engine.timeoutOf("s", id);
-        if (t) this.#putScheduleTimeout.run(id, t.timeout);
-        else this.#del.schedule_timeouts.run(id);
-      }
-      for (const entry of outbox) {
-        this.#putOutbox.run(entry.key, entry.address, JSON.stringify(entry.message));
-      }
-    })();
-  }
-
-  /** Forgets messages that reached a process. */
-  delivered(keys: string[]): void {
-    if (keys.length === 0) return;
-    this.#db.transaction(() => {
-      for (const key of keys) this.#del.outbox.run(key);
-    })();
-  }
-
-  /** Empties every table (the protocol's `debug.reset`). */
-  reset(): void {
-    this.#db.transaction(() => {
-      for (const table of Object.keys(this.#del)) this.#db.exec(`DELETE FROM ${table}`);
-    })();
   }
 
   close(): void {

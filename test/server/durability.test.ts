@@ -175,6 +175,59 @@ describe("resonate server: kill -9 and restart on the same file loses nothing ac
   );
 
   test(
+    "a task acquired after a restart gets the promises of its branch preloaded, as before it",
+    async () => {
+      await using server = await startResonateServer(FAST);
+      const head = { corrId: "c", version: "2026-04-01" };
+      const created = await protocolCall(server.url, "task.create", {
+        pid: "p1",
+        ttl: 60_000,
+        action: {
+          kind: "promise.create",
+          head,
+          data: {
+            id: "r",
+            timeoutAt: Date.now() + 600_000,
+            param: {},
+            tags: { "resonate:target": "poll://any@nobody", "resonate:branch": "r" },
+          },
+        },
+      });
+      expect(created.status).toBe(200);
+      const child = await protocolCall(server.url, "task.fence", {
+        id: "r",
+        version: 1,
+        action: {
+          kind: "promise.create",
+          head,
+          data: {
+            id: "r.0",
+            timeoutAt: Date.now() + 600_000,
+            param: {},
+            tags: { "resonate:origin": "r", "resonate:branch": "r", "resonate:parent": "r" },
+          },
+        },
+      });
+      expect(child.status).toBe(200);
+      expect((await protocolCall(server.url, "task.release", { id: "r", version: 1 })).status).toBe(200);
+      const preloaded = async () => {
+        const acquired = await protocolCall<{ task: { version: number }; preload: { id: string }[] }>(
+          server.url,
+          "task.acquire",
+          { id: "r", version: 1, pid: "p2", ttl: 60_000 },
+        );
+        expect(acquired.status).toBe(200);
+        return acquired.body.data.preload.map((p) => p.id);
+      };
+      // The restarted server knows the branch only from what it loaded.
+      await server.kill();
+      await server.restart();
+      expect(await preloaded()).toEqual(["r.0"]);
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
     "a lease that comes back from disk is kept alive only by a process that touches the task again",
     async () => {
       await using server = await startResonateServer({ tickMs: 50 });
