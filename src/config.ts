@@ -41,6 +41,7 @@ export interface Config {
   carrierUrl: string;
   /** Extra delay inside compute_quote, for trying the 202 path (ms). */
   pricingDelayMs: number;
+  priceRefreshMs: number;
   /** Durable pause between an approval and its shipment (ms). */
   shipCoolingOffMs: number;
   /** Mount the benchmark routes (`/bench/*`): the load tool's baseline and memory probe. */
@@ -62,6 +63,7 @@ export const DEFAULTS = {
   RESONATE_TTL_MS: "10000",
   SANDBOX_PORT: "4010",
   PRICING_DELAY_MS: "0",
+  PRICE_REFRESH_MS: "30000",
   SHIP_COOLING_OFF_MS: "0",
 } as const;
 
@@ -139,6 +141,7 @@ export function loadConfig(env: Env = process.env): Config {
     paymentUrl: url(env, "PAYMENT_URL", `${sandbox}/payment`) as string,
     carrierUrl: url(env, "CARRIER_URL", `${sandbox}/carrier`) as string,
     pricingDelayMs: int(env, "PRICING_DELAY_MS", 0, 600_000),
+    priceRefreshMs: int(env, "PRICE_REFRESH_MS", 100, 86_400_000),
     shipCoolingOffMs: int(env, "SHIP_COOLING_OFF_MS", 0, 30 * 86_400_000),
     benchRoutes: flag(env, "BENCH_ROUTES"),
   };

@@ -208,6 +208,13 @@ export async function getPrice(
   return row ? { sku: row.sku, unit_price_cents: Number(row.unit_price_cents) } : null;
 }
 
+/** The whole price list, as a pricing worker keeps it. */
+export async function listPrices(sql: Database): Promise<{ sku: string; unit_price_cents: number }[]> {
+  const rows = await sql<{ sku: string; unit_price_cents: number }[]>`
+    SELECT sku, unit_price_cents FROM products ORDER BY sku`;
+  return rows.map((row) => ({ sku: row.sku, unit_price_cents: Number(row.unit_price_cents) }));
+}
+
 /** Remembers which durable promise stands for (kind, key), e.g. ("approval", orderId); first writer wins. */
 export async function registerCallback(
   sql: Database,
@@ -249,6 +256,7 @@ export function registerDbFunctions(resonate: Resonate): void {
   leaf("reserve_stock", reserveStock);
   leaf("release_stock", releaseStock);
   leaf("get_price", getPrice);
+  leaf("list_prices", listPrices);
   leaf("register_callback", registerCallback);
   leaf("find_callback", findCallback);
 }

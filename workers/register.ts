@@ -3,7 +3,7 @@ import type { Config, Group, Targets } from "../src/config.ts";
 import { registerBusinessFunctions } from "./business.ts";
 import { openDatabase, registerDbFunctions } from "./db.ts";
 import { registerOrderFunctions } from "./orders.ts";
-import { registerPricingFunctions } from "./pricing.ts";
+import { PriceBook, registerPricingFunctions } from "./pricing.ts";
 import { carrierClient, paymentClient } from "./third-parties.ts";
 
 /**
@@ -25,9 +25,12 @@ export async function registerGroup(
         coolingOffMs: config.shipCoolingOffMs,
       });
       return { close: async () => {} };
-    case "pricing-workers":
-      registerPricingFunctions(resonate, { targets, delayMs: config.pricingDelayMs });
-      return { close: async () => {} };
+    case "pricing-workers": {
+      const prices = new PriceBook(resonate, targets.db, config.priceRefreshMs);
+      prices.start();
+      registerPricingFunctions(resonate, { targets, delayMs: config.pricingDelayMs, prices });
+      return { close: async () => prices.stop() };
+    }
     case "business":
       registerBusinessFunctions(resonate, { targets });
       return { close: async () => {} };
