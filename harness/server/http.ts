@@ -5,11 +5,11 @@ const json = (status: number, body: unknown, headers: Record<string, string> = {
 
 /** Reads a request body; undefined when it is larger than `limit` bytes. */
 async function readBody(req: Request, limit: number): Promise<string | undefined> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > limit) return undefined;
-  // Bun refuses bodies over maxRequestBodySize itself; this catches a chunked body that ends up over the limit.
+  const length = req.headers.get("content-length");
+  if (length !== null && Number(length) > limit) return undefined;
   const text = await req.text();
-  return Buffer.byteLength(text) > limit ? undefined : text;
+  // A body with a content-length is exactly that long; a chunked one is measured.
+  return length === null && Buffer.byteLength(text) > limit ? undefined : text;
 }
 
 const LEGACY_ROUTES = /^\/(promises|schedules|tasks)(\/|$)/;
@@ -30,23 +30,25 @@ export function serveProtocol(
     // SSE streams are idle between messages; Bun's default 10 s idle timeout would cut them.
     idleTimeout: 0,
     maxRequestBodySize: opts.maxBodyBytes * 2,
+    routes: {
+      "/": {
+        POST: async (req) => {
+          const raw = await readBody(req, opts.maxBodyBytes);
+          if (raw === undefined) {
+            return json(413, {
+              kind: "unknown",
+              head: { corrId: "0", status: 413, version: "" },
+              data: `Request body exceeds the limit of ${opts.maxBodyBytes} bytes`,
+            });
+          }
+          const reply = await server.handle(raw);
+          return json(reply.status, reply.body);
+        },
+      },
+    },
     fetch: async (req) => {
-      const url = new URL(req.url);
-      const path = url.pathname;
-      if (path === "/") {
-        if (req.method !== "POST")
-          return json(405, { error: "use POST / for protocol requests" }, { allow: "POST" });
-        const raw = await readBody(req, opts.maxBodyBytes);
-        if (raw === undefined) {
-          return json(413, {
-            kind: "unknown",
-            head: { corrId: "0", status: 413, version: "" },
-            data: `Request body exceeds the limit of ${opts.maxBodyBytes} bytes`,
-          });
-        }
-        const reply = await server.handle(raw);
-        return json(reply.status, reply.body);
-      }
+      const path = new URL(req.url).pathname;
+      if (path === "/") return json(405, { error: "use POST / for protocol requests" }, { allow: "POST" });
       if (path === "/healthz" || path === "/health") {
         return json(200, { status: "ok", connections: server.hub.size });
       }

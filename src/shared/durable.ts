@@ -48,10 +48,23 @@ export function isNotFound(error: unknown): boolean {
  * a worker group, or in this process (`beginRun`) when co-located.
  */
 export class Launcher {
+  /** Options by target and timeout: building them parses the target as a URL, on every request otherwise. */
+  readonly #options = new Map<string, ReturnType<Resonate["options"]>>();
+
   constructor(
     readonly resonate: Resonate,
     readonly colocated: boolean,
   ) {}
+
+  #optionsFor(target: string | undefined, timeout: number): ReturnType<Resonate["options"]> {
+    const key = `${target ?? ""}\n${timeout}`;
+    let options = this.#options.get(key);
+    if (!options) {
+      options = this.resonate.options(target === undefined ? { timeout } : { target, timeout });
+      this.#options.set(key, options);
+    }
+    return options;
+  }
 
   begin<T>(
     id: string,
@@ -60,13 +73,8 @@ export class Launcher {
     opts: { target: string; timeout: number },
   ): Promise<ResonateHandle<T>> {
     if (this.colocated) {
-      return this.resonate.beginRun<T>(id, func, ...args, this.resonate.options({ timeout: opts.timeout }));
+      return this.resonate.beginRun<T>(id, func, ...args, this.#optionsFor(undefined, opts.timeout));
     }
-    return this.resonate.beginRpc<T>(
-      id,
-      func,
-      ...args,
-      this.resonate.options({ target: opts.target, timeout: opts.timeout }),
-    );
+    return this.resonate.beginRpc<T>(id, func, ...args, this.#optionsFor(opts.target, opts.timeout));
   }
 }

@@ -166,6 +166,27 @@ describe("resonate server: bad input gets the real server's status and message a
     expect(reply.body.data).toBe("Request body exceeds the limit of 1048576 bytes");
   });
 
+  test("rejects a chunked body (no content-length) that ends up over 1 MiB with 413", async () => {
+    const big = new TextEncoder().encode(
+      JSON.stringify(create("big-chunked")).replace(
+        '"param":{}',
+        `"param":{"data":"${"A".repeat(1_100_000)}"}`,
+      ),
+    );
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < big.length; at += 64 * 1024)
+          controller.enqueue(big.subarray(at, at + 64 * 1024));
+        controller.close();
+      },
+    });
+    const res = await fetch(server.url, { method: "POST", body });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { data: string }).data).toBe(
+      "Request body exceeds the limit of 1048576 bytes",
+    );
+  });
+
   test(
     "refuses debug requests unless started with --debug",
     async () => {
