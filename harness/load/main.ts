@@ -97,6 +97,7 @@ async function stopSystem(): Promise<void> {
 }
 
 const watched = () => [
+  { name: "load-generator", pid: process.pid },
   ...(server ? [{ name: "resonate-server", pid: server.process.pid }] : []),
   ...children.map((c) => ({ name: c.name, pid: c.pid })),
   ...pricing.map((c) => ({ name: c.name, pid: c.pid })),

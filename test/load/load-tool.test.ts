@@ -45,7 +45,7 @@ describe("npm run load", () => {
         expect(report.deadline_violations).toBe(0);
         expect(report.checks).toBe("passed");
         expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
-          ["api", "db#0", "pricing-workers#0", "resonate-server"].sort(),
+          ["api", "db#0", "load-generator", "pricing-workers#0", "resonate-server"].sort(),
         );
         const page = readFileSync(html, "utf8");
         expect(page.match(/<svg/g)).toHaveLength(2);
