@@ -28,7 +28,12 @@ function setup() {
     return unit === undefined ? null : { sku, unit_price_cents: unit };
   });
   let now = 10 * WINDOW_MS;
-  const clock = { now: () => now, advance: (ms: number) => (now += ms) };
+  const clock = {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
   return { resonate, db, clock };
 }
 
