@@ -61,8 +61,8 @@ type Table = (typeof TABLES)[number];
 
 /**
  * One write of a commit, in the order it is applied. A commit is a list of
- * these, computed on the server's thread from the engine's state and
- * applied in one transaction by the writer.
+ * these, worked out from the engine's state by `commitOps` and applied in
+ * one transaction by `Store.commit`.
  */
 export type StoreOp =
   | ["put", "promises" | "tasks" | "schedules", string, string]
