@@ -21,7 +21,8 @@ function chart(
   const H = 320;
   const L = 60;
   const B = 40;
-  const T = 30;
+  // Four legend entries per line above the plot.
+  const T = 16 + 14 * Math.ceil(series.length / 4);
   const R = 20;
   const tx = (x: number) => (opts.logX ? -Math.log10(Math.max(1e-4, 1 - x / 100)) : x);
   const all = series.flatMap((s) => s.points);
@@ -43,7 +44,7 @@ function chart(
   const legend = series
     .map(
       (s, i) =>
-        `<text x="${L + 10 + i * 170}" y="${T - 10}" fill="${COLORS[i % COLORS.length]}" font-size="12">■ ${esc(s.label)}</text>`,
+        `<text x="${L + 10 + (i % 4) * 170}" y="${14 + 14 * Math.floor(i / 4)}" fill="${COLORS[i % COLORS.length]}" font-size="12">■ ${esc(s.label)}</text>`,
     )
     .join("");
   const yTicks = Array.from({ length: 5 }, (_, i) => (yMax / 4) * i)
@@ -81,10 +82,13 @@ export function renderHtml(title: string, phases: PhaseResult[], summary: Record
     "Latency over time (p99 per second)",
     "seconds since the phase started",
     "ms",
-    phases.map((p) => ({
-      label: `${p.name} p99`,
-      points: p.timeline.map((s) => [s.t, s.p99_ms] as [number, number]),
-    })),
+    // Pooled phases of several runs have no single timeline.
+    phases
+      .filter((p) => p.timeline.length > 0)
+      .map((p) => ({
+        label: `${p.name} p99`,
+        points: p.timeline.map((s) => [s.t, s.p99_ms] as [number, number]),
+      })),
   );
   const distribution = chart(
     "Latency distribution",

@@ -7,6 +7,7 @@
  *   npm run load -- --concurrency 32         closed loop instead of a fixed rate
  *   npm run load -- --url http://host:3000   an API that is already running (BENCH_ROUTES=1 for the baseline)
  *   npm run load -- --kill-workers           kill and restart pricing workers during the durable phase
+ *   npm run load -- --runs 3                 alternate the durable and baseline phases three times
  *
  * Checked by the tool itself (exit 1 when one fails): every answer within
  * the deadline + 50 ms; no 500 and no failed connection; every 202'd quote
@@ -22,12 +23,13 @@ import { spawnApi, spawnWorker } from "../service.ts";
 import { drive } from "./driver.ts";
 import { renderHtml } from "./html.ts";
 import { watch } from "./procstat.ts";
-import type { PhaseResult } from "./recorder.ts";
+import { type PhaseResult, Recorder } from "./recorder.ts";
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
   options: {
     duration: { type: "string", default: "10" },
+    runs: { type: "string", default: "1" },
     rate: { type: "string" },
     concurrency: { type: "string" },
     "deadline-ms": { type: "string", default: "1000" },
@@ -54,6 +56,11 @@ function num(name: keyof typeof values, min = 0): number {
 const deadlineMs = num("deadline-ms", 1);
 const durationS = num("duration", 1);
 const repeat = num("repeat");
+const runs = num("runs", 1);
+if (!Number.isInteger(runs)) {
+  console.error(`load: --runs must be a whole number ≥ 1, got "${values.runs}"`);
+  process.exit(2);
+}
 if (repeat > 1) {
   console.error("load: --repeat is the share of requests that repeat a recent quote, 0 to 1");
   process.exit(2);
@@ -158,7 +165,7 @@ async function phase(
   });
   killing = false;
   await killer;
-  return recorder.finish(stop());
+  return { recorder, result: recorder.finish(stop()) };
 }
 
 /** Polls every quote that was answered 202 until it is done; returns how many completed and how many timed out. */
@@ -259,6 +266,46 @@ function table(phases: PhaseResult[]): string {
   ].join("\n");
 }
 
+/** Each run's figures and their spread: one run on a shared machine proves little. */
+function perRun(
+  durables: { result: PhaseResult }[],
+  baselines: { result: PhaseResult }[],
+): {
+  each: Record<string, number | null>[];
+  spread: Record<string, { min: number; median: number; max: number }>;
+} {
+  const ratio = (a: number, b: number | undefined) =>
+    b === undefined ? null : Math.round((a / Math.max(0.001, b)) * 100) / 100;
+  const each = durables.map(({ result: d }, i): Record<string, number | null> => {
+    const b = baselines[i]?.result;
+    return {
+      durable_p50_ms: d.p50_ms,
+      durable_p99_ms: d.p99_ms,
+      durable_throughput: d.throughput,
+      baseline_p50_ms: b?.p50_ms ?? null,
+      baseline_p99_ms: b?.p99_ms ?? null,
+      ratio_p50: ratio(d.p50_ms, b?.p50_ms),
+      ratio_p99: ratio(d.p99_ms, b?.p99_ms),
+    };
+  });
+  const spread: Record<string, { min: number; median: number; max: number }> = {};
+  for (const key of Object.keys(each[0] ?? {})) {
+    const xs = each
+      .map((r) => r[key])
+      .filter((x): x is number => typeof x === "number")
+      .sort((a, b) => a - b);
+    if (xs.length === 0) continue;
+    const mid = xs.length >> 1;
+    const median = xs.length % 2 ? (xs[mid] as number) : ((xs[mid - 1] as number) + (xs[mid] as number)) / 2;
+    spread[key] = {
+      min: xs[0] as number,
+      median: Math.round(median * 1000) / 1000,
+      max: xs.at(-1) as number,
+    };
+  }
+  return { each, spread };
+}
+
 // ---------------------------------------------------------------- run
 let exitCode = 0;
 try {
@@ -305,7 +352,7 @@ try {
   if (values["find-capacity"]) {
     // Ramp until the durable route stops answering everything with 200 within the deadline.
     for (const rate of [100, 200, 400, 600, 800, 1000, 1200, 1500, 1800, 2200, 2600, 3000, 3500, 4000]) {
-      const p = await phase(`durable@${rate}`, "/price-quote", { rate, durationS: 5 });
+      const { result: p } = await phase(`durable@${rate}`, "/price-quote", { rate, durationS: 5 });
       await settle202s();
       const ok = (p.status["200"] ?? 0) / Math.max(1, p.requests);
       console.log(
@@ -319,18 +366,44 @@ try {
     Object.assign(shape, { rate: capacity.rate * 2 });
   }
 
-  const durable = await phase("durable", "/price-quote", {
-    ...shape,
-    durationS,
-    kill: values["kill-workers"],
-  });
-  phases.push(durable);
-  const after202 = await settle202s();
-  if (baselineAvailable) phases.push(await phase("baseline", "/bench/price-quote", { ...shape, durationS }));
+  // With --runs, the phases alternate so that a slow spell of the machine hits both routes alike.
+  const durableRuns: Awaited<ReturnType<typeof phase>>[] = [];
+  const baselineRuns: Awaited<ReturnType<typeof phase>>[] = [];
+  const after202 = { completed: 0, timed_out: 0, still_pending: 0 };
+  for (let run = 1; run <= runs; run++) {
+    const suffix = runs > 1 ? `#${run}` : "";
+    const d = await phase(`durable${suffix}`, "/price-quote", {
+      ...shape,
+      durationS,
+      kill: values["kill-workers"],
+    });
+    durableRuns.push(d);
+    phases.push(d.result);
+    const settled = await settle202s();
+    after202.completed += settled.completed;
+    after202.timed_out += settled.timed_out;
+    after202.still_pending += settled.still_pending;
+    if (baselineAvailable) {
+      const b = await phase(`baseline${suffix}`, "/bench/price-quote", { ...shape, durationS });
+      baselineRuns.push(b);
+      phases.push(b.result);
+    }
+  }
+  const durable =
+    runs > 1 ? Recorder.pooled("durable", durableRuns) : (durableRuns[0] as (typeof durableRuns)[0]).result;
+  const baseline =
+    baselineRuns.length === 0
+      ? undefined
+      : runs > 1
+        ? Recorder.pooled("baseline", baselineRuns)
+        : (baselineRuns[0] as (typeof baselineRuns)[0]).result;
+  if (runs > 1) {
+    phases.push(durable);
+    if (baseline) phases.push(baseline);
+  }
   await Bun.sleep(1_000);
   const memAfter = await apiStats();
 
-  const baseline = phases.find((p) => p.name === "baseline");
   const failures: string[] = [];
   const bad = Object.entries(durable.status).filter(([s]) => !["200", "202", "503", "504"].includes(s));
   if (durable.deadline_violations > 0 && !values["kill-workers"])
@@ -372,6 +445,7 @@ try {
     baseline: baseline ? pick(baseline) : null,
     ratio_p50: baseline ? Math.round((durable.p50_ms / Math.max(0.001, baseline.p50_ms)) * 100) / 100 : null,
     ratio_p99: baseline ? Math.round((durable.p99_ms / Math.max(0.001, baseline.p99_ms)) * 100) / 100 : null,
+    runs: runs > 1 ? perRun(durableRuns, baselineRuns) : undefined,
     deadline_violations: durable.deadline_violations,
     quotes_202: after202,
     api_heap_mib:

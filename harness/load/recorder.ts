@@ -40,6 +40,7 @@ export class Recorder {
   #violations = 0;
   readonly #start: number;
   #last = 0;
+  #durationS = 0;
 
   constructor(
     readonly name: string,
@@ -67,21 +68,10 @@ export class Recorder {
     return this.#all.totalCount;
   }
 
+  /** The phase's figures; the recorder stays usable for `Recorder.pooled`. */
   finish(processes: PhaseResult["processes"] = []): PhaseResult {
-    const duration = Math.max(0.001, (this.#last - this.#start) / 1000);
-    const at = (p: number) => ms(this.#all.getValueAtPercentile(p));
-    const result: PhaseResult = {
-      name: this.name,
-      requests: this.#all.totalCount,
-      duration_s: Math.round(duration * 100) / 100,
-      throughput: Math.round(this.#all.totalCount / duration),
-      p50_ms: at(50),
-      p90_ms: at(90),
-      p99_ms: at(99),
-      p999_ms: at(99.9),
-      max_ms: ms(this.#all.maxValue),
-      status: { ...this.#status },
-      deadline_violations: this.#violations,
+    this.#durationS = Math.max(0.001, (this.#last - this.#start) / 1000);
+    return summarize(this.name, this.#all, this.#durationS, this.#status, this.#violations, processes, {
       timeline: this.#seconds.map((b, t) => ({
         t,
         requests: b.requests,
@@ -89,14 +79,68 @@ export class Recorder {
         p99_ms: ms(b.histogram.getValueAtPercentile(99)),
         max_ms: ms(b.histogram.maxValue),
       })),
-      distribution: [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100].map((p) => ({
-        percentile: p,
-        ms: at(p),
-      })),
-      processes,
-    };
-    this.#all.destroy();
-    for (const b of this.#seconds) b.histogram.destroy();
-    return result;
+    });
   }
+
+  /**
+   * One result for several finished runs of the same phase: latencies pooled
+   * in one histogram (so its percentiles are those of every request, not an
+   * average of percentiles), counts and durations summed, CPU averaged.
+   */
+  static pooled(name: string, runs: { recorder: Recorder; result: PhaseResult }[]): PhaseResult {
+    const all = newHistogram();
+    const status: Record<string, number> = {};
+    let violations = 0;
+    let durationS = 0;
+    for (const { recorder } of runs) {
+      all.add(recorder.#all);
+      for (const [k, v] of Object.entries(recorder.#status)) status[k] = (status[k] ?? 0) + v;
+      violations += recorder.#violations;
+      durationS += recorder.#durationS;
+    }
+    const byName = new Map<string, { cpu: number; rss: number; n: number }>();
+    for (const { result } of runs) {
+      for (const p of result.processes) {
+        const acc = byName.get(p.name) ?? { cpu: 0, rss: 0, n: 0 };
+        byName.set(p.name, { cpu: acc.cpu + p.cpu_pct, rss: Math.max(acc.rss, p.rss_mib), n: acc.n + 1 });
+      }
+    }
+    const processes = [...byName].map(([procName, acc]) => ({
+      name: procName,
+      cpu_pct: Math.round((acc.cpu / acc.n) * 10) / 10,
+      rss_mib: acc.rss,
+    }));
+    return summarize(name, all, durationS, status, violations, processes, { timeline: [] });
+  }
+}
+
+function summarize(
+  name: string,
+  all: hdr.Histogram,
+  durationS: number,
+  status: Record<string, number>,
+  violations: number,
+  processes: PhaseResult["processes"],
+  extra: Pick<PhaseResult, "timeline">,
+): PhaseResult {
+  const at = (p: number) => ms(all.getValueAtPercentile(p));
+  return {
+    name,
+    requests: all.totalCount,
+    duration_s: Math.round(durationS * 100) / 100,
+    throughput: Math.round(all.totalCount / durationS),
+    p50_ms: at(50),
+    p90_ms: at(90),
+    p99_ms: at(99),
+    p999_ms: at(99.9),
+    max_ms: ms(all.maxValue),
+    status: { ...status },
+    deadline_violations: violations,
+    ...extra,
+    distribution: [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100].map((p) => ({
+      percentile: p,
+      ms: at(p),
+    })),
+    processes,
+  };
 }

@@ -59,11 +59,55 @@ describe("npm run load", () => {
   );
 
   test(
+    "with --runs, alternates the phases and reports each run, their spread, and the pooled latencies",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "load-test-"));
+      try {
+        const json = join(dir, "load.json");
+        await using run = spawnProcess({
+          name: "load",
+          cmd: [process.execPath, LOAD, "--duration", "1", "--rate", "40", "--runs", "2", "--json", json],
+        });
+        expect(await run.exited).toBe(0);
+        const rows = run
+          .output()
+          .split("\n")
+          .filter((line) => /^(durable|baseline)\S*\s+\d/.test(line))
+          .map((line) => line.split(/\s+/)[0]);
+        expect(rows).toEqual(["durable#1", "baseline#1", "durable#2", "baseline#2", "durable", "baseline"]);
+        const report = JSON.parse(readFileSync(json, "utf8"));
+        expect(report.runs.each).toHaveLength(2);
+        for (const phase of ["durable", "baseline"]) {
+          const perRun = report.timelines.filter((p: { name: string }) => p.name.startsWith(`${phase}#`));
+          expect(perRun.map((p: { requests: number }) => p.requests)).toEqual([40, 40]);
+          // Pooled: every request of both runs in one histogram.
+          expect(report[phase].requests).toBe(80);
+          expect(report[phase].status).toEqual({ 200: 80 });
+          const p99s = perRun.map((p: { p99_ms: number }) => p.p99_ms);
+          expect(report.runs.spread[`${phase}_p99_ms`].min).toBe(Math.min(...p99s));
+          expect(report.runs.spread[`${phase}_p99_ms`].max).toBe(Math.max(...p99s));
+          expect(report[phase].max_ms).toBe(Math.max(...perRun.map((p: { max_ms: number }) => p.max_ms)));
+        }
+        expect(report.checks).toBe("passed");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
     "refuses a bad flag value with a clear message",
     async () => {
-      await using run = spawnProcess({ name: "load", cmd: [process.execPath, LOAD, "--repeat", "3"] });
-      expect(await run.exited).toBe(2);
-      expect(run.output()).toContain("--repeat is the share of requests that repeat a recent quote, 0 to 1");
+      for (const [flag, value, message] of [
+        ["--repeat", "3", "--repeat is the share of requests that repeat a recent quote, 0 to 1"],
+        ["--runs", "0", '--runs must be a number ≥ 1, got "0"'],
+        ["--runs", "1.5", '--runs must be a whole number ≥ 1, got "1.5"'],
+      ] as const) {
+        await using run = spawnProcess({ name: "load", cmd: [process.execPath, LOAD, flag, value] });
+        expect(await run.exited).toBe(2);
+        expect(run.output()).toContain(message);
+      }
     },
     E2E_TIMEOUT,
   );
