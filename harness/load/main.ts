@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import type { ChildProcess } from "../process.ts";
 import { type ResonateServer, startResonateServer } from "../resonate-server.ts";
 import { spawnApi, spawnWorker } from "../service.ts";
+import { calibrationMs } from "./calibrate.ts";
 import { drive } from "./driver.ts";
 import { renderHtml } from "./html.ts";
 import { watch } from "./procstat.ts";
@@ -133,6 +134,7 @@ async function phase(
   path: string,
   opts: { rate?: number; concurrency?: number; durationS: number; kill?: boolean },
 ) {
+  const calibration = calibrationMs();
   const stop = watch(watched());
   let killer: Promise<void> | undefined;
   let killing = Boolean(opts.kill);
@@ -165,7 +167,7 @@ async function phase(
   });
   killing = false;
   await killer;
-  return { recorder, result: recorder.finish(stop()) };
+  return { recorder, result: { ...recorder.finish(stop()), calibration_ms: calibration } };
 }
 
 /** Polls every quote that was answered 202 until it is done; returns how many completed and how many timed out. */
@@ -222,6 +224,7 @@ function table(phases: PhaseResult[]): string {
     "504",
     "other",
     "late",
+    "cal",
   ];
   const rows = phases.map((p) => {
     const s = p.status;
@@ -243,6 +246,7 @@ function table(phases: PhaseResult[]): string {
       s["504"] ?? 0,
       other,
       p.deadline_violations,
+      p.calibration_ms ?? "-",
     ].map(String);
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
@@ -260,7 +264,8 @@ function table(phases: PhaseResult[]): string {
     line(head),
     ...rows.map(line),
     "",
-    "latency in ms; late = answered after the deadline + 50 ms",
+    "latency in ms; late = answered after the deadline + 50 ms;",
+    "cal = ms for a fixed piece of CPU work just before the phase (higher: the machine was slower)",
     "",
     ...procs,
   ].join("\n");
@@ -286,6 +291,8 @@ function perRun(
       baseline_p99_ms: b?.p99_ms ?? null,
       ratio_p50: ratio(d.p50_ms, b?.p50_ms),
       ratio_p99: ratio(d.p99_ms, b?.p99_ms),
+      durable_calibration_ms: d.calibration_ms ?? null,
+      baseline_calibration_ms: b?.calibration_ms ?? null,
     };
   });
   const spread: Record<string, { min: number; median: number; max: number }> = {};
@@ -433,6 +440,7 @@ try {
     status: p.status,
     deadline_violations: p.deadline_violations,
     processes: p.processes,
+    calibration_ms: p.calibration_ms,
   });
   const report = {
     deadline_ms: deadlineMs,

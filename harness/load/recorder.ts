@@ -21,6 +21,8 @@ export interface PhaseResult {
   distribution: { percentile: number; ms: number }[];
   /** CPU (% of one core) and memory (RSS MiB) of each process, where known. */
   processes: { name: string; cpu_pct: number; rss_mib: number }[];
+  /** `calibrationMs()` just before the phase (the median over runs when pooled). */
+  calibration_ms?: number;
 }
 
 const newHistogram = () =>
@@ -110,7 +112,13 @@ export class Recorder {
       cpu_pct: Math.round((acc.cpu / acc.n) * 10) / 10,
       rss_mib: acc.rss,
     }));
-    return summarize(name, all, durationS, status, violations, processes, { timeline: [] });
+    const cals = runs
+      .map(({ result }) => result.calibration_ms)
+      .filter((c): c is number => c !== undefined)
+      .sort((a, b) => a - b);
+    const pooled = summarize(name, all, durationS, status, violations, processes, { timeline: [] });
+    if (cals.length > 0) pooled.calibration_ms = cals[cals.length >> 1] as number;
+    return pooled;
   }
 }
 

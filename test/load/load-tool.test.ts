@@ -35,11 +35,13 @@ describe("npm run load", () => {
               "status",
               "deadline_violations",
               "processes",
+              "calibration_ms",
             ].sort(),
           );
           expect(report[phase].requests).toBe(80);
           expect(report[phase].status).toEqual({ 200: 80 });
         }
+        expect(report.durable.calibration_ms).toBeGreaterThan(0);
         expect(report.ratio_p50).toBeGreaterThan(0);
         expect(report.ratio_p99).toBeGreaterThan(0);
         expect(report.deadline_violations).toBe(0);
