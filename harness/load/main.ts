@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import type { ChildProcess } from "../process.ts";
 import { type ResonateServer, startResonateServer } from "../resonate-server.ts";
 import { spawnApi, spawnWorker } from "../service.ts";
-import { calibrationMs } from "./calibrate.ts";
+import { calibrationMs, fsyncCalibrationUs } from "./calibrate.ts";
 import { drive } from "./driver.ts";
 import { renderHtml } from "./html.ts";
 import { watch } from "./procstat.ts";
@@ -135,6 +135,8 @@ async function phase(
   opts: { rate?: number; concurrency?: number; durationS: number; kill?: boolean },
 ) {
   const calibration = calibrationMs();
+  // Only where the state file is known to be: on a system this tool started.
+  const fsync = dataDir ? fsyncCalibrationUs(dataDir) : undefined;
   const stop = watch(watched());
   let killer: Promise<void> | undefined;
   let killing = Boolean(opts.kill);
@@ -167,7 +169,14 @@ async function phase(
   });
   killing = false;
   await killer;
-  return { recorder, result: { ...recorder.finish(stop()), calibration_ms: calibration } };
+  return {
+    recorder,
+    result: {
+      ...recorder.finish(stop()),
+      calibration_ms: calibration,
+      ...(fsync === undefined ? {} : { fsync_us: fsync }),
+    },
+  };
 }
 
 /** Polls every quote that was answered 202 until it is done; returns how many completed and how many timed out. */
@@ -225,6 +234,7 @@ function table(phases: PhaseResult[]): string {
     "other",
     "late",
     "cal",
+    "fsync",
   ];
   const rows = phases.map((p) => {
     const s = p.status;
@@ -247,6 +257,7 @@ function table(phases: PhaseResult[]): string {
       other,
       p.deadline_violations,
       p.calibration_ms ?? "-",
+      p.fsync_us ?? "-",
     ].map(String);
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
@@ -265,7 +276,7 @@ function table(phases: PhaseResult[]): string {
     ...rows.map(line),
     "",
     "latency in ms; late = answered after the deadline + 50 ms;",
-    "cal = ms for a fixed piece of CPU work just before the phase (higher: the machine was slower)",
+    "cal = ms for a fixed piece of CPU work, fsync = µs to write and sync 4 KiB, both just before the phase",
     "",
     ...procs,
   ].join("\n");
@@ -293,6 +304,7 @@ function perRun(
       ratio_p99: ratio(d.p99_ms, b?.p99_ms),
       durable_calibration_ms: d.calibration_ms ?? null,
       baseline_calibration_ms: b?.calibration_ms ?? null,
+      durable_fsync_us: d.fsync_us ?? null,
     };
   });
   const spread: Record<string, { min: number; median: number; max: number }> = {};
@@ -441,6 +453,7 @@ try {
     deadline_violations: p.deadline_violations,
     processes: p.processes,
     calibration_ms: p.calibration_ms,
+    fsync_us: p.fsync_us,
   });
   const report = {
     deadline_ms: deadlineMs,

@@ -23,6 +23,8 @@ export interface PhaseResult {
   processes: { name: string; cpu_pct: number; rss_mib: number }[];
   /** `calibrationMs()` just before the phase (the median over runs when pooled). */
   calibration_ms?: number;
+  /** `fsyncCalibrationUs()` just before the phase (the median over runs when pooled). */
+  fsync_us?: number;
 }
 
 const newHistogram = () =>
@@ -112,12 +114,18 @@ export class Recorder {
       cpu_pct: Math.round((acc.cpu / acc.n) * 10) / 10,
       rss_mib: acc.rss,
     }));
-    const cals = runs
-      .map(({ result }) => result.calibration_ms)
-      .filter((c): c is number => c !== undefined)
-      .sort((a, b) => a - b);
+    const median = (key: "calibration_ms" | "fsync_us") => {
+      const xs = runs
+        .map(({ result }) => result[key])
+        .filter((c): c is number => c !== undefined)
+        .sort((a, b) => a - b);
+      return xs[xs.length >> 1];
+    };
     const pooled = summarize(name, all, durationS, status, violations, processes, { timeline: [] });
-    if (cals.length > 0) pooled.calibration_ms = cals[cals.length >> 1] as number;
+    const calibration = median("calibration_ms");
+    const fsync = median("fsync_us");
+    if (calibration !== undefined) pooled.calibration_ms = calibration;
+    if (fsync !== undefined) pooled.fsync_us = fsync;
     return pooled;
   }
 }

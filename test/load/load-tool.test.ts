@@ -36,12 +36,14 @@ describe("npm run load", () => {
               "deadline_violations",
               "processes",
               "calibration_ms",
+              "fsync_us",
             ].sort(),
           );
           expect(report[phase].requests).toBe(80);
           expect(report[phase].status).toEqual({ 200: 80 });
         }
         expect(report.durable.calibration_ms).toBeGreaterThan(0);
+        expect(report.durable.fsync_us).toBeGreaterThan(0);
         expect(report.ratio_p50).toBeGreaterThan(0);
         expect(report.ratio_p99).toBeGreaterThan(0);
         expect(report.deadline_violations).toBe(0);
