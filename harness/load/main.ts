@@ -24,7 +24,7 @@ import { calibrationMs, fsyncCalibrationUs } from "./calibrate.ts";
 import { drive } from "./driver.ts";
 import { renderHtml } from "./html.ts";
 import { watch } from "./procstat.ts";
-import { type PhaseResult, Recorder } from "./recorder.ts";
+import { median, type PhaseResult, Recorder } from "./recorder.ts";
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -309,18 +309,10 @@ function perRun(
   });
   const spread: Record<string, { min: number; median: number; max: number }> = {};
   for (const key of Object.keys(each[0] ?? {})) {
-    const xs = each
-      .map((r) => r[key])
-      .filter((x): x is number => typeof x === "number")
-      .sort((a, b) => a - b);
-    if (xs.length === 0) continue;
-    const mid = xs.length >> 1;
-    const median = xs.length % 2 ? (xs[mid] as number) : ((xs[mid - 1] as number) + (xs[mid] as number)) / 2;
-    spread[key] = {
-      min: xs[0] as number,
-      median: Math.round(median * 1000) / 1000,
-      max: xs.at(-1) as number,
-    };
+    const xs = each.map((r) => r[key]).filter((x): x is number => typeof x === "number");
+    const mid = median(xs);
+    if (mid === undefined) continue;
+    spread[key] = { min: Math.min(...xs), median: Math.round(mid * 1000) / 1000, max: Math.max(...xs) };
   }
   return { each, spread };
 }

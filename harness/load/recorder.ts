@@ -75,15 +75,22 @@ export class Recorder {
   /** The phase's figures; the recorder stays usable for `Recorder.pooled`. */
   finish(processes: PhaseResult["processes"] = []): PhaseResult {
     this.#durationS = Math.max(0.001, (this.#last - this.#start) / 1000);
-    return summarize(this.name, this.#all, this.#durationS, this.#status, this.#violations, processes, {
-      timeline: this.#seconds.map((b, t) => ({
-        t,
-        requests: b.requests,
-        p50_ms: ms(b.histogram.getValueAtPercentile(50)),
-        p99_ms: ms(b.histogram.getValueAtPercentile(99)),
-        max_ms: ms(b.histogram.maxValue),
-      })),
-    });
+    const timeline = this.#seconds.map((b, t) => ({
+      t,
+      requests: b.requests,
+      p50_ms: ms(b.histogram.getValueAtPercentile(50)),
+      p99_ms: ms(b.histogram.getValueAtPercentile(99)),
+      max_ms: ms(b.histogram.maxValue),
+    }));
+    return summarize(
+      this.name,
+      this.#all,
+      this.#durationS,
+      this.#status,
+      this.#violations,
+      processes,
+      timeline,
+    );
   }
 
   /**
@@ -114,16 +121,9 @@ export class Recorder {
       cpu_pct: Math.round((acc.cpu / acc.n) * 10) / 10,
       rss_mib: acc.rss,
     }));
-    const median = (key: "calibration_ms" | "fsync_us") => {
-      const xs = runs
-        .map(({ result }) => result[key])
-        .filter((c): c is number => c !== undefined)
-        .sort((a, b) => a - b);
-      return xs[xs.length >> 1];
-    };
-    const pooled = summarize(name, all, durationS, status, violations, processes, { timeline: [] });
-    const calibration = median("calibration_ms");
-    const fsync = median("fsync_us");
+    const pooled = summarize(name, all, durationS, status, violations, processes, []);
+    const calibration = median(runs.map(({ result }) => result.calibration_ms));
+    const fsync = median(runs.map(({ result }) => result.fsync_us));
     if (calibration !== undefined) pooled.calibration_ms = calibration;
     if (fsync !== undefined) pooled.fsync_us = fsync;
     return pooled;
@@ -137,7 +137,7 @@ function summarize(
   status: Record<string, number>,
   violations: number,
   processes: PhaseResult["processes"],
-  extra: Pick<PhaseResult, "timeline">,
+  timeline: PhaseResult["timeline"],
 ): PhaseResult {
   const at = (p: number) => ms(all.getValueAtPercentile(p));
   return {
@@ -152,11 +152,19 @@ function summarize(
     max_ms: ms(all.maxValue),
     status: { ...status },
     deadline_violations: violations,
-    ...extra,
+    timeline,
     distribution: [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100].map((p) => ({
       percentile: p,
       ms: at(p),
     })),
     processes,
   };
+}
+
+/** The median of the numbers among `values` (the mean of the middle two for an even count). */
+export function median(values: (number | null | undefined)[]): number | undefined {
+  const xs = values.filter((x): x is number => typeof x === "number").sort((a, b) => a - b);
+  if (xs.length === 0) return undefined;
+  const mid = xs.length >> 1;
+  return xs.length % 2 ? (xs[mid] as number) : ((xs[mid - 1] as number) + (xs[mid] as number)) / 2;
 }
