@@ -14,6 +14,8 @@ export interface ResonateServerOptions {
   dbPath?: string;
   /** NDJSON trace of every protocol call (our server only). */
   tracePath?: string;
+  /** Size at which a commit log segment is sealed and folded into the SQLite file (bytes, our server only). */
+  segmentBytes?: number;
   /** `--tasks-retry-timeout`: delay before a pending task is offered again (ms). Default 30000. */
   retryTimeoutMs?: number;
   /** `--tasks-lease-timeout` (ms). Default 15000. An SDK task's lease is its client's `ttl`. */
@@ -98,6 +100,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
         "--db",
         dbPath,
         ...(opts.tracePath ? ["--trace", opts.tracePath] : []),
+        ...(opts.segmentBytes ? ["--log-segment-bytes", String(opts.segmentBytes)] : []),
         ...(opts.retryTimeoutMs ? ["--tasks-retry-timeout", String(opts.retryTimeoutMs)] : []),
         ...(opts.leaseTimeoutMs ? ["--tasks-lease-timeout", String(opts.leaseTimeoutMs)] : []),
         ...(opts.tickMs ? ["--timeouts-poll-interval", String(opts.tickMs)] : []),

@@ -1,7 +1,8 @@
 /**
- * A Resonate server on one SQLite file.
+ * A Resonate server on one SQLite file and its commit log.
  *
  *   bun harness/server/main.ts --port 8001 --db .data/resonate.db [--trace trace.ndjson]
+ *     [--log-segment-bytes 8388608]
  *
  * Prints `resonate server listening on http://127.0.0.1:<port>` once it
  * accepts requests (`--port 0` picks a free port) and stops cleanly on
@@ -21,13 +22,17 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-function ms(name: string, raw: string | undefined, fallback: number): number {
+function positive(name: string, raw: string | undefined, fallback: number, unit: string): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0)
-    fail(`--${name} must be a positive number of milliseconds, got "${raw}"`);
+  if (!Number.isInteger(n) || n <= 0) fail(`--${name} must be a positive number of ${unit}, got "${raw}"`);
   return n;
 }
+
+const ms = (name: string, raw: string | undefined, fallback: number) =>
+  positive(name, raw, fallback, "milliseconds");
+const bytes = (name: string, raw: string | undefined, fallback: number) =>
+  positive(name, raw, fallback, "bytes");
 
 let values: Record<string, string | boolean | undefined>;
 try {
@@ -43,6 +48,7 @@ try {
       "timeouts-poll-interval": { type: "string" },
       "transports-http-poll-keepalive-interval": { type: "string" },
       "max-body-bytes": { type: "string" },
+      "log-segment-bytes": { type: "string" },
       debug: { type: "boolean", default: false },
     },
     strict: true,
@@ -56,7 +62,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0-
 const dbPath = String(values.db);
 mkdirSync(dirname(dbPath), { recursive: true });
 
-const maxBodyBytes = ms(
+const maxBodyBytes = bytes(
   "max-body-bytes",
   values["max-body-bytes"] as string | undefined,
   SERVER_DEFAULTS.maxBodyBytes,
@@ -85,6 +91,11 @@ const server = new ProtocolServer({
     SERVER_DEFAULTS.keepAliveMs,
   ),
   maxBodyBytes,
+  segmentBytes: bytes(
+    "log-segment-bytes",
+    values["log-segment-bytes"] as string | undefined,
+    SERVER_DEFAULTS.segmentBytes,
+  ),
   debug: values.debug === true,
   onFatal: (error) => {
     console.error("resonate server: storage failure, stopping so a restart reloads from disk:", error);

@@ -3,13 +3,16 @@ import { IndexedEngine } from "./engine.ts";
 import type { Change, Engine, Request } from "./engine-types.ts";
 import { isRequest } from "./engine-types.ts";
 import { Hub } from "./hub.ts";
-import { commitOps, loadState, type OutboxEntry, outboxKey, Store } from "./store.ts";
+import { CommitLog } from "./log.ts";
+import { commitOps, type OutboxEntry, outboxKey, recover } from "./store.ts";
 import { PROTOCOL_VERSION, validateData, validateEnvelope } from "./validate.ts";
 
 /** Settings of a protocol server; the defaults are the real Resonate server's. */
 export interface ServerOptions {
-  /** SQLite file that holds all state. */
+  /** SQLite file that holds all state, with its commit log segments (`<dbPath>.log.<n>`) next to it. */
   dbPath: string;
+  /** Size at which a commit log segment is sealed and folded into the SQLite file (bytes). */
+  segmentBytes: number;
   /** NDJSON file that gets one `{kind, now, req, res}` line per protocol call. */
   tracePath?: string | undefined;
   /** How long an execute message may stay unanswered before the task is offered again (ms). */
@@ -38,13 +41,14 @@ export const SERVER_DEFAULTS = {
   tickMs: 1_000,
   keepAliveMs: 10_000,
   maxBodyBytes: 1024 * 1024,
+  segmentBytes: 8 * 1024 * 1024,
   debug: false,
 } as const;
 
 /** The engine's own hard-coded retry delay for pending tasks, rewritten to `retryTimeoutMs`. */
 const ENGINE_RETRY_MS = 30_000;
 
-/** Requests applied together, committed in one transaction. */
+/** Requests applied together, committed as one record of the commit log. */
 interface Batch {
   changes: Change[];
   sent: OutboxEntry[];
@@ -62,14 +66,14 @@ export interface ProtocolReply {
 }
 
 /**
- * A Resonate server: the SDK's protocol engine, made durable by a SQLite
- * store that commits before every answer, with messages routed to SSE
+ * A Resonate server: the SDK's protocol engine, made durable by a commit
+ * log that is synced before every answer and folded into SQLite behind it, with messages routed to SSE
  * streams and retried until a process receives them.
  */
 export class ProtocolServer {
   readonly hub: Hub;
   readonly #engine = new IndexedEngine();
-  readonly #store: Store;
+  readonly #log: CommitLog;
   readonly #outbox = new Map<string, OutboxEntry>();
   /** pid → task id → version: leases confirmed since this server started (see #leasesOf). */
   readonly #leases = new Map<string, Map<string, number>>();
@@ -80,8 +84,15 @@ export class ProtocolServer {
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
-    for (const entry of loadState(opts.dbPath, this.#engine)) this.#outbox.set(entry.key, entry);
-    this.#store = new Store(opts.dbPath);
+    const recovered = recover(opts.dbPath, this.#engine);
+    for (const entry of recovered.outbox) this.#outbox.set(entry.key, entry);
+    this.#log = new CommitLog({
+      dbPath: opts.dbPath,
+      freeFiles: recovered.segmentFiles,
+      nextSeq: recovered.nextSeq,
+      segmentBytes: opts.segmentBytes,
+      onFatal: (error) => this.#fatal(error, undefined),
+    });
     this.hub = new Hub({ keepAliveMs: opts.keepAliveMs, onConnect: () => this.#flush() });
   }
 
@@ -97,7 +108,7 @@ export class ProtocolServer {
     this.hub.closeAll();
     if (this.#delivered.size > 0) this.#openBatch();
     this.#commitBatch();
-    this.#store.close();
+    this.#log.close();
   }
 
   /** Answers one protocol request given as raw JSON text, once what it changed is on disk. */
@@ -202,7 +213,7 @@ export class ProtocolServer {
 
   /**
    * Group commit: everything applied in this turn of the event loop is
-   * written in one transaction (one fsync); then the answers go out and the
+   * written as one record of the commit log (one fdatasync); then the answers go out and the
    * messages are delivered. Nothing is acknowledged or sent before it is on
    * disk.
    */
@@ -241,7 +252,7 @@ export class ProtocolServer {
       try {
         const ops = commitOps(this.#engine, batch.changes, batch.sent, this.#delivered);
         if (batch.reset) ops.unshift(["reset"]);
-        this.#store.commit(ops);
+        if (ops.length > 0) this.#log.append(ops);
         this.#delivered.clear();
       } catch (error) {
         this.#fatal(error, undefined);

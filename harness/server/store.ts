@@ -1,6 +1,7 @@
 import { Database } from "bun:sqlite";
 import type { IndexedEngine } from "./engine.ts";
 import type { Change, EnginePromise, EngineSchedule, EngineTask, Message } from "./engine-types.ts";
+import { readSegments } from "./log.ts";
 
 /** A message the engine produced that no process has received yet. */
 export interface OutboxEntry {
@@ -24,6 +25,7 @@ CREATE TABLE IF NOT EXISTS promise_timeouts (id TEXT PRIMARY KEY, timeout INTEGE
 CREATE TABLE IF NOT EXISTS task_timeouts (id TEXT PRIMARY KEY, type INTEGER NOT NULL, timeout INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS schedule_timeouts (id TEXT PRIMARY KEY, timeout INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, address TEXT NOT NULL, message TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 `;
 
 interface PromiseRow {
@@ -60,21 +62,25 @@ const TABLES = [
 type Table = (typeof TABLES)[number];
 
 /**
- * One write of a commit, in the order it is applied. A commit is a list of
- * these, worked out from the engine's state by `commitOps` and applied in
- * one transaction by `Store.commit`.
+ * One write of a commit. A commit is a list of these, worked out from the
+ * engine's state by `commitOps`, appended to the commit log as one record,
+ * and later folded into the tables by `Tables.fold`. Every write sets a
+ * row to its whole current value (or removes it), so applying a row's
+ * last write is the same as applying all of them in order.
  */
 export type StoreOp =
-  | ["put", "promises" | "tasks" | "schedules", string, string]
+  | ["put", "promises", string, PromiseRow]
+  | ["put", "tasks", string, TaskRow]
+  | ["put", "schedules", string, EngineSchedule]
   | ["del", Table, string]
   | ["ptimeout", string, number]
   | ["ttimeout", string, 0 | 1, number]
   | ["stimeout", string, number]
-  | ["outbox", string, string, string]
+  | ["outbox", string, string, Message]
   | ["reset"];
 
-/** Opens the state file, creating its tables, with the settings every connection uses. */
-function open(path: string): Database {
+/** Opens the SQLite file, creating its tables, with the settings every connection uses. */
+export function openTables(path: string): Database {
   const db = new Database(path, { create: true, strict: true });
   db.exec("PRAGMA journal_mode = WAL;");
   db.exec("PRAGMA synchronous = FULL;");
@@ -83,45 +89,79 @@ function open(path: string): Database {
   return db;
 }
 
-/** Fills an empty engine with everything in the state file at `path` and returns the undelivered messages. */
-export function loadState(path: string, engine: IndexedEngine): OutboxEntry[] {
-  const db = open(path);
+/** What a restart finds on disk besides the engine's state. */
+export interface Recovered {
+  /** Messages no process had received. */
+  outbox: OutboxEntry[];
+  /** The segment files, all free: everything they held is in the tables now. */
+  segmentFiles: string[];
+  /** The sequence number for the next segment, above every one any file holds. */
+  nextSeq: number;
+}
+
+/**
+ * Brings the state file at `path` up to date and fills an empty engine from
+ * it: the commits of segments not yet folded are folded into the tables
+ * (oldest segment first), then every table is read into the engine.
+ */
+export function recover(path: string, engine: IndexedEngine): Recovered {
+  const db = openTables(path);
   try {
-    for (const { record } of db.query<{ record: string }, []>("SELECT record FROM promises").all()) {
-      const row = JSON.parse(record) as PromiseRow;
-      engine.promises.set(row.id, {
-        ...row,
-        callbacks: new Set(row.callbacks),
-        listeners: new Set(row.listeners),
-      });
-    }
-    for (const { record } of db.query<{ record: string }, []>("SELECT record FROM tasks").all()) {
-      const row = JSON.parse(record) as TaskRow;
-      engine.tasks.set(row.id, { ...row, resumes: new Set(row.resumes) });
-    }
-    for (const { record } of db.query<{ record: string }, []>("SELECT record FROM schedules").all()) {
-      const row = JSON.parse(record) as EngineSchedule;
-      engine.schedules.set(row.id, row);
-    }
-    engine.pTimeouts = db
-      .query<{ id: string; timeout: number }, []>("SELECT id, timeout FROM promise_timeouts")
-      .all();
-    engine.tTimeouts = db
-      .query<{ id: string; type: 0 | 1; timeout: number }, []>("SELECT id, type, timeout FROM task_timeouts")
-      .all();
-    engine.sTimeouts = db
-      .query<{ id: string; timeout: number }, []>("SELECT id, timeout FROM schedule_timeouts")
-      .all();
-    engine.reindex();
-    return db
-      .query<{ key: string; address: string; message: string }, []>(
-        "SELECT key, address, message FROM outbox",
-      )
-      .all()
-      .map((row) => ({ key: row.key, address: row.address, message: JSON.parse(row.message) as Message }));
+    const tables = new Tables(db);
+    const foldedThrough = tables.foldedThrough();
+    const segments = readSegments(path);
+    const live = segments
+      .filter((s) => s.commits.length > 0 && s.seq > foldedThrough)
+      .sort((a, b) => a.seq - b.seq);
+    const last = live.at(-1);
+    if (last)
+      tables.fold(
+        live.flatMap((s) => s.commits),
+        last.seq,
+      );
+    loadTables(db, engine);
+    return {
+      outbox: db
+        .query<{ key: string; address: string; message: string }, []>(
+          "SELECT key, address, message FROM outbox",
+        )
+        .all()
+        .map((row) => ({ key: row.key, address: row.address, message: JSON.parse(row.message) as Message })),
+      segmentFiles: segments.map((s) => s.path),
+      nextSeq: Math.max(foldedThrough, ...segments.map((s) => s.seq)) + 1,
+    };
   } finally {
     db.close();
   }
+}
+
+function loadTables(db: Database, engine: IndexedEngine): void {
+  for (const { record } of db.query<{ record: string }, []>("SELECT record FROM promises").all()) {
+    const row = JSON.parse(record) as PromiseRow;
+    engine.promises.set(row.id, {
+      ...row,
+      callbacks: new Set(row.callbacks),
+      listeners: new Set(row.listeners),
+    });
+  }
+  for (const { record } of db.query<{ record: string }, []>("SELECT record FROM tasks").all()) {
+    const row = JSON.parse(record) as TaskRow;
+    engine.tasks.set(row.id, { ...row, resumes: new Set(row.resumes) });
+  }
+  for (const { record } of db.query<{ record: string }, []>("SELECT record FROM schedules").all()) {
+    const row = JSON.parse(record) as EngineSchedule;
+    engine.schedules.set(row.id, row);
+  }
+  engine.pTimeouts = db
+    .query<{ id: string; timeout: number }, []>("SELECT id, timeout FROM promise_timeouts")
+    .all();
+  engine.tTimeouts = db
+    .query<{ id: string; type: 0 | 1; timeout: number }, []>("SELECT id, type, timeout FROM task_timeouts")
+    .all();
+  engine.sTimeouts = db
+    .query<{ id: string; timeout: number }, []>("SELECT id, timeout FROM schedule_timeouts")
+    .all();
+  engine.reindex();
 }
 
 /**
@@ -183,19 +223,15 @@ export function commitOps(
   const ops: StoreOp[] = [];
   for (const id of promises) {
     const p = engine.promises.get(id);
-    ops.push(p ? ["put", "promises", id, JSON.stringify(promiseRow(p))] : ["del", "promises", id]);
+    ops.push(p ? ["put", "promises", id, promiseRow(p)] : ["del", "promises", id]);
   }
   for (const id of tasks) {
     const t = engine.tasks.get(id);
-    ops.push(
-      t
-        ? ["put", "tasks", id, JSON.stringify({ ...t, resumes: [...t.resumes] } satisfies TaskRow)]
-        : ["del", "tasks", id],
-    );
+    ops.push(t ? ["put", "tasks", id, { ...t, resumes: [...t.resumes] }] : ["del", "tasks", id]);
   }
   for (const id of schedules) {
     const s = engine.schedules.get(id);
-    ops.push(s ? ["put", "schedules", id, JSON.stringify(s)] : ["del", "schedules", id]);
+    ops.push(s ? ["put", "schedules", id, s] : ["del", "schedules", id]);
   }
   for (const id of promiseTimeouts) {
     const t = engine.timeoutOf("p", id);
@@ -211,13 +247,55 @@ export function commitOps(
   }
   for (const key of delivered) ops.push(["del", "outbox", key]);
   for (const entry of outbox) {
-    ops.push(["outbox", entry.key, entry.address, JSON.stringify(entry.message)]);
+    ops.push(["outbox", entry.key, entry.address, entry.message]);
   }
   return ops;
 }
 
-/** Writes commits to the state file, each in one transaction (one fsync of the WAL). */
-export class Store {
+/** The row a write sets or removes, as `table \0 id`. */
+function rowKey(op: Exclude<StoreOp, ["reset"]>): string {
+  switch (op[0]) {
+    case "put":
+    case "del":
+      return `${op[1]}\0${op[2]}`;
+    case "ptimeout":
+      return `promise_timeouts\0${op[1]}`;
+    case "ttimeout":
+      return `task_timeouts\0${op[1]}`;
+    case "stimeout":
+      return `schedule_timeouts\0${op[1]}`;
+    case "outbox":
+      return `outbox\0${op[1]}`;
+  }
+}
+
+/**
+ * The net effect of a run of commits: the last write of each row, after an
+ * empty-everything if one of them was a reset. Writing these is the same as
+ * writing every commit in order, since each write sets a whole row.
+ */
+export class LastWrites {
+  #reset = false;
+  readonly #last = new Map<string, StoreOp>();
+
+  add(ops: StoreOp[]): void {
+    for (const op of ops) {
+      if (op[0] === "reset") {
+        this.#reset = true;
+        this.#last.clear();
+      } else {
+        this.#last.set(rowKey(op), op);
+      }
+    }
+  }
+
+  ops(): StoreOp[] {
+    return this.#reset ? [["reset"], ...this.#last.values()] : [...this.#last.values()];
+  }
+}
+
+/** The SQLite tables: commits from the log are folded into them, the last write of each row winning. */
+export class Tables {
   readonly #db: Database;
   readonly #put: Record<"promises" | "tasks" | "schedules", ReturnType<Database["prepare"]>>;
   readonly #del: Record<Table, ReturnType<Database["prepare"]>>;
@@ -225,47 +303,70 @@ export class Store {
   readonly #putTaskTimeout: ReturnType<Database["prepare"]>;
   readonly #putScheduleTimeout: ReturnType<Database["prepare"]>;
   readonly #putOutbox: ReturnType<Database["prepare"]>;
-  readonly #transaction: (ops: StoreOp[]) => void;
+  readonly #setFolded: ReturnType<Database["prepare"]>;
+  readonly #transaction: (ops: Iterable<StoreOp>, through: number | undefined) => void;
 
-  constructor(path: string) {
-    this.#db = open(path);
+  constructor(db: Database) {
+    this.#db = db;
     const put = (table: string) =>
-      this.#db.prepare(
+      db.prepare(
         `INSERT INTO ${table} (id, record) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record = excluded.record`,
       );
     this.#put = { promises: put("promises"), tasks: put("tasks"), schedules: put("schedules") };
     this.#del = Object.fromEntries(
       TABLES.map((table) => [
         table,
-        this.#db.prepare(`DELETE FROM ${table} WHERE ${table === "outbox" ? "key" : "id"} = ?`),
+        db.prepare(`DELETE FROM ${table} WHERE ${table === "outbox" ? "key" : "id"} = ?`),
       ]),
     ) as Record<Table, ReturnType<Database["prepare"]>>;
-    this.#putPromiseTimeout = this.#db.prepare(
+    this.#putPromiseTimeout = db.prepare(
       "INSERT INTO promise_timeouts (id, timeout) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET timeout = excluded.timeout",
     );
-    this.#putTaskTimeout = this.#db.prepare(
+    this.#putTaskTimeout = db.prepare(
       "INSERT INTO task_timeouts (id, type, timeout) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET type = excluded.type, timeout = excluded.timeout",
     );
-    this.#putScheduleTimeout = this.#db.prepare(
+    this.#putScheduleTimeout = db.prepare(
       "INSERT INTO schedule_timeouts (id, timeout) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET timeout = excluded.timeout",
     );
-    this.#putOutbox = this.#db.prepare(
+    this.#putOutbox = db.prepare(
       "INSERT INTO outbox (key, address, message) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET address = excluded.address, message = excluded.message",
     );
-    this.#transaction = this.#db.transaction((ops: StoreOp[]) => {
+    this.#setFolded = db.prepare(
+      "INSERT INTO meta (key, value) VALUES ('folded_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    );
+    this.#transaction = db.transaction((ops: Iterable<StoreOp>, through: number | undefined) => {
       for (const op of ops) this.#run(op);
+      if (through !== undefined) this.#setFolded.run(through);
     });
   }
 
-  /** Applies `ops` in one transaction; returns once it is committed. */
-  commit(ops: StoreOp[]): void {
-    if (ops.length > 0) this.#transaction(ops);
+  /** The sequence number of the last segment folded in (0 when none was). */
+  foldedThrough(): number {
+    return (
+      this.#db.query<{ value: number }, []>("SELECT value FROM meta WHERE key = 'folded_through'").get()
+        ?.value ?? 0
+    );
+  }
+
+  /**
+   * Writes `ops` in one transaction; with `through`, also records that
+   * segments up to that sequence number are folded.
+   */
+  write(ops: Iterable<StoreOp>, through?: number): void {
+    this.#transaction(ops, through);
+  }
+
+  /** Folds `commits` (in commit order) into the tables in one transaction, each row written once. */
+  fold(commits: Iterable<StoreOp[]>, through: number): void {
+    const writes = new LastWrites();
+    for (const ops of commits) writes.add(ops);
+    this.write(writes.ops(), through);
   }
 
   #run(op: StoreOp): void {
     switch (op[0]) {
       case "put":
-        this.#put[op[1]].run(op[2], op[3]);
+        this.#put[op[1]].run(op[2], JSON.stringify(op[3]));
         break;
       case "del":
         this.#del[op[1]].run(op[2]);
@@ -280,16 +381,12 @@ export class Store {
         this.#putScheduleTimeout.run(op[1], op[2]);
         break;
       case "outbox":
-        this.#putOutbox.run(op[1], op[2], op[3]);
+        this.#putOutbox.run(op[1], op[2], JSON.stringify(op[3]));
         break;
       case "reset":
         for (const table of TABLES) this.#db.exec(`DELETE FROM ${table}`);
         break;
     }
-  }
-
-  close(): void {
-    this.#db.close();
   }
 }
 

@@ -1,0 +1,129 @@
+import type { Database } from "bun:sqlite";
+import { closeSync, fdatasyncSync, openSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { type FolderReply, type FolderRequest, segmentRecords, syncDir, writeFully } from "./log.ts";
+import { LastWrites, openTables, type StoreOp, Tables } from "./store.ts";
+
+/**
+ * The commit log's folding thread: folds sealed segments into the SQLite
+ * tables, in the order they were sealed, and allocates spare segment files.
+ * It is the only writer of the SQLite file while the server runs.
+ *
+ * It shares the machine with the event loop it serves, so it works in
+ * slices of a few milliseconds with pauses between them: a fold spreads
+ * over a fraction of the time the next segment takes to fill instead of
+ * taking a core away in one burst. A fold is one transaction, which also
+ * records the fold; a crash before it commits leaves the segment unfolded,
+ * and the next start folds it again from its first record.
+ */
+declare const self: Worker;
+
+/** Work for at most this long (ms) … */
+const SLICE_MS = 4;
+/** … then leave the core to others for this long (ms). */
+const PAUSE_MS = 6;
+/** Rows written between checks of the slice. */
+const ROWS_PER_SLICE = 64;
+
+let db: Database | undefined;
+let tables: Tables | undefined;
+const queue: FolderRequest[] = [];
+let running = false;
+let sliceStart = performance.now();
+
+function reply(message: FolderReply): void {
+  self.postMessage(message);
+}
+
+/** Pauses once the current slice of work is used up. */
+async function yieldSlice(): Promise<void> {
+  if (performance.now() - sliceStart < SLICE_MS) return;
+  await Bun.sleep(PAUSE_MS);
+  sliceStart = performance.now();
+}
+
+async function fold(path: string, seq: number): Promise<void> {
+  if (!db || !tables) throw new Error("fold before open");
+  const writes = new LastWrites();
+  let commits = 0;
+  for (const record of segmentRecords(readFileSync(path))) {
+    if (record.seq !== seq) break;
+    writes.add(record.ops);
+    commits++;
+    await yieldSlice();
+  }
+  if (commits === 0) throw new Error(`${path} does not hold segment ${seq}`);
+  const ops: StoreOp[] = writes.ops();
+  // One transaction, so each page is written once however many rows share it;
+  // only this thread writes the file, so holding it open across pauses blocks no one.
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    let at = 0;
+    for (; at + ROWS_PER_SLICE < ops.length; at += ROWS_PER_SLICE) {
+      tables.write(ops.slice(at, at + ROWS_PER_SLICE));
+      await yieldSlice();
+    }
+    tables.write(ops.slice(at), seq);
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.inTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
+}
+
+/** Writes `bytes` zero bytes to a new file, so later commits overwrite allocated blocks. */
+async function allocate(path: string, bytes: number): Promise<void> {
+  const fd = openSync(path, "wx");
+  try {
+    const zeros = new Uint8Array(Math.min(bytes, 256 * 1024));
+    for (let at = 0; at < bytes; at += zeros.length) {
+      writeFully(fd, zeros.subarray(0, Math.min(zeros.length, bytes - at)), at);
+      await yieldSlice();
+    }
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  syncDir(dirname(path));
+}
+
+async function run(request: FolderRequest): Promise<void> {
+  switch (request.type) {
+    case "open":
+      db = openTables(request.dbPath);
+      db.exec("PRAGMA cache_size = -65536;");
+      tables = new Tables(db);
+      break;
+    case "fold":
+      await fold(request.path, request.seq);
+      reply({ type: "folded", path: request.path, seq: request.seq });
+      break;
+    case "prepare":
+      await allocate(request.path, request.bytes);
+      reply({ type: "prepared", path: request.path });
+      break;
+    case "close":
+      db?.close();
+      db = undefined;
+      tables = undefined;
+      break;
+  }
+}
+
+async function drain(): Promise<void> {
+  running = true;
+  sliceStart = performance.now();
+  try {
+    for (let request = queue.shift(); request; request = queue.shift()) await run(request);
+  } catch (error) {
+    queue.length = 0;
+    reply({ type: "failed", error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  } finally {
+    running = false;
+  }
+}
+
+self.onmessage = (event: MessageEvent<FolderRequest>) => {
+  queue.push(event.data);
+  if (!running) void drain();
+};

@@ -1,0 +1,246 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { waitFor } from "../../harness/index.ts";
+import { IndexedEngine } from "../../harness/server/engine.ts";
+import {
+  CommitLog,
+  decodeSegment,
+  encodeRecord,
+  RECORD_HEADER_BYTES,
+  segmentFiles,
+} from "../../harness/server/log.ts";
+import { openTables, recover, type StoreOp, Tables } from "../../harness/server/store.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+function dbPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), "commit-log-"));
+  dirs.push(dir);
+  return join(dir, "resonate.db");
+}
+
+const task = (id: string, version: number): StoreOp => [
+  "put",
+  "tasks",
+  id,
+  { id, state: "pending", version, resumes: [] },
+];
+
+function promise(id: string, state: "pending" | "resolved" = "pending"): StoreOp {
+  return [
+    "put",
+    "promises",
+    id,
+    {
+      id,
+      state,
+      param: { headers: {}, data: "" },
+      value: { headers: {}, data: "" },
+      tags: {},
+      timeoutAt: 4_000_000_000_000,
+      createdAt: 1,
+      settledAt: state === "pending" ? null : 2,
+      callbacks: [],
+      listeners: [],
+    },
+  ];
+}
+
+function rows(path: string, table: "promises" | "tasks"): Record<string, unknown> {
+  const db = openTables(path);
+  try {
+    return Object.fromEntries(
+      db
+        .query<{ id: string; record: string }, []>(`SELECT id, record FROM ${table}`)
+        .all()
+        .map((row) => [row.id, JSON.parse(row.record)]),
+    );
+  } finally {
+    db.close();
+  }
+}
+
+function foldedThrough(path: string): number {
+  const db = openTables(path);
+  try {
+    return new Tables(db).foldedThrough();
+  } finally {
+    db.close();
+  }
+}
+
+describe("commit log records", () => {
+  test("round-trip: every commit comes back in order, with its segment number", () => {
+    const commits: StoreOp[][] = [[task("a", 0)], [task("a", 1), promise("p")], [["reset"]]];
+    const bytes = Buffer.concat(commits.map((ops) => encodeRecord(7, ops)));
+    expect(decodeSegment(bytes)).toEqual({ seq: 7, commits });
+  });
+
+  test("a torn last record (a crash during the write) ends the segment before it", () => {
+    const whole = Buffer.concat([encodeRecord(3, [task("a", 0)]), encodeRecord(3, [task("a", 1)])]);
+    for (const cut of [whole.length - 1, whole.length - 20, encodeRecord(3, [task("a", 0)]).length + 5]) {
+      expect(decodeSegment(whole.subarray(0, cut)).commits).toEqual([[task("a", 0)]]);
+    }
+  });
+
+  test("a record whose bytes changed (crc mismatch) ends the segment there", () => {
+    const first = encodeRecord(3, [task("a", 0)]);
+    const second = encodeRecord(3, [task("a", 1)]);
+    const third = encodeRecord(3, [task("a", 2)]);
+    const at = RECORD_HEADER_BYTES + 4;
+    second.writeUInt8(second.readUInt8(at) ^ 0x01, at);
+    expect(decodeSegment(Buffer.concat([first, second, third])).commits).toEqual([[task("a", 0)]]);
+  });
+
+  test("what a reused file still holds from an older segment is not read as part of the new one", () => {
+    const old = Buffer.concat([1, 2, 3, 4].map((v) => encodeRecord(4, [task("old", v)])));
+    const fresh = encodeRecord(9, [task("new", 0)]);
+    const file = Buffer.from(old);
+    fresh.copy(file, 0);
+    // The old records after the new one are intact but carry segment 4.
+    expect(decodeSegment(file)).toEqual({ seq: 9, commits: [[task("new", 0)]] });
+  });
+
+  test("zero bytes (an allocated, unused file) hold no commits", () => {
+    expect(decodeSegment(new Uint8Array(4096))).toEqual({ seq: 0, commits: [] });
+    const record = encodeRecord(2, [task("a", 0)]);
+    const file = Buffer.concat([record, new Uint8Array(4096)]);
+    expect(decodeSegment(file).commits).toHaveLength(1);
+  });
+});
+
+describe("folding into the tables", () => {
+  test("each row gets its last write; a row put and then removed is not written; the fold is recorded", () => {
+    const path = dbPath();
+    const db = openTables(path);
+    const tables = new Tables(db);
+    tables.fold(
+      [
+        [promise("p"), task("t", 0), ["ptimeout", "p", 10]],
+        [promise("p", "resolved"), task("t", 1), ["del", "promise_timeouts", "p"]],
+        [promise("gone"), ["del", "promises", "gone"]],
+      ],
+      5,
+    );
+    expect(tables.foldedThrough()).toBe(5);
+    db.close();
+    expect(Object.keys(rows(path, "promises"))).toEqual(["p"]);
+    expect(rows(path, "promises").p).toMatchObject({ state: "resolved" });
+    expect(rows(path, "tasks").t).toMatchObject({ version: 1 });
+  });
+
+  test("a reset empties every table, and only what follows it is written", () => {
+    const path = dbPath();
+    const db = openTables(path);
+    const tables = new Tables(db);
+    tables.fold([[promise("before")]], 1);
+    tables.fold([[promise("dropped")], [["reset"]], [promise("after")]], 2);
+    db.close();
+    expect(Object.keys(rows(path, "promises"))).toEqual(["after"]);
+  });
+});
+
+describe("recovery", () => {
+  test("a restart folds the segments not yet folded, in order, and ignores the ones already folded", () => {
+    const path = dbPath();
+    const db = openTables(path);
+    new Tables(db).fold([[task("t", 1)]], 4);
+    db.close();
+    // Segment 4 is folded (it says version 1); its file was reused for 6 and then 5 got a new file.
+    writeFileSync(
+      `${path}.log.0`,
+      Buffer.concat([encodeRecord(6, [task("t", 3)]), encodeRecord(4, [task("t", 1)])]),
+    );
+    writeFileSync(`${path}.log.1`, encodeRecord(5, [task("t", 2), promise("p")]));
+    writeFileSync(`${path}.log.2`, encodeRecord(3, [task("t", 0), promise("stale")]));
+
+    const engine = new IndexedEngine();
+    const recovered = recover(path, engine);
+    expect(engine.tasks.get("t")?.version).toBe(3);
+    expect([...engine.promises.keys()]).toEqual(["p"]);
+    expect(foldedThrough(path)).toBe(6);
+    expect(recovered.nextSeq).toBe(7);
+    expect(recovered.segmentFiles.sort()).toEqual([0, 1, 2].map((i) => `${path}.log.${i}`));
+  });
+
+  test("a fresh state file starts at segment 1 with no segment files", () => {
+    const engine = new IndexedEngine();
+    const recovered = recover(dbPath(), engine);
+    expect(recovered).toEqual({ outbox: [], segmentFiles: [], nextSeq: 1 });
+    expect(engine.promises.size).toBe(0);
+  });
+});
+
+describe("the commit log writer", () => {
+  test("seals full segments, folds them on its thread, reuses their files, and loses nothing when abandoned", async () => {
+    const path = dbPath();
+    const fatal: unknown[] = [];
+    const log = new CommitLog({
+      dbPath: path,
+      freeFiles: [],
+      nextSeq: 1,
+      segmentBytes: 2048,
+      onFatal: (error) => fatal.push(error),
+    });
+    const count = 300;
+    const foldedAll = () =>
+      waitFor(() => foldedThrough(path) === log.seq - 1, {
+        timeout: 10_000,
+        message: "sealed segments folded",
+      });
+    // A burst: segments are sealed faster than they are folded, so new files are made.
+    for (let i = 0; i < count / 2; i++) log.append([task(`t${i % 40}`, i), promise(`p${i}`)]);
+    await foldedAll();
+    const files = segmentFiles(path).length;
+    const sealed = log.seq;
+    // At an even pace, each new segment reuses a file whose segment was folded.
+    for (let i = count / 2; i < count; i++) {
+      log.append([task(`t${i % 40}`, i), promise(`p${i}`)]);
+      if (i % 4 === 0) await foldedAll();
+    }
+    await foldedAll();
+    expect(fatal).toEqual([]);
+    expect(log.seq - sealed).toBeGreaterThan(10);
+    expect(segmentFiles(path).length).toBeLessThanOrEqual(files + 1);
+    const active = segmentFiles(path)
+      .map((f) => decodeSegment(readFileSync(f.path)))
+      .find((s) => s.seq === log.seq);
+    expect(active?.commits.length).toBeGreaterThan(0);
+
+    // No close: as after a kill, the next start folds the active segment itself.
+    const engine = new IndexedEngine();
+    const recovered = recover(path, engine);
+    expect(engine.promises.size).toBe(count);
+    for (let t = 0; t < 40; t++) {
+      const last = count - 40 + t;
+      expect(engine.tasks.get(`t${last % 40}`)?.version).toBe(last);
+    }
+    expect(recovered.nextSeq).toBe(log.seq + 1);
+    log.close();
+  });
+});
+
+describe("server flags", () => {
+  const main = resolve(import.meta.dir, "../../harness/server/main.ts");
+  for (const bad of ["0", "-5", "1.5", "lots", ""]) {
+    test(`--log-segment-bytes ${bad} is refused with exit 2 and a message`, () => {
+      const run = Bun.spawnSync([
+        process.execPath,
+        main,
+        "--port",
+        "0",
+        "--db",
+        dbPath(),
+        `--log-segment-bytes=${bad}`,
+      ]);
+      expect(run.exitCode).toBe(2);
+      expect(run.stderr.toString()).toContain(
+        `--log-segment-bytes must be a positive number of bytes, got "${bad}"`,
+      );
+    });
+  }
+});
