@@ -154,6 +154,7 @@ export class CommitLog {
   #path = "";
   #seq: number;
   #pos = 0;
+  #folded = 0;
 
   constructor(opts: CommitLogOptions) {
     this.#opts = opts;
@@ -172,6 +173,11 @@ export class CommitLog {
   /** The sequence number of the segment being written. */
   get seq(): number {
     return this.#seq;
+  }
+
+  /** The last segment the folding thread reported folded (0 before the first), whose file is free again. */
+  get foldedThrough(): number {
+    return this.#folded;
   }
 
   /** Appends one commit and returns once it is on disk. */
@@ -231,6 +237,7 @@ export class CommitLog {
   #onReply(reply: FolderReply): void {
     switch (reply.type) {
       case "folded":
+        this.#folded = reply.seq;
         this.#free.push(reply.path);
         break;
       case "prepared":

@@ -188,7 +188,7 @@ describe("the commit log writer", () => {
     });
     const count = 300;
     const foldedAll = () =>
-      waitFor(() => foldedThrough(path) === log.seq - 1, {
+      waitFor(() => log.foldedThrough === log.seq - 1, {
         timeout: 10_000,
         message: "sealed segments folded",
       });
@@ -203,6 +203,7 @@ describe("the commit log writer", () => {
       if (i % 4 === 0) await foldedAll();
     }
     await foldedAll();
+    expect(foldedThrough(path)).toBe(log.seq - 1);
     expect(fatal).toEqual([]);
     expect(log.seq - sealed).toBeGreaterThan(10);
     expect(segmentFiles(path).length).toBeLessThanOrEqual(files + 1);
