@@ -124,8 +124,8 @@ export class Recorder {
     const pooled = summarize(name, all, durationS, status, violations, processes, []);
     const calibration = median(runs.map(({ result }) => result.calibration_ms));
     const fsync = median(runs.map(({ result }) => result.fsync_us));
-    if (calibration !== undefined) pooled.calibration_ms = calibration;
-    if (fsync !== undefined) pooled.fsync_us = fsync;
+    if (calibration !== undefined) pooled.calibration_ms = Math.round(calibration * 100) / 100;
+    if (fsync !== undefined) pooled.fsync_us = Math.round(fsync);
     return pooled;
   }
 }
