@@ -27,6 +27,10 @@ const ROWS_PER_SLICE = 64;
 
 let db: Database | undefined;
 let tables: Tables | undefined;
+/** After a failure nothing more is done: a later fold would record itself over the failed one. */
+let failed = false;
+/** Set by `close`: the fold under way stops at its next pause. */
+let closing = false;
 const queue: FolderRequest[] = [];
 let running = false;
 let sliceStart = performance.now();
@@ -42,26 +46,37 @@ async function yieldSlice(): Promise<void> {
   sliceStart = performance.now();
 }
 
-async function fold(path: string, seq: number): Promise<void> {
+async function fold(path: string, seq: number, bytes: number): Promise<void> {
   if (!db || !tables) throw new Error("fold before open");
   const writes = new LastWrites();
-  let commits = 0;
+  let end = 0;
   for (const record of segmentRecords(readFileSync(path))) {
     if (record.seq !== seq) break;
     writes.add(record.ops);
-    commits++;
+    end = record.end;
     await yieldSlice();
+    if (closing) return;
   }
-  if (commits === 0) throw new Error(`${path} does not hold segment ${seq}`);
+  // The writer synced `bytes` of this segment: reading back less means some were damaged.
+  if (end !== bytes)
+    throw new Error(`${path}: segment ${seq} reads back ${end} of the ${bytes} bytes written`);
   const ops: StoreOp[] = writes.ops();
   // One transaction, so each page is written once however many rows share it;
   // only this thread writes the file, so holding it open across pauses blocks no one.
   db.exec("BEGIN IMMEDIATE");
   try {
+    // Segments fold strictly in order: recording a later one over a gap would hide the gap on restart.
+    const last = tables.foldedThrough();
+    if (last !== seq - 1)
+      throw new Error(`segment ${seq} comes after ${last}; segment ${seq - 1} is not folded`);
     let at = 0;
     for (; at + ROWS_PER_SLICE < ops.length; at += ROWS_PER_SLICE) {
       tables.write(ops.slice(at, at + ROWS_PER_SLICE));
       await yieldSlice();
+      if (closing) {
+        db.exec("ROLLBACK");
+        return;
+      }
     }
     tables.write(ops.slice(at), seq);
     db.exec("COMMIT");
@@ -95,8 +110,8 @@ async function run(request: FolderRequest): Promise<void> {
       tables = new Tables(db);
       break;
     case "fold":
-      await fold(request.path, request.seq);
-      reply({ type: "folded", path: request.path, seq: request.seq });
+      await fold(request.path, request.seq, request.bytes);
+      if (!closing) reply({ type: "folded", path: request.path, seq: request.seq });
       break;
     case "prepare":
       await allocate(request.path, request.bytes);
@@ -106,6 +121,7 @@ async function run(request: FolderRequest): Promise<void> {
       db?.close();
       db = undefined;
       tables = undefined;
+      reply({ type: "closed" });
       break;
   }
 }
@@ -116,7 +132,9 @@ async function drain(): Promise<void> {
   try {
     for (let request = queue.shift(); request; request = queue.shift()) await run(request);
   } catch (error) {
+    failed = true;
     queue.length = 0;
+    if (db?.inTransaction) db.exec("ROLLBACK");
     reply({ type: "failed", error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
   } finally {
     running = false;
@@ -124,6 +142,14 @@ async function drain(): Promise<void> {
 }
 
 self.onmessage = (event: MessageEvent<FolderRequest>) => {
+  if (event.data.type === "close") {
+    // Folds not started are dropped; the next start redoes them.
+    closing = true;
+    failed = false;
+    queue.length = 0;
+  } else if (failed || closing) {
+    return;
+  }
   queue.push(event.data);
   if (!running) void drain();
 };

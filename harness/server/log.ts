@@ -52,7 +52,7 @@ export interface Segment {
  * offset 0 that carry the first record's sequence number. A zero length, a
  * bad crc, a record running past the end or another sequence number ends it.
  */
-export function* segmentRecords(bytes: Uint8Array): Generator<{ seq: number; ops: StoreOp[] }> {
+export function* segmentRecords(bytes: Uint8Array): Generator<{ seq: number; ops: StoreOp[]; end: number }> {
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let seq: number | undefined;
   let offset = 0;
@@ -70,7 +70,7 @@ export function* segmentRecords(bytes: Uint8Array): Generator<{ seq: number; ops
       return;
     }
     seq = recordSeq;
-    yield { seq, ops };
+    yield { seq, ops, end };
     offset = end;
   }
 }
@@ -119,15 +119,19 @@ export function writeFully(fd: number, bytes: Uint8Array, position: number): voi
   }
 }
 
+/** How long `close` waits for the folding thread to close the SQLite file. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
 /** Messages between the commit log and its folding thread. */
 export type FolderRequest =
   | { type: "open"; dbPath: string }
-  | { type: "fold"; path: string; seq: number }
+  | { type: "fold"; path: string; seq: number; bytes: number }
   | { type: "prepare"; path: string; bytes: number }
   | { type: "close" };
 export type FolderReply =
   | { type: "folded"; path: string; seq: number }
   | { type: "prepared"; path: string }
+  | { type: "closed" }
   | { type: "failed"; error: string };
 
 export interface CommitLogOptions {
@@ -155,6 +159,7 @@ export class CommitLog {
   #seq: number;
   #pos = 0;
   #folded = 0;
+  #closed: (() => void) | undefined;
 
   constructor(opts: CommitLogOptions) {
     this.#opts = opts;
@@ -192,18 +197,31 @@ export class CommitLog {
     this.#pos += record.length;
   }
 
-  /** Closes the active segment; a fold under way finishes or is redone on the next start. */
-  close(): void {
+  /**
+   * Closes the active segment and stops the folding thread: a fold under way
+   * is rolled back and, like the ones not started, redone on the next start.
+   * Resolves once the thread has closed the SQLite file.
+   */
+  close(): Promise<void> {
     if (this.#fd >= 0) closeSync(this.#fd);
     this.#fd = -1;
+    const closed = new Promise<void>((resolve) => {
+      this.#closed = resolve;
+      // A thread that died does not answer; it holds nothing that needs closing then.
+      setTimeout(() => {
+        void this.#folder.terminate();
+        resolve();
+      }, CLOSE_TIMEOUT_MS).unref();
+    });
     this.#post({ type: "close" });
+    return closed;
   }
 
   /** Hands the active segment to the folding thread and starts the next one. */
   #seal(): void {
     closeSync(this.#fd);
     this.#fd = -1;
-    this.#post({ type: "fold", path: this.#path, seq: this.#seq });
+    this.#post({ type: "fold", path: this.#path, seq: this.#seq, bytes: this.#pos });
     this.#seq++;
     this.#start(this.#free.shift() ?? this.#createFile());
     this.#prepareSpare();
@@ -243,6 +261,10 @@ export class CommitLog {
       case "prepared":
         this.#preparing = false;
         this.#free.push(reply.path);
+        break;
+      case "closed":
+        void this.#folder.terminate();
+        this.#closed?.();
         break;
       case "failed":
         this.#opts.onFatal(new Error(`commit log: folding thread failed: ${reply.error}`));

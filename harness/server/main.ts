@@ -119,7 +119,7 @@ async function shutdown(signal: string) {
   console.log(`resonate server: ${signal}, stopping`);
   server.hub.closeAll();
   await http.stop(true);
-  server.stop();
+  await server.stop();
   process.exit(0);
 }
 process.on("SIGTERM", () => void shutdown("SIGTERM"));

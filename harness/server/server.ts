@@ -102,13 +102,13 @@ export class ProtocolServer {
   }
 
   /** Stops the tick and the streams, writes everything applied so far, and closes the state file. */
-  stop(): void {
+  async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.hub.closeAll();
     if (this.#delivered.size > 0) this.#openBatch();
     this.#commitBatch();
-    this.#log.close();
+    await this.#log.close();
   }
 
   /** Answers one protocol request given as raw JSON text, once what it changed is on disk. */

@@ -8,6 +8,8 @@ import {
   CommitLog,
   decodeSegment,
   encodeRecord,
+  type FolderReply,
+  type FolderRequest,
   RECORD_HEADER_BYTES,
   segmentFiles,
 } from "../../harness/server/log.ts";
@@ -221,7 +223,58 @@ describe("the commit log writer", () => {
       expect(engine.tasks.get(`t${last % 40}`)?.version).toBe(last);
     }
     expect(recovered.nextSeq).toBe(log.seq + 1);
-    log.close();
+    await log.close();
+  });
+});
+
+describe("the folding thread refuses to fold what would hide lost commits", () => {
+  async function folder(path: string) {
+    const worker = new Worker(resolve(import.meta.dir, "../../harness/server/fold-worker.ts"));
+    const replies: FolderReply[] = [];
+    worker.onmessage = (event: MessageEvent<FolderReply>) => replies.push(event.data);
+    worker.postMessage({ type: "open", dbPath: path } satisfies FolderRequest);
+    return {
+      replies,
+      post: (request: FolderRequest) => worker.postMessage(request),
+      [Symbol.asyncDispose]: async () => {
+        await worker.terminate();
+      },
+    };
+  }
+
+  test("a segment out of order fails the thread, and nothing after the failure is folded", async () => {
+    const path = dbPath();
+    writeFileSync(`${path}.log.0`, encodeRecord(1, [task("a", 1)]));
+    writeFileSync(`${path}.log.1`, encodeRecord(2, [task("a", 2)]));
+    await using thread = await folder(path);
+    const bytes = (seq: number) => encodeRecord(seq, [task("a", seq)]).length;
+    thread.post({ type: "fold", path: `${path}.log.1`, seq: 2, bytes: bytes(2) });
+    await waitFor(() => thread.replies.length > 0, { timeout: 5_000, message: "reply to the fold" });
+    expect(thread.replies[0]).toMatchObject({ type: "failed" });
+    expect(JSON.stringify(thread.replies[0])).toContain("segment 1 is not folded");
+    // Even the missing segment is refused now: the server is stopping and a restart folds both.
+    thread.post({ type: "fold", path: `${path}.log.0`, seq: 1, bytes: bytes(1) });
+    thread.post({ type: "close" });
+    await waitFor(() => thread.replies.some((r) => r.type === "closed"), {
+      timeout: 5_000,
+      message: "closed",
+    });
+    expect(thread.replies.map((r) => r.type)).toEqual(["failed", "closed"]);
+    expect(foldedThrough(path)).toBe(0);
+  });
+
+  test("a sealed segment that reads back shorter than it was written fails the fold", async () => {
+    const path = dbPath();
+    const first = encodeRecord(1, [task("a", 1)]);
+    const second = encodeRecord(1, [task("a", 2)]);
+    second.writeUInt8(second.readUInt8(RECORD_HEADER_BYTES) ^ 0x01, RECORD_HEADER_BYTES);
+    writeFileSync(`${path}.log.0`, Buffer.concat([first, second]));
+    await using thread = await folder(path);
+    thread.post({ type: "fold", path: `${path}.log.0`, seq: 1, bytes: first.length + second.length });
+    await waitFor(() => thread.replies.length > 0, { timeout: 5_000, message: "reply to the fold" });
+    expect(thread.replies[0]).toMatchObject({ type: "failed" });
+    expect(JSON.stringify(thread.replies[0])).toContain(`reads back ${first.length} of the`);
+    expect(foldedThrough(path)).toBe(0);
   });
 });
 
