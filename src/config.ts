@@ -36,6 +36,10 @@ export interface Config {
   colocated: boolean;
   /** Task lease of every Resonate client (ms). */
   resonateTtlMs: number;
+  /** Bearer token for the Resonate server, if it asks for one. */
+  resonateToken: string | undefined;
+  /** Time allowed for one request to the Resonate server (ms). */
+  resonateTimeoutMs: number;
   /** Base URLs of the payment provider and the carrier. */
   paymentUrl: string;
   carrierUrl: string;
@@ -61,6 +65,7 @@ export const DEFAULTS = {
   WORKERS_PER_GROUP: "1",
   MODE: "distributed",
   RESONATE_TTL_MS: "10000",
+  RESONATE_TIMEOUT: "10000",
   SANDBOX_PORT: "4010",
   PRICING_DELAY_MS: "0",
   PRICE_REFRESH_MS: "30000",
@@ -138,6 +143,8 @@ export function loadConfig(env: Env = process.env): Config {
     workersPerGroup: int(env, "WORKERS_PER_GROUP", 1, 64),
     colocated: mode === "colocated",
     resonateTtlMs: int(env, "RESONATE_TTL_MS", 500, 3_600_000),
+    resonateToken: env.RESONATE_TOKEN || undefined,
+    resonateTimeoutMs: int(env, "RESONATE_TIMEOUT", 1, 600_000),
     paymentUrl: url(env, "PAYMENT_URL", `${sandbox}/payment`) as string,
     carrierUrl: url(env, "CARRIER_URL", `${sandbox}/carrier`) as string,
     pricingDelayMs: int(env, "PRICING_DELAY_MS", 0, 600_000),

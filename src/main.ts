@@ -6,11 +6,11 @@
  * With MODE=colocated it also registers every durable function and runs
  * them in this process. Prints `api listening on http://127.0.0.1:<port>`.
  */
-import { Resonate } from "@resonatehq/sdk";
 import { registerGroup } from "../workers/register.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, GROUPS, loadConfig, targetsFor } from "./config.ts";
 import { makeDeps } from "./deps.ts";
+import { resonateClient } from "./shared/network.ts";
 import { exitWithParent } from "./shared/parent.ts";
 
 let config: ReturnType<typeof loadConfig>;
@@ -23,12 +23,7 @@ try {
 }
 
 const group = "api";
-const resonate = new Resonate({
-  url: config.resonateUrl,
-  group,
-  pid: process.env.API_PID || `api-${process.pid}`,
-  ttl: config.resonateTtlMs,
-});
+const resonate = resonateClient(config, group, process.env.API_PID || `api-${process.pid}`);
 const closers: { close(): Promise<void> }[] = [];
 const targets = targetsFor(config, group);
 if (config.colocated) {

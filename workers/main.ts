@@ -7,8 +7,8 @@
  * <pid>` and stops cleanly on SIGTERM/SIGINT. Settings come from the same
  * environment variables as the API (see README).
  */
-import { Resonate } from "@resonatehq/sdk";
 import { ConfigError, GROUPS, type Group, loadConfig, targetsFor } from "../src/config.ts";
+import { resonateClient } from "../src/shared/network.ts";
 import { exitWithParent } from "../src/shared/parent.ts";
 import { registerGroup } from "./register.ts";
 
@@ -31,7 +31,7 @@ if (!config.resonateUrl) {
 }
 
 const pid = process.env.WORKER_PID || `${group}-${process.pid}`;
-const resonate = new Resonate({ url: config.resonateUrl, group, pid, ttl: config.resonateTtlMs });
+const resonate = resonateClient(config, group, pid);
 const resources = await registerGroup(resonate, group, config, targetsFor(config));
 console.log(`worker ready ${group} ${pid}`);
 

@@ -13,6 +13,8 @@ describe("configuration from the environment", () => {
       colocated: false,
       benchRoutes: false,
       paymentUrl: "http://127.0.0.1:4010/payment",
+      resonateToken: undefined,
+      resonateTimeoutMs: 10_000,
     });
     expect(config.databaseUrl).toStartWith("sqlite://");
     expect(targetsFor(config)).toEqual({
@@ -50,6 +52,7 @@ describe("configuration from the environment", () => {
       "WEBHOOK_SECRET must be a Standard Webhooks secret: whsec_ followed by base64",
     ],
     [{ RESONATE_URL: "localhost:8001" }, 'RESONATE_URL must be an http(s) URL, got "localhost:8001"'],
+    [{ RESONATE_TIMEOUT: "10s" }, 'RESONATE_TIMEOUT must be a whole number from 1 to 600000, got "10s"'],
     [{ BENCH_ROUTES: "yes" }, 'BENCH_ROUTES must be 1/true or 0/false, got "yes"'],
   ];
   for (const [env, message] of bad) {
