@@ -47,7 +47,7 @@ class ResponseReader {
   #parts: Buffer[] = [];
 
   constructor(
-    /** Called with each part of the body as it is decoded; undefined collects the body instead. */
+    /** Called with each part of the body as it is decoded (not to be kept); undefined collects the body instead. */
     readonly onBody?: (part: Buffer) => void,
   ) {}
 
@@ -151,7 +151,8 @@ class ResponseReader {
   }
 
   #emit(part: Buffer): void {
-    if (this.onBody) this.onBody(Buffer.from(part));
+    // A stream's parts are decoded at once; a collected body may outlive the socket's buffer.
+    if (this.onBody) this.onBody(part);
     else this.#parts.push(Buffer.from(part));
   }
 }
@@ -224,11 +225,27 @@ class Connection {
     });
   }
 
-  request(bytes: Buffer): Promise<HttpResponse> {
+  /** Sends one request; past `timeoutMs` without the whole response, rejects and closes the connection. */
+  request(bytes: Buffer, timeoutMs: number): Promise<HttpResponse> {
     const socket = this.#socket;
     if (!socket || this.closed) return Promise.reject(new HttpClientError("connection closed"));
     return new Promise<HttpResponse>((resolve, reject) => {
-      this.#exchange = { reader: new ResponseReader(), resolve, reject, answered: false };
+      const timer = setTimeout(() => {
+        this.#close(new HttpClientError(`no response within ${timeoutMs} ms`), false);
+        this.destroy();
+      }, timeoutMs);
+      this.#exchange = {
+        reader: new ResponseReader(),
+        resolve: (res) => {
+          clearTimeout(timer);
+          resolve(res);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+        answered: false,
+      };
       socket.ref();
       this.#write(socket, bytes);
     });
@@ -266,12 +283,12 @@ class Connection {
     exchange.resolve(res);
   }
 
-  #close(error: Error): void {
+  #close(error: Error, retryable = true): void {
     this.closed = true;
     const exchange = this.#exchange;
     this.#exchange = undefined;
     if (exchange) {
-      (error as Error & { retryable?: boolean }).retryable = this.reused && !exchange.answered;
+      (error as Error & { retryable?: boolean }).retryable = retryable && this.reused && !exchange.answered;
       exchange.reject(error);
     }
   }
@@ -309,11 +326,16 @@ export class HttpClient {
     const bytes = encodeRequest(method, path, this.origin.host, headers, body);
     const deadline = performance.now() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
-      let conn: Connection | undefined;
+      let conn = this.#idleConnection();
       try {
-        conn = await withTimeout(this.#connection(), deadline - performance.now(), () => {});
-        const used = conn;
-        return await withTimeout(used.request(bytes), deadline - performance.now(), () => used.destroy());
+        if (!conn) {
+          const opening = this.#connect();
+          // A connection that opens after the deadline is kept for the next request.
+          conn = await withTimeout(opening, deadline - performance.now(), () =>
+            opening.then((late) => this.#idle.push(late)).catch(() => {}),
+          );
+        }
+        return await conn.request(bytes, Math.max(1, deadline - performance.now()));
       } catch (error) {
         if (attempt === 0 && (error as { retryable?: boolean }).retryable) continue;
         throw error;
@@ -331,10 +353,18 @@ export class HttpClient {
     this.#idle.length = 0;
   }
 
-  async #connection(): Promise<Connection> {
+  #idleConnection(): Connection | undefined {
     if (this.#stopped) throw new HttpClientError("client closed");
     for (let conn = this.#idle.pop(); conn; conn = this.#idle.pop()) if (!conn.closed) return conn;
+    return undefined;
+  }
+
+  async #connect(): Promise<Connection> {
     const conn = await Connection.open(this.origin, (c) => this.#all.delete(c));
+    if (this.#stopped) {
+      conn.destroy();
+      throw new HttpClientError("client closed");
+    }
     this.#all.add(conn);
     return conn;
   }
@@ -353,7 +383,7 @@ function encodeRequest(
   return Buffer.from(`${head}\r\n${body}`);
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void = () => {}): Promise<T> {
   if (ms <= 0) {
     onTimeout();
     promise.catch(() => {});
@@ -385,15 +415,18 @@ export class EventStreamParser {
   constructor(readonly onEvent: (event: ServerSentEvent) => void) {}
 
   feed(bytes: Uint8Array): void {
-    this.#text += this.#decoder.decode(bytes, { stream: true });
+    const text = this.#text + this.#decoder.decode(bytes, { stream: true });
+    let start = 0;
     for (;;) {
-      const eol = this.#text.search(/\r\n|\r|\n/);
-      // A lone \r at the end may be the first half of \r\n.
-      if (eol < 0 || (eol === this.#text.length - 1 && this.#text[eol] === "\r")) return;
-      const line = this.#text.slice(0, eol);
-      this.#text = this.#text.slice(eol + (this.#text.startsWith("\r\n", eol) ? 2 : 1));
-      this.#line(line);
+      const lf = text.indexOf("\n", start);
+      const cr = text.indexOf("\r", start);
+      const eol = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+      // A \r at the very end may be the first half of \r\n: wait for the next bytes.
+      if (eol < 0 || (eol === cr && eol === text.length - 1)) break;
+      this.#line(text.slice(start, eol));
+      start = eol + (eol === cr && text.charCodeAt(eol + 1) === 10 ? 2 : 1);
     }
+    this.#text = start === 0 ? text : text.slice(start);
   }
 
   #line(line: string): void {
