@@ -7,6 +7,7 @@
  *   npm run load -- --concurrency 32         closed loop instead of a fixed rate
  *   npm run load -- --url http://host:3000   an API that is already running (BENCH_ROUTES=1 for the baseline)
  *   npm run load -- --kill-workers           kill and restart pricing workers during the durable phase
+ *   npm run load -- --colocated              the API runs the quote itself (MODE=colocated): no RPC hop
  *   npm run load -- --runs 3                 alternate the durable and baseline phases three times
  *
  * Checked by the tool itself (exit 1 when one fails): every answer within
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     "pricing-workers": { type: "string", default: "1" },
     "find-capacity": { type: "boolean", default: false },
     "kill-workers": { type: "boolean", default: false },
+    colocated: { type: "boolean", default: false },
     "quote-timeout-ms": { type: "string", default: "5000" },
     "max-waiting": { type: "string", default: "200" },
     url: { type: "string" },
@@ -60,6 +62,12 @@ const repeat = num("repeat");
 const runs = num("runs", 1);
 if (!Number.isInteger(runs)) {
   console.error(`load: --runs must be a whole number ≥ 1, got "${values.runs}"`);
+  process.exit(2);
+}
+if (values.colocated && (values["kill-workers"] || values.url)) {
+  console.error(
+    "load: --colocated starts its own API with no workers; it goes with neither --kill-workers nor --url",
+  );
   process.exit(2);
 }
 if (repeat > 1) {
@@ -89,10 +97,13 @@ async function startSystem(): Promise<void> {
     QUOTE_MAX_WAITING: String(num("max-waiting", 1)),
     RESONATE_TTL_MS: "1000",
     BENCH_ROUTES: "1",
+    MODE: values.colocated ? "colocated" : "distributed",
   };
   Object.assign(pricingEnv, env);
-  children.push(...(await spawnWorker({ group: "db", env })));
-  pricing.push(...(await spawnWorker({ group: "pricing-workers", count: num("pricing-workers", 1), env })));
+  if (!values.colocated) {
+    children.push(...(await spawnWorker({ group: "db", env })));
+    pricing.push(...(await spawnWorker({ group: "pricing-workers", count: num("pricing-workers", 1), env })));
+  }
   const api = await spawnApi({ env });
   children.push(api);
   apiUrl = api.url;
@@ -322,7 +333,7 @@ let exitCode = 0;
 try {
   if (!apiUrl) await startSystem();
   console.log(
-    `load: API ${apiUrl}, deadline ${deadlineMs} ms, ${values["pricing-workers"]} pricing worker(s)`,
+    `load: API ${apiUrl}, deadline ${deadlineMs} ms, ${values.colocated ? "quotes computed in the API (colocated)" : `${values["pricing-workers"]} pricing worker(s)`}`,
   );
   // Warm up both routes (JIT, connections, the price list's first reads).
   await drive({
@@ -451,7 +462,8 @@ try {
     deadline_ms: deadlineMs,
     shape,
     repeat,
-    pricing_workers: Number(values["pricing-workers"]),
+    pricing_workers: values.colocated ? 0 : Number(values["pricing-workers"]),
+    colocated: values.colocated,
     kill_workers: values["kill-workers"],
     capacity,
     durable: pick(durable),

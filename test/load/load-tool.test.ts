@@ -101,12 +101,38 @@ describe("npm run load", () => {
   );
 
   test(
+    "with --colocated, the API computes the quotes itself and no worker is started",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "load-test-"));
+      try {
+        const json = join(dir, "load.json");
+        await using run = spawnProcess({
+          name: "load",
+          cmd: [process.execPath, LOAD, "--duration", "1", "--rate", "40", "--colocated", "--json", json],
+        });
+        expect(await run.exited).toBe(0);
+        expect(run.output()).toContain("quotes computed in the API (colocated)");
+        const report = JSON.parse(readFileSync(json, "utf8"));
+        expect(report).toMatchObject({ colocated: true, pricing_workers: 0, checks: "passed" });
+        expect(report.durable.status).toEqual({ 200: 40 });
+        expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
+          ["api", "load-generator", "resonate-server"].sort(),
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
     "refuses a bad flag value with a clear message",
     async () => {
       for (const [flag, value, message] of [
         ["--repeat", "3", "--repeat is the share of requests that repeat a recent quote, 0 to 1"],
         ["--runs", "0", '--runs must be a number ≥ 1, got "0"'],
         ["--runs", "1.5", '--runs must be a whole number ≥ 1, got "1.5"'],
+        ["--colocated", "--kill-workers", "--colocated starts its own API with no workers"],
       ] as const) {
         await using run = spawnProcess({ name: "load", cmd: [process.execPath, LOAD, flag, value] });
         expect(await run.exited).toBe(2);
