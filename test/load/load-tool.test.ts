@@ -7,6 +7,19 @@ import { E2E_TIMEOUT } from "../fixtures.ts";
 
 const LOAD = resolve(import.meta.dir, "../../harness/load/main.ts");
 
+/** Runs the load tool with `args` and `--json`; expects it to exit 0 and returns its output and JSON report. */
+async function loadRun(args: string[]) {
+  const dir = mkdtempSync(join(tmpdir(), "load-test-"));
+  try {
+    const json = join(dir, "load.json");
+    await using run = spawnProcess({ name: "load", cmd: [process.execPath, LOAD, ...args, "--json", json] });
+    expect(await run.exited).toBe(0);
+    return { output: run.output(), report: JSON.parse(readFileSync(json, "utf8")) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe("npm run load", () => {
   test(
     "starts the system, drives the durable and baseline routes, and writes the table, JSON and HTML report",
@@ -65,37 +78,25 @@ describe("npm run load", () => {
   test(
     "with --runs, alternates the phases and reports each run, their spread, and the pooled latencies",
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), "load-test-"));
-      try {
-        const json = join(dir, "load.json");
-        await using run = spawnProcess({
-          name: "load",
-          cmd: [process.execPath, LOAD, "--duration", "1", "--rate", "40", "--runs", "2", "--json", json],
-        });
-        expect(await run.exited).toBe(0);
-        const rows = run
-          .output()
-          .split("\n")
-          .filter((line) => /^(durable|baseline)\S*\s+\d/.test(line))
-          .map((line) => line.split(/\s+/)[0]);
-        expect(rows).toEqual(["durable#1", "baseline#1", "durable#2", "baseline#2", "durable", "baseline"]);
-        const report = JSON.parse(readFileSync(json, "utf8"));
-        expect(report.runs.each).toHaveLength(2);
-        for (const phase of ["durable", "baseline"]) {
-          const perRun = report.timelines.filter((p: { name: string }) => p.name.startsWith(`${phase}#`));
-          expect(perRun.map((p: { requests: number }) => p.requests)).toEqual([40, 40]);
-          // Pooled: every request of both runs in one histogram.
-          expect(report[phase].requests).toBe(80);
-          expect(report[phase].status).toEqual({ 200: 80 });
-          const p99s = perRun.map((p: { p99_ms: number }) => p.p99_ms);
-          expect(report.runs.spread[`${phase}_p99_ms`].min).toBe(Math.min(...p99s));
-          expect(report.runs.spread[`${phase}_p99_ms`].max).toBe(Math.max(...p99s));
-          expect(report[phase].max_ms).toBe(Math.max(...perRun.map((p: { max_ms: number }) => p.max_ms)));
-        }
-        expect(report.checks).toBe("passed");
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
+      const { output, report } = await loadRun(["--duration", "1", "--rate", "40", "--runs", "2"]);
+      const rows = output
+        .split("\n")
+        .filter((line) => /^(durable|baseline)\S*\s+\d/.test(line))
+        .map((line) => line.split(/\s+/)[0]);
+      expect(rows).toEqual(["durable#1", "baseline#1", "durable#2", "baseline#2", "durable", "baseline"]);
+      expect(report.runs.each).toHaveLength(2);
+      for (const phase of ["durable", "baseline"]) {
+        const perRun = report.timelines.filter((p: { name: string }) => p.name.startsWith(`${phase}#`));
+        expect(perRun.map((p: { requests: number }) => p.requests)).toEqual([40, 40]);
+        // Pooled: every request of both runs in one histogram.
+        expect(report[phase].requests).toBe(80);
+        expect(report[phase].status).toEqual({ 200: 80 });
+        const p99s = perRun.map((p: { p99_ms: number }) => p.p99_ms);
+        expect(report.runs.spread[`${phase}_p99_ms`].min).toBe(Math.min(...p99s));
+        expect(report.runs.spread[`${phase}_p99_ms`].max).toBe(Math.max(...p99s));
+        expect(report[phase].max_ms).toBe(Math.max(...perRun.map((p: { max_ms: number }) => p.max_ms)));
       }
+      expect(report.checks).toBe("passed");
     },
     E2E_TIMEOUT,
   );
@@ -103,24 +104,13 @@ describe("npm run load", () => {
   test(
     "with --colocated, the API computes the quotes itself and no worker is started",
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), "load-test-"));
-      try {
-        const json = join(dir, "load.json");
-        await using run = spawnProcess({
-          name: "load",
-          cmd: [process.execPath, LOAD, "--duration", "1", "--rate", "40", "--colocated", "--json", json],
-        });
-        expect(await run.exited).toBe(0);
-        expect(run.output()).toContain("quotes computed in the API (colocated)");
-        const report = JSON.parse(readFileSync(json, "utf8"));
-        expect(report).toMatchObject({ colocated: true, pricing_workers: 0, checks: "passed" });
-        expect(report.durable.status).toEqual({ 200: 40 });
-        expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
-          ["api", "load-generator", "resonate-server"].sort(),
-        );
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      const { output, report } = await loadRun(["--duration", "1", "--rate", "40", "--colocated"]);
+      expect(output).toContain("quotes computed in the API (colocated)");
+      expect(report).toMatchObject({ colocated: true, pricing_workers: 0, checks: "passed" });
+      expect(report.durable.status).toEqual({ 200: 40 });
+      expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
+        ["api", "load-generator", "resonate-server"].sort(),
+      );
     },
     E2E_TIMEOUT,
   );
