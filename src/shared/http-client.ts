@@ -55,11 +55,25 @@ class ResponseReader {
     return this.#head;
   }
 
+  /** Bytes that came after the end of the response: the connection cannot be trusted with another. */
+  get leftover(): boolean {
+    return this.#buf.length > 0;
+  }
+
   /** Feeds bytes; returns the complete response once its body has ended, else undefined. Throws on bad framing. */
   feed(bytes: Buffer): HttpResponse | undefined {
     this.#buf = this.#buf.length === 0 ? bytes : Buffer.concat([this.#buf, bytes]);
-    if (!this.#head && !this.#readHead()) return undefined;
+    while (!this.#head) {
+      if (!this.#readHead()) return undefined;
+    }
     return this.#readBody();
+  }
+
+  /** The connection closed: a body framed by the close ends here; any other response is cut short (undefined). */
+  closed(): HttpResponse | undefined {
+    const head = this.#head;
+    if (!head || this.#chunked || this.#length >= 0) return undefined;
+    return { status: head.status, headers: head.headers, body: Buffer.concat(this.#parts).toString("utf8") };
   }
 
   #readHead(): boolean {
@@ -76,11 +90,18 @@ class ResponseReader {
       const colon = line.indexOf(":");
       if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
     }
-    this.#head = { status: Number(status[1]), headers };
     this.#buf = this.#buf.subarray(end + 4);
+    const code = Number(status[1]);
+    // An interim answer (100 Continue, 103 Early Hints) comes before the real one.
+    if (code >= 100 && code < 200) return true;
+    this.#head = { status: code, headers };
     this.#chunked = /\bchunked\b/i.test(headers.get("transfer-encoding") ?? "");
     const length = headers.get("content-length");
-    if (!this.#chunked && length !== undefined) {
+    if (this.#head.status === 204 || this.#head.status === 304) {
+      // Never a body, whatever the headers say.
+      this.#chunked = false;
+      this.#length = 0;
+    } else if (!this.#chunked && length !== undefined) {
       this.#length = Number(length);
       if (!Number.isSafeInteger(this.#length) || this.#length < 0)
         throw new HttpClientError(`bad content-length ${JSON.stringify(length)}`);
@@ -104,7 +125,6 @@ class ResponseReader {
       this.#buf = Buffer.alloc(0);
       return undefined;
     }
-    if (this.#buf.length > 0) throw new HttpClientError("bytes after the end of a response");
     const body = Buffer.concat(this.#parts).toString("utf8");
     return { status: head.status, headers: head.headers, body };
   }
@@ -193,11 +213,13 @@ interface Exchange {
   answered: boolean;
 }
 
-/** One kept-alive connection; one request at a time. */
+/** One kept-alive connection; one request at a time. Its socket holds the process open only during a request. */
 class Connection {
   #socket: Socket<undefined> | undefined;
   #exchange: Exchange | undefined;
   #pending: Buffer | undefined;
+  /** Why the TLS handshake failed, for the error of the request it fails. */
+  #handshakeError: Error | undefined;
   closed = false;
   /** The connection has carried a request before. */
   reused = false;
@@ -210,12 +232,20 @@ class Connection {
         socket: {
           open: (socket) => {
             conn.#socket = socket;
+            socket.unref();
             resolve(conn);
+          },
+          handshake: (socket, success, authorizationError) => {
+            if (success && !authorizationError) return;
+            conn.#handshakeError = new HttpClientError(
+              `TLS: ${authorizationError?.message ?? "handshake failed"}`,
+            );
+            socket.terminate();
           },
           data: (_socket, bytes) => conn.#data(bytes),
           drain: (socket) => conn.#drain(socket),
           close: () => {
-            conn.#close(new HttpClientError("connection closed before the response ended"));
+            conn.#ended();
             onClose(conn);
           },
           error: (_socket, error) => conn.#close(new HttpClientError(error.message)),
@@ -278,9 +308,27 @@ class Connection {
     if (!res) return;
     this.#exchange = undefined;
     this.reused = true;
-    if (/\bclose\b/i.test(res.headers.get("connection") ?? "")) this.destroy();
-    else this.#socket?.unref();
+    // Not reusable when the server said so, sent more than the response, or answered before it
+    // had the whole request (the rest would be read as the start of the next one).
+    if (/\bclose\b/i.test(res.headers.get("connection") ?? "") || exchange.reader.leftover || this.#pending) {
+      this.destroy();
+    } else {
+      this.#socket?.unref();
+    }
     exchange.resolve(res);
+  }
+
+  /** The socket closed: a body that runs to the close is complete; anything else under way failed. */
+  #ended(): void {
+    const res = this.#exchange?.reader.closed();
+    if (res && this.#exchange) {
+      const exchange = this.#exchange;
+      this.#exchange = undefined;
+      this.closed = true;
+      exchange.resolve(res);
+      return;
+    }
+    this.#close(this.#handshakeError ?? new HttpClientError("connection closed before the response ended"));
   }
 
   #close(error: Error, retryable = true): void {
@@ -288,7 +336,8 @@ class Connection {
     const exchange = this.#exchange;
     this.#exchange = undefined;
     if (exchange) {
-      (error as Error & { retryable?: boolean }).retryable = retryable && this.reused && !exchange.answered;
+      (error as Error & { retryable?: boolean }).retryable =
+        retryable && this.reused && !exchange.answered && !this.#handshakeError;
       exchange.reject(error);
     }
   }
@@ -407,26 +456,32 @@ export interface ServerSentEvent {
 
 /** Splits an event stream into events (the WHATWG rules: `data`/`event` fields, comments, blank line ends one). */
 export class EventStreamParser {
-  #text = "";
+  /** The start of a line whose end has not arrived yet. */
+  #carry: string[] = [];
+  /** The last chunk ended with \r: a \n that starts the next one belongs to it. */
+  #afterCR = false;
   #data: string[] = [];
   #type = "";
   readonly #decoder = new TextDecoder();
 
   constructor(readonly onEvent: (event: ServerSentEvent) => void) {}
 
+  /** Each chunk is scanned once; a line split across chunks is joined once its end arrives. */
   feed(bytes: Uint8Array): void {
-    const text = this.#text + this.#decoder.decode(bytes, { stream: true });
-    let start = 0;
-    for (;;) {
-      const lf = text.indexOf("\n", start);
-      const cr = text.indexOf("\r", start);
-      const eol = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
-      // A \r at the very end may be the first half of \r\n: wait for the next bytes.
-      if (eol < 0 || (eol === cr && eol === text.length - 1)) break;
-      this.#line(text.slice(start, eol));
-      start = eol + (eol === cr && text.charCodeAt(eol + 1) === 10 ? 2 : 1);
+    const chunk = this.#decoder.decode(bytes, { stream: true });
+    let start = this.#afterCR && chunk.charCodeAt(0) === 10 ? 1 : 0;
+    if (chunk.length > 0) this.#afterCR = false;
+    const eol = /\r\n|\r|\n/g;
+    eol.lastIndex = start;
+    for (let m = eol.exec(chunk); m; m = eol.exec(chunk)) {
+      const piece = chunk.slice(start, m.index);
+      const line = this.#carry.length > 0 ? this.#carry.join("") + piece : piece;
+      this.#carry = [];
+      start = m.index + m[0].length;
+      if (m[0] === "\r" && start === chunk.length) this.#afterCR = true;
+      this.#line(line);
     }
-    this.#text = start === 0 ? text : text.slice(start);
+    if (start < chunk.length) this.#carry.push(chunk.slice(start));
   }
 
   #line(line: string): void {
@@ -466,11 +521,19 @@ export function openEventStream(
   const parser = new EventStreamParser(onEvent);
   let socket: Socket<undefined> | undefined;
   let opened = false;
+  /** Closed (or timed out) before its socket opened: the socket is closed as soon as it does. */
+  let cancelled = false;
   let endClosed: (error: Error) => void = () => {};
   const closed = new Promise<Error>((resolve) => {
     endClosed = resolve;
   });
-  const stream: EventStream = { closed, close: () => socket?.terminate() };
+  const stream: EventStream = {
+    closed,
+    close: () => {
+      cancelled = true;
+      socket?.terminate();
+    },
+  };
   /** Throws unless the head says this is an event stream. */
   const accept = (head: Head) => {
     if (opened) return;
@@ -490,16 +553,29 @@ export function openEventStream(
         if (opened) resolve(stream);
         else reject(error);
         endClosed(error);
-        socket?.terminate();
+        stream.close();
       };
       Bun.connect({
         ...address(origin),
         socket: {
           open: (s) => {
             socket = s;
+            if (cancelled) {
+              s.terminate();
+              return;
+            }
             s.write(encodeRequest("GET", url.pathname + url.search, origin.host, headers, ""));
           },
-          data: (_s, bytes) => {
+          handshake: (s, success, authorizationError) => {
+            if (success && !authorizationError) return;
+            fail(new HttpClientError(`TLS: ${authorizationError?.message ?? "handshake failed"}`));
+            s.terminate();
+          },
+          data: (s, bytes) => {
+            if (cancelled) {
+              s.terminate();
+              return;
+            }
             const wasOpen = opened;
             try {
               if (reader.feed(bytes)) throw new HttpClientError("event stream ended");

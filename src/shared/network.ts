@@ -178,6 +178,13 @@ export class SocketNetwork implements Network {
       this.#opts.warn?.(`message of unknown shape ignored: ${data.slice(0, 200)}`);
       return;
     }
-    for (const callback of this.#callbacks) callback(msg);
+    for (const callback of this.#callbacks) {
+      // One failing receiver must not cost the stream, or the messages after this one.
+      try {
+        callback(msg);
+      } catch (error) {
+        this.#opts.warn?.(`a receiver of ${msg.kind} failed: ${String(error)}`);
+      }
+    }
   }
 }

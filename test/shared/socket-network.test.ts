@@ -8,9 +8,10 @@ import {
   EventStreamParser,
   HttpClient,
   HttpClientError,
+  openEventStream,
   type ServerSentEvent,
 } from "../../src/shared/http-client.ts";
-import { SocketNetwork } from "../../src/shared/network.ts";
+import { SocketNetwork, type SocketNetworkOptions } from "../../src/shared/network.ts";
 
 const stops: (() => unknown)[] = [];
 afterEach(async () => {
@@ -42,6 +43,28 @@ function rawServer(reply: (socket: Socket<{ n: number }>, request: string, n: nu
   });
   stops.push(() => listener.stop(true));
   return listener;
+}
+
+/** An unblock message for promise `id`, as a Resonate server sends it. */
+function unblockJson(id: string): string {
+  return JSON.stringify({
+    kind: "unblock",
+    head: {},
+    data: { promise: { id, state: "resolved", param: {}, value: {}, tags: {}, timeoutAt: 1, createdAt: 0 } },
+  });
+}
+
+/** A SocketNetwork (group g, pid p) to a local server, stopped after the test. */
+function networkTo(port: number | undefined, opts: Partial<SocketNetworkOptions> = {}): SocketNetwork {
+  const network = new SocketNetwork({
+    url: `http://127.0.0.1:${port}`,
+    group: "g",
+    pid: "p",
+    timeoutMs: 2_000,
+    ...opts,
+  });
+  stops.push(() => network.stop());
+  return network;
 }
 
 function client(url: string): HttpClient {
@@ -124,6 +147,46 @@ describe("HttpClient", () => {
     expect((await c.request("POST", "/", {}, "b", 5_000)).body).toBe("2");
   });
 
+  test("reads a body that runs to the close, skips an interim 100, and drops a connection that sent extra bytes", async () => {
+    const ports: number[] = [];
+    const server = rawServer((socket, request) => {
+      ports.push(socket.remotePort);
+      if (request.startsWith("GET /close")) {
+        socket.write("HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the ");
+        setTimeout(() => socket.end("end"), 5);
+      } else if (request.startsWith("GET /continue")) {
+        socket.write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+      } else {
+        socket.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok\r\n");
+      }
+    });
+    const c = client(`http://127.0.0.1:${server.port}`);
+    expect((await c.request("GET", "/close", {}, "", 5_000)).body).toBe("until the end");
+    expect((await c.request("GET", "/continue", {}, "", 5_000)).body).toBe("ok");
+    expect((await c.request("GET", "/junk", {}, "", 5_000)).body).toBe("ok");
+    expect((await c.request("GET", "/continue", {}, "", 5_000)).body).toBe("ok");
+    // /close and /junk end their connections; /continue's is reused once.
+    expect(ports[2]).toBe(ports[1]);
+    expect(ports[3]).not.toBe(ports[2]);
+  });
+
+  test("a connection answered before the server read the whole request is not reused", async () => {
+    // Refuses a large body from its content-length, without reading it.
+    const server = serve(async (req) =>
+      Number(req.headers.get("content-length")) > 1024
+        ? new Response("too large", { status: 413 })
+        : new Response(`small ${(await req.text()).length}`),
+    );
+    const c = client(`http://127.0.0.1:${server.port}`);
+    const big = await c
+      .request("POST", "/", {}, "x".repeat(8 * 1024 * 1024), 5_000)
+      .then((res) => res.status)
+      .catch((e: unknown) => e);
+    // Answered 413 early, or cut off while still sending: either way the next request gets a clean connection.
+    if (!(big instanceof Error)) expect(big).toBe(413);
+    expect((await c.request("POST", "/", {}, "tiny", 5_000)).body).toBe("small 4");
+  });
+
   test("a connection the server closes mid-answer is an error, not a retry", async () => {
     const server = rawServer((socket) => {
       socket.write("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc");
@@ -145,7 +208,7 @@ describe("HttpClient", () => {
     let calls = 0;
     const server = rawServer((socket, _request, n) => {
       calls++;
-      if (n > 0) socket.write("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+      if (n > 0) socket.write("HTTP/1.1 204 No Content\r\n\r\n");
     });
     const c = client(`http://127.0.0.1:${server.port}`);
     const started = performance.now();
@@ -243,13 +306,7 @@ describe("SocketNetwork", () => {
     const server = serve((req) =>
       new URL(req.url).pathname.startsWith("/poll/") ? new Response("no", { status: 503 }) : answer(),
     );
-    const network = new SocketNetwork({
-      url: `http://127.0.0.1:${server.port}`,
-      group: "g",
-      pid: "p",
-      timeoutMs: 2_000,
-    });
-    stops.push(() => network.stop());
+    const network = networkTo(server.port);
     expect(network.send(request("a"))).rejects.toThrow("HTTP 500");
     answer = () =>
       Response.json({
@@ -281,31 +338,59 @@ describe("SocketNetwork", () => {
         data: "",
       });
     });
-    const network = new SocketNetwork({
-      url: `http://127.0.0.1:${server.port}`,
-      group: "g",
-      pid: "p",
-      token: "t0k",
-      timeoutMs: 2_000,
-    });
-    stops.push(() => network.stop());
+    const network = networkTo(server.port, { token: "t0k" });
     expect((await network.send(request("a"))).head.status).toBe(404);
     expect(seen).toEqual([
       { auth: "Bearer t0k", head: { corrId: "a", version: PROTOCOL_VERSION, auth: "t0k" } },
     ]);
   });
 
+  test("a stream closed before its socket opened never sends its request", async () => {
+    let polls = 0;
+    const encoder = new TextEncoder();
+    const server = serve(() => {
+      polls++;
+      return new Response(new ReadableStream({ start: (c) => c.enqueue(encoder.encode("data: hi\n\n")) }), {
+        headers: { "content-type": "text/event-stream" },
+      });
+    });
+    const url = new URL(`http://127.0.0.1:${server.port}/poll/g/p`);
+    const early: ServerSentEvent[] = [];
+    // A zero timeout closes the stream at once, before the connect completes.
+    expect(openEventStream(url, {}, (e) => early.push(e), 0)).rejects.toThrow("no response");
+    const events: ServerSentEvent[] = [];
+    const stream = await openEventStream(url, {}, (e) => events.push(e), 5_000);
+    stops.push(() => stream.close());
+    await waitFor(() => events.length === 1, { timeout: 5_000, message: "event on the second stream" });
+    expect(early).toEqual([]);
+    expect(polls).toBe(1);
+  });
+
+  test("a receiver that throws costs neither the stream nor the messages after it", async () => {
+    const warnings: string[] = [];
+    const server = serve(
+      () =>
+        new Response(`data: ${unblockJson("a")}\n\ndata: ${unblockJson("b")}\n\n`, {
+          headers: { "content-type": "text/event-stream" },
+        }),
+    );
+    const network = networkTo(server.port, { warn: (m) => warnings.push(m) });
+    const seen: string[] = [];
+    network.recv((m) => {
+      const id = m.kind === "unblock" ? m.data.promise.id : "?";
+      seen.push(id);
+      if (id === "a") throw new Error("receiver bug");
+    });
+    await waitFor(() => seen.length >= 2, { timeout: 5_000, message: "both messages received" });
+    expect(seen.slice(0, 2)).toEqual(["a", "b"]);
+    expect(warnings[0]).toBe("a receiver of unblock failed: Error: receiver bug");
+  });
+
   test("reopens a lost or refused message stream, says so, and ignores messages it cannot read", async () => {
     const warnings: string[] = [];
     let opens = 0;
     const encoder = new TextEncoder();
-    const unblock = JSON.stringify({
-      kind: "unblock",
-      head: {},
-      data: {
-        promise: { id: "x", state: "resolved", param: {}, value: {}, tags: {}, timeoutAt: 1, createdAt: 0 },
-      },
-    });
+    const unblock = unblockJson("x");
     const server = serve((req) => {
       if (!new URL(req.url).pathname.startsWith("/poll/g/p")) return new Response("?", { status: 404 });
       opens++;
@@ -322,14 +407,7 @@ describe("SocketNetwork", () => {
         { headers: { "content-type": "text/event-stream" } },
       );
     });
-    const network = new SocketNetwork({
-      url: `http://127.0.0.1:${server.port}`,
-      group: "g",
-      pid: "p",
-      timeoutMs: 2_000,
-      warn: (m) => warnings.push(m),
-    });
-    stops.push(() => network.stop());
+    const network = networkTo(server.port, { warn: (m) => warnings.push(m) });
     const messages: Message[] = [];
     network.recv((m) => messages.push(m));
     await waitFor(() => opens >= 3 && messages.length >= 2, {
