@@ -205,6 +205,12 @@ function address(origin: Origin) {
   };
 }
 
+/** Why a TLS handshake failed (the certificate, the host name), or undefined when it did not. */
+function tlsError(success: boolean, authorizationError: Error | null): HttpClientError | undefined {
+  if (success && !authorizationError) return undefined;
+  return new HttpClientError(`TLS: ${authorizationError?.message ?? "handshake failed"}`);
+}
+
 interface Exchange {
   reader: ResponseReader;
   resolve: (res: HttpResponse) => void;
@@ -236,11 +242,8 @@ class Connection {
             resolve(conn);
           },
           handshake: (socket, success, authorizationError) => {
-            if (success && !authorizationError) return;
-            conn.#handshakeError = new HttpClientError(
-              `TLS: ${authorizationError?.message ?? "handshake failed"}`,
-            );
-            socket.terminate();
+            conn.#handshakeError = tlsError(success, authorizationError);
+            if (conn.#handshakeError) socket.terminate();
           },
           data: (_socket, bytes) => conn.#data(bytes),
           drain: (socket) => conn.#drain(socket),
@@ -566,10 +569,9 @@ export function openEventStream(
             }
             s.write(encodeRequest("GET", url.pathname + url.search, origin.host, headers, ""));
           },
-          handshake: (s, success, authorizationError) => {
-            if (success && !authorizationError) return;
-            fail(new HttpClientError(`TLS: ${authorizationError?.message ?? "handshake failed"}`));
-            s.terminate();
+          handshake: (_s, success, authorizationError) => {
+            const error = tlsError(success, authorizationError);
+            if (error) fail(error);
           },
           data: (s, bytes) => {
             if (cancelled) {
