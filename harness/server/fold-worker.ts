@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
-import { closeSync, fdatasyncSync, openSync, readFileSync } from "node:fs";
+import { closeSync, fdatasyncSync, openSync, readFileSync, readlinkSync } from "node:fs";
+import { setPriority } from "node:os";
 import { dirname } from "node:path";
 import { type FolderReply, type FolderRequest, segmentRecords, syncDir, writeFully } from "./log.ts";
 import { LastWrites, openTables, type StoreOp, Tables } from "./store.ts";
@@ -34,6 +35,23 @@ let closing = false;
 const queue: FolderRequest[] = [];
 let running = false;
 let sliceStart = performance.now();
+
+/** Niceness of this thread: when a core is contended, the event loop it serves wins, and folding waits. */
+const FOLD_NICENESS = 10;
+
+/**
+ * Lowers this thread's scheduling priority (Linux, where a thread id is a
+ * valid target of setpriority). Elsewhere, or where it is not allowed, the
+ * thread keeps its priority; folding is paced either way.
+ */
+function lowerPriority(): void {
+  try {
+    const tid = Number(readlinkSync("/proc/thread-self").split("/").at(-1));
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, FOLD_NICENESS);
+  } catch {
+    // not Linux, or not permitted
+  }
+}
 
 function reply(message: FolderReply): void {
   self.postMessage(message);
@@ -105,6 +123,7 @@ async function allocate(path: string, bytes: number): Promise<void> {
 async function run(request: FolderRequest): Promise<void> {
   switch (request.type) {
     case "open":
+      lowerPriority();
       db = openTables(request.dbPath);
       db.exec("PRAGMA cache_size = -65536;");
       tables = new Tables(db);
