@@ -9,12 +9,13 @@ import {
   type Response,
 } from "@resonatehq/sdk";
 import type { Config } from "../config.ts";
+import { useFastEncoder } from "./codec.ts";
 import { type EventStream, HttpClient, openEventStream } from "./http-client.ts";
 
 /**
  * The Resonate client of a process in `group`: over `SocketNetwork` to the
  * server at `RESONATE_URL`, or in-process (the SDK's local network) when
- * there is none.
+ * there is none; either way with `FastJsonEncoder` in its codec.
  */
 export function resonateClient(
   config: Pick<Config, "resonateUrl" | "resonateToken" | "resonateTimeoutMs" | "resonateTtlMs">,
@@ -22,7 +23,7 @@ export function resonateClient(
   pid: string,
 ): Resonate {
   const ttl = config.resonateTtlMs;
-  if (config.resonateUrl === undefined) return new Resonate({ group, pid, ttl });
+  if (config.resonateUrl === undefined) return withFastEncoder(new Resonate({ group, pid, ttl }));
   const network = new SocketNetwork({
     url: config.resonateUrl,
     group,
@@ -31,7 +32,14 @@ export function resonateClient(
     timeoutMs: config.resonateTimeoutMs,
     warn: (message) => console.warn(`resonate (${group}/${pid}): ${message}`),
   });
-  return new Resonate({ network, group, pid, ttl });
+  return withFastEncoder(new Resonate({ network, group, pid, ttl }));
+}
+
+function withFastEncoder(resonate: Resonate): Resonate {
+  if (!useFastEncoder(resonate)) {
+    console.warn("resonate: this SDK's codec has no encoder to replace; payloads use its own (slower) encoding");
+  }
+  return resonate;
 }
 
 export interface SocketNetworkOptions {
