@@ -334,10 +334,9 @@ export class Tables {
     this.#setFolded = db.prepare(
       "INSERT INTO meta (key, value) VALUES ('folded_through', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     );
-    this.#transaction = db.transaction((ops: Iterable<StoreOp>, through: number | undefined) => {
-      for (const op of ops) this.#run(op);
-      if (through !== undefined) this.#setFolded.run(through);
-    });
+    this.#transaction = db.transaction((ops: Iterable<StoreOp>, through: number | undefined) =>
+      this.#writeAll(ops, through),
+    );
   }
 
   /** The sequence number of the last segment folded in (0 when none was). */
@@ -350,10 +349,19 @@ export class Tables {
 
   /**
    * Writes `ops` in one transaction; with `through`, also records that
-   * segments up to that sequence number are folded.
+   * segments up to that sequence number are folded. Inside a transaction the
+   * caller opened (a fold written in slices), the writes join it and its
+   * rollback undoes them: a savepoint of their own would copy every page
+   * they touch to a journal file first.
    */
   write(ops: Iterable<StoreOp>, through?: number): void {
-    this.#transaction(ops, through);
+    if (this.#db.inTransaction) this.#writeAll(ops, through);
+    else this.#transaction(ops, through);
+  }
+
+  #writeAll(ops: Iterable<StoreOp>, through: number | undefined): void {
+    for (const op of ops) this.#run(op);
+    if (through !== undefined) this.#setFolded.run(through);
   }
 
   /** Folds `commits` (in commit order) into the tables in one transaction, each row written once. */
