@@ -37,7 +37,9 @@ export function resonateClient(
 
 function withFastEncoder(resonate: Resonate): Resonate {
   if (!useFastEncoder(resonate)) {
-    console.warn("resonate: this SDK's codec has no encoder to replace; payloads use its own (slower) encoding");
+    console.warn(
+      "resonate: this SDK's codec has no encoder to replace; payloads use its own (slower) encoding",
+    );
   }
   return resonate;
 }
