@@ -15,7 +15,7 @@ import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { exitWithParent } from "../../src/shared/parent.ts";
 import { serveProtocol } from "./http.ts";
-import { ProtocolServer, SERVER_DEFAULTS } from "./server.ts";
+import { ProtocolServer, SERVER_DEFAULTS, type ServerOptions } from "./server.ts";
 
 function fail(message: string): never {
   console.error(`resonate server: ${message}`);
@@ -67,7 +67,7 @@ const maxBodyBytes = bytes(
   values["max-body-bytes"] as string | undefined,
   SERVER_DEFAULTS.maxBodyBytes,
 );
-const server = new ProtocolServer({
+const options: ServerOptions = {
   dbPath,
   tracePath: values.trace as string | undefined,
   leaseTimeoutMs: ms(
@@ -101,7 +101,13 @@ const server = new ProtocolServer({
     console.error("resonate server: storage failure, stopping so a restart reloads from disk:", error);
     process.exit(1);
   },
-});
+};
+let server: ProtocolServer;
+try {
+  server = new ProtocolServer(options);
+} catch (error) {
+  fail(`cannot open the state file ${dbPath}: ${(error as Error).message}`);
+}
 
 let http: ReturnType<typeof serveProtocol>;
 try {

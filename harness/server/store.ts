@@ -17,16 +17,29 @@ export function outboxKey(address: string, message: Message): string {
     : `unblock:${message.data.promise.id}:${address}`;
 }
 
+/**
+ * The tables' layout. Promises, tasks and schedules are rowid tables: their
+ * records run to about 1 KiB, and a WITHOUT ROWID table keeps whole rows in
+ * its interior pages too (three or four to a page), which made its B-tree
+ * deep and had every fold rewrite most of it. A rowid table keeps new rows
+ * together at its end and only the small `id` index takes random writes.
+ */
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS promises (id TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS schedules (id TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS promises (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS schedules (id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS promise_timeouts (id TEXT PRIMARY KEY, timeout INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS task_timeouts (id TEXT PRIMARY KEY, type INTEGER NOT NULL, timeout INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS schedule_timeouts (id TEXT PRIMARY KEY, timeout INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, address TEXT NOT NULL, message TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 `;
+
+/** The layout version `SCHEMA` describes, kept in the file's `user_version`. */
+export const SCHEMA_VERSION = 1;
+
+/** The tables of JSON records that version 0 kept WITHOUT ROWID. */
+const RECORD_TABLES = ["promises", "tasks", "schedules"] as const;
 
 interface PromiseRow {
   id: string;
@@ -85,8 +98,53 @@ export function openTables(path: string): Database {
   db.exec("PRAGMA journal_mode = WAL;");
   db.exec("PRAGMA synchronous = FULL;");
   db.exec("PRAGMA busy_timeout = 5000;");
-  db.exec(SCHEMA);
+  try {
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
   return db;
+}
+
+/**
+ * Creates the tables of a new file and brings a file written by an earlier
+ * version to `SCHEMA_VERSION`, in one transaction: a crash part way leaves
+ * the file as it was. A file from a later version is refused, not read.
+ */
+function migrate(db: Database): void {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? 0;
+    if (version > SCHEMA_VERSION)
+      throw new Error(
+        `${db.filename}: the state file has layout version ${version}; this server reads up to ${SCHEMA_VERSION}`,
+      );
+    if (version < SCHEMA_VERSION) {
+      const old = RECORD_TABLES.filter((table) => hasTable(db, table));
+      for (const table of old) db.exec(`ALTER TABLE ${table} RENAME TO ${table}_v0`);
+      db.exec(SCHEMA);
+      for (const table of old) {
+        db.exec(`INSERT INTO ${table} (id, record) SELECT id, record FROM ${table}_v0`);
+        db.exec(`DROP TABLE ${table}_v0`);
+      }
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    }
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.inTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
+}
+
+function hasTable(db: Database, name: string): boolean {
+  return (
+    db
+      .query<{ n: number }, [string]>(
+        "SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table' AND name = ?",
+      )
+      .get(name)?.n === 1
+  );
 }
 
 /** What a restart finds on disk besides the engine's state. */

@@ -1,9 +1,11 @@
+import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { waitFor } from "../../harness/index.ts";
 import { IndexedEngine } from "../../harness/server/engine.ts";
+import type { EngineSchedule } from "../../harness/server/engine-types.ts";
 import {
   CommitLog,
   decodeSegment,
@@ -13,7 +15,7 @@ import {
   RECORD_HEADER_BYTES,
   segmentFiles,
 } from "../../harness/server/log.ts";
-import { openTables, recover, type StoreOp, Tables } from "../../harness/server/store.ts";
+import { openTables, recover, SCHEMA_VERSION, type StoreOp, Tables } from "../../harness/server/store.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -275,6 +277,126 @@ describe("the folding thread refuses to fold what would hide lost commits", () =
     expect(thread.replies[0]).toMatchObject({ type: "failed" });
     expect(JSON.stringify(thread.replies[0])).toContain(`reads back ${first.length} of the`);
     expect(foldedThrough(path)).toBe(0);
+  });
+});
+
+/** The layout of state files written before `user_version` was kept (version 0). */
+const LAYOUT_V0 = `
+CREATE TABLE promises (id TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE tasks (id TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE schedules (id TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE promise_timeouts (id TEXT PRIMARY KEY, timeout INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE task_timeouts (id TEXT PRIMARY KEY, type INTEGER NOT NULL, timeout INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE schedule_timeouts (id TEXT PRIMARY KEY, timeout INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE outbox (key TEXT PRIMARY KEY, address TEXT NOT NULL, message TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+`;
+
+function rawFile(path: string, sql: string): void {
+  const db = new Database(path, { create: true });
+  try {
+    db.exec("PRAGMA journal_mode = WAL;");
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
+function layout(path: string): { version: number; tables: Record<string, string> } {
+  const db = new Database(path, { readonly: true });
+  try {
+    const version = db.query<{ user_version: number }, []>("PRAGMA user_version").get()?.user_version ?? -1;
+    const tables = db
+      .query<{ name: string; sql: string }, []>("SELECT name, sql FROM sqlite_schema WHERE type = 'table'")
+      .all();
+    return { version, tables: Object.fromEntries(tables.map((t) => [t.name, t.sql])) };
+  } finally {
+    db.close();
+  }
+}
+
+describe("the state file's layout", () => {
+  test("a file of layout 0 (records WITHOUT ROWID) is converted on open: every row is kept, in rowid tables", () => {
+    const path = dbPath();
+    const [, , , pRecord] = promise("p", "resolved") as ["put", "promises", string, object];
+    const [, , , tRecord] = task("p", 3) as ["put", "tasks", string, object];
+    const schedule: EngineSchedule = {
+      id: "s",
+      cron: "* * * * *",
+      promiseId: "s.{{.timestamp}}",
+      promiseTimeout: 60_000,
+      promiseParam: { headers: {}, data: "" },
+      promiseTags: {},
+      createdAt: 1,
+    };
+    rawFile(
+      path,
+      `${LAYOUT_V0}
+      INSERT INTO promises VALUES ('p', '${JSON.stringify(pRecord)}');
+      INSERT INTO tasks VALUES ('p', '${JSON.stringify(tRecord)}');
+      INSERT INTO schedules VALUES ('s', '${JSON.stringify(schedule)}');
+      INSERT INTO promise_timeouts VALUES ('p', 4000000000000);
+      INSERT INTO meta VALUES ('folded_through', 6);`,
+    );
+    expect(layout(path).version).toBe(0);
+
+    const engine = new IndexedEngine();
+    const recovered = recover(path, engine);
+    expect(engine.promises.get("p")).toMatchObject({ id: "p", state: "resolved", settledAt: 2 });
+    expect(engine.tasks.get("p")).toMatchObject({ id: "p", version: 3, state: "pending" });
+    expect(engine.schedules.get("s")).toEqual(schedule);
+    expect(engine.pTimeouts).toEqual([{ id: "p", timeout: 4_000_000_000_000 }]);
+    expect(recovered.nextSeq).toBe(7);
+
+    const after = layout(path);
+    expect(after.version).toBe(SCHEMA_VERSION);
+    for (const table of ["promises", "tasks", "schedules"])
+      expect(after.tables[table]).not.toContain("WITHOUT ROWID");
+    expect(after.tables.promise_timeouts).toContain("WITHOUT ROWID");
+    expect(Object.keys(after.tables).filter((name) => name.endsWith("_v0"))).toEqual([]);
+    // Opening it again changes nothing.
+    openTables(path).close();
+    expect(layout(path)).toEqual(after);
+    expect(rows(path, "promises")).toEqual({ p: pRecord });
+  });
+
+  test("a conversion that fails part way leaves the file as it was", () => {
+    const path = dbPath();
+    // A layout-0 file whose tasks table lacks the record column the conversion copies.
+    rawFile(
+      path,
+      `${LAYOUT_V0.replace("CREATE TABLE tasks (id TEXT PRIMARY KEY, record TEXT NOT NULL)", "CREATE TABLE tasks (id TEXT PRIMARY KEY, body TEXT)")}
+      INSERT INTO promises VALUES ('p', '{}');`,
+    );
+    const before = layout(path);
+    expect(() => openTables(path)).toThrow(/record/);
+    expect(layout(path)).toEqual(before);
+  });
+
+  test("a file of a later layout is refused with a message, and left as it was", () => {
+    const path = dbPath();
+    rawFile(
+      path,
+      `${LAYOUT_V0} INSERT INTO promises VALUES ('p', '{}'); PRAGMA user_version = ${SCHEMA_VERSION + 1};`,
+    );
+    const before = layout(path);
+    expect(() => openTables(path)).toThrow(
+      `the state file has layout version ${SCHEMA_VERSION + 1}; this server reads up to ${SCHEMA_VERSION}`,
+    );
+    expect(layout(path)).toEqual(before);
+
+    const run = Bun.spawnSync([
+      process.execPath,
+      resolve(import.meta.dir, "../../harness/server/main.ts"),
+      "--port",
+      "0",
+      "--db",
+      path,
+    ]);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr.toString()).toContain(`resonate server: cannot open the state file ${path}:`);
+    expect(run.stderr.toString()).toContain(`layout version ${SCHEMA_VERSION + 1}`);
+    expect(layout(path)).toEqual(before);
   });
 });
 
