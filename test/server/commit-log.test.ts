@@ -420,3 +420,31 @@ describe("server flags", () => {
     });
   }
 });
+
+describe("bench:fold", () => {
+  const bench = resolve(import.meta.dir, "../../harness/server/fold-bench.ts");
+
+  test("folds the segments it was asked for and prints one row per fold", () => {
+    const run = Bun.spawnSync([process.execPath, bench, "--segments", "2", "--segment-bytes", "200000"]);
+    expect(run.exitCode).toBe(0);
+    const rows = run.stdout
+      .toString()
+      .split("\n")
+      .filter((line) => /^\s+\d+\s/.test(line))
+      .map((line) => line.trim().split(/\s+/).map(Number));
+    expect(rows.map((row) => row[0])).toEqual([1, 2]);
+    for (const [, quotes, promises, walMiB] of rows) {
+      expect(quotes).toBeGreaterThan(0);
+      expect(promises).toBeGreaterThan(0);
+      expect(walMiB).toBeGreaterThan(0);
+    }
+    // Every quote of both segments is in the table after the second fold.
+    expect(rows[1]?.[2]).toBe((rows[0]?.[1] ?? 0) + (rows[1]?.[1] ?? 0));
+  });
+
+  test("a bad flag is refused with exit 2 and a message", () => {
+    const run = Bun.spawnSync([process.execPath, bench, "--segment-bytes", "lots"]);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr.toString()).toContain('--segment-bytes must be a positive integer, got "lots"');
+  });
+});
