@@ -2,7 +2,7 @@ import type { Database } from "bun:sqlite";
 import { closeSync, fdatasyncSync, openSync, readFileSync, readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import { dirname } from "node:path";
-import { type FolderReply, type FolderRequest, segmentRecords, syncDir, writeFully } from "./log.ts";
+import { type FolderReply, type FolderRequest, fillZeros, segmentRecords, syncDir } from "./log.ts";
 import { LastWrites, openTables, type StoreOp, Tables } from "./store.ts";
 
 /**
@@ -108,11 +108,7 @@ async function fold(path: string, seq: number, bytes: number): Promise<void> {
 async function allocate(path: string, bytes: number): Promise<void> {
   const fd = openSync(path, "wx");
   try {
-    const zeros = new Uint8Array(Math.min(bytes, 256 * 1024));
-    for (let at = 0; at < bytes; at += zeros.length) {
-      writeFully(fd, zeros.subarray(0, Math.min(zeros.length, bytes - at)), at);
-      await yieldSlice();
-    }
+    for (const _ of fillZeros(fd, 0, bytes)) await yieldSlice();
     fdatasyncSync(fd);
   } finally {
     closeSync(fd);

@@ -1,4 +1,13 @@
-import { closeSync, fdatasyncSync, fsyncSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fdatasyncSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { StoreOp } from "./store.ts";
 
@@ -12,9 +21,10 @@ import type { StoreOp } from "./store.ts";
  * a new one is started in a free file, and a background thread folds the
  * sealed one into the SQLite tables (the last write of each row wins) and
  * records in the same transaction that it did (`folded_through`). Only
- * then is its file free again. Reused and spare files are allocated, so a
- * commit overwrites blocks in place and its sync writes no file-system
- * metadata.
+ * then is its file free again. Every segment file is allocated to the
+ * segment size before commits go into it (spare files by the folding thread,
+ * ahead of time), so a commit overwrites blocks in place and its sync writes
+ * no file-system metadata.
  *
  * Record: `len u32 | crc u32 | seq u32 | payload (len bytes of JSON)`, little
  * endian; the crc is CRC-32 of `seq | payload`. A segment's records all carry
@@ -119,6 +129,19 @@ export function writeFully(fd: number, bytes: Uint8Array, position: number): voi
   }
 }
 
+/**
+ * Writes zero bytes over `[from, to)` of `fd`, a chunk at a time, pausing
+ * (yielding) after each chunk. Allocated blocks, unlike `fallocate`'s
+ * unwritten extents, let a later overwrite sync without metadata.
+ */
+export function* fillZeros(fd: number, from: number, to: number): Generator<void> {
+  const zeros = new Uint8Array(Math.min(Math.max(to - from, 0), 256 * 1024));
+  for (let at = from; at < to; at += zeros.length) {
+    writeFully(fd, zeros.subarray(0, Math.min(zeros.length, to - at)), at);
+    yield;
+  }
+}
+
 /** How long `close` waits for the folding thread to close the SQLite file. */
 const CLOSE_TIMEOUT_MS = 5_000;
 
@@ -147,13 +170,21 @@ export interface CommitLogOptions {
   onFatal: (error: unknown) => void;
 }
 
+/**
+ * Allocated segment files kept ready, so sealing a segment never waits for
+ * one: two, since a fold hands its file back only a little after the next
+ * segment is sealed.
+ */
+const SPARE_FILES = 2;
+
 /** The writer of the commit log (see the top of this file); lives on the server's event loop. */
 export class CommitLog {
   readonly #opts: CommitLogOptions;
   readonly #free: string[];
   readonly #folder: Worker;
   #nextIndex: number;
-  #preparing = false;
+  /** Spare files the folding thread is allocating. */
+  #preparing = 0;
   #fd = -1;
   #path = "";
   #seq: number;
@@ -227,10 +258,20 @@ export class CommitLog {
     this.#prepareSpare();
   }
 
+  /**
+   * Makes `path` the active segment. A file shorter than a segment (a new
+   * one, when no spare is ready) is allocated first, so no commit's sync
+   * has to write the file's new size too.
+   */
   #start(path: string): void {
     this.#fd = openSync(path, "r+");
     this.#path = path;
     this.#pos = 0;
+    const size = fstatSync(this.#fd).size;
+    if (size < this.#opts.segmentBytes) {
+      for (const _ of fillZeros(this.#fd, size, this.#opts.segmentBytes));
+      fdatasyncSync(this.#fd);
+    }
   }
 
   /** A new, empty segment file, its name durable before anything is written to it. */
@@ -241,15 +282,16 @@ export class CommitLog {
     return path;
   }
 
-  /** Has the folding thread allocate a spare file, so sealing a segment never waits for one. */
+  /** Has the folding thread allocate files until `SPARE_FILES` are free or on their way. */
   #prepareSpare(): void {
-    if (this.#free.length > 0 || this.#preparing) return;
-    this.#preparing = true;
-    this.#post({
-      type: "prepare",
-      path: `${this.#opts.dbPath}.log.${this.#nextIndex++}`,
-      bytes: this.#opts.segmentBytes,
-    });
+    while (this.#free.length + this.#preparing < SPARE_FILES) {
+      this.#preparing++;
+      this.#post({
+        type: "prepare",
+        path: `${this.#opts.dbPath}.log.${this.#nextIndex++}`,
+        bytes: this.#opts.segmentBytes,
+      });
+    }
   }
 
   #onReply(reply: FolderReply): void {
@@ -259,7 +301,7 @@ export class CommitLog {
         this.#free.push(reply.path);
         break;
       case "prepared":
-        this.#preparing = false;
+        this.#preparing--;
         this.#free.push(reply.path);
         break;
       case "closed":

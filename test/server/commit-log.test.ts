@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { waitFor } from "../../harness/index.ts";
@@ -180,6 +180,51 @@ describe("recovery", () => {
 });
 
 describe("the commit log writer", () => {
+  test("allocates the first segment before any commit and keeps two spare files ready", async () => {
+    const path = dbPath();
+    const segmentBytes = 64 * 1024;
+    const fatal: unknown[] = [];
+    const log = new CommitLog({
+      dbPath: path,
+      freeFiles: [],
+      nextSeq: 1,
+      segmentBytes,
+      onFatal: (e) => fatal.push(e),
+    });
+    try {
+      const sizes = () => segmentFiles(path).map((f) => statSync(f.path).size);
+      expect(statSync(`${path}.log.0`).size).toBe(segmentBytes);
+      await waitFor(() => sizes().length === 3 && sizes().every((size) => size === segmentBytes), {
+        timeout: 10_000,
+        message: "two spare segment files allocated",
+      });
+      log.append([task("a", 0)]);
+      expect(decodeSegment(readFileSync(`${path}.log.0`)).commits).toEqual([[task("a", 0)]]);
+    } finally {
+      await log.close();
+    }
+    expect(fatal).toEqual([]);
+
+    // A file shorter than a segment (as one written with a smaller --log-segment-bytes) is allocated before use.
+    writeFileSync(`${path}.log.0`, encodeRecord(1, [task("a", 0)]));
+    const engine = new IndexedEngine();
+    const recovered = recover(path, engine);
+    const again = new CommitLog({
+      dbPath: path,
+      freeFiles: recovered.segmentFiles,
+      nextSeq: recovered.nextSeq,
+      segmentBytes,
+      onFatal: (e) => fatal.push(e),
+    });
+    try {
+      expect(statSync(`${path}.log.0`).size).toBe(segmentBytes);
+      expect(segmentFiles(path)).toHaveLength(3);
+    } finally {
+      await again.close();
+    }
+    expect(fatal).toEqual([]);
+  });
+
   test("seals full segments, folds them on its thread, reuses their files, and loses nothing when abandoned", async () => {
     const path = dbPath();
     const fatal: unknown[] = [];
