@@ -103,18 +103,23 @@ export function renderHtml(title: string, phases: PhaseResult[], summary: Record
     { logX: true },
   );
   const procs = phases
-    .flatMap((p) =>
-      p.processes.map(
+    .flatMap((p) => [
+      ...p.processes.map(
         (q) =>
-          `<tr><td>${esc(p.name)}</td><td>${esc(q.name)}</td><td>${q.cpu_pct}</td><td>${q.rss_mib}</td></tr>`,
+          `<tr><td>${esc(p.name)}</td><td>${esc(q.name)}</td><td>${q.cpu_pct}</td><td>${q.wait_pct}</td><td>${q.rss_mib}</td></tr>`,
       ),
-    )
+      ...(p.machine
+        ? [
+            `<tr><td>${esc(p.name)}</td><td>machine (${p.machine.cores} cores)</td><td colspan="3">${p.machine.busy_pct}% busy</td></tr>`,
+          ]
+        : []),
+    ])
     .join("");
   return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:900px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}figcaption{font-weight:bold;margin-top:1.5em}pre{background:#f4f4f4;padding:1em}</style>
 </head><body><h1>${esc(title)}</h1>
 <table><tr><th>phase</th><th>requests</th><th>req/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>status</th><th>late</th><th>calibration ms</th><th>fsync µs</th></tr>${rows}</table>
 ${overTime}${distribution}
-<h2>Processes</h2><table><tr><th>phase</th><th>process</th><th>CPU % of a core</th><th>RSS MiB</th></tr>${procs}</table>
+<h2>Processes</h2><table><tr><th>phase</th><th>process</th><th>CPU % of a core</th><th>waiting for a core, % of a core</th><th>RSS MiB</th></tr>${procs}</table>
 <h2>Summary</h2><pre>${esc(JSON.stringify(summary, null, 2))}</pre></body></html>`;
 }

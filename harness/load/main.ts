@@ -276,18 +276,24 @@ function table(phases: PhaseResult[]): string {
     cells
       .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
       .join("  ");
-  const procs = phases.flatMap((p) =>
-    p.processes.map(
+  const procs = phases.flatMap((p) => [
+    ...p.processes.map(
       (q) =>
-        `  ${p.name.padEnd(18)} ${q.name.padEnd(22)} cpu ${String(q.cpu_pct).padStart(6)}%  rss ${q.rss_mib} MiB`,
+        `  ${p.name.padEnd(18)} ${q.name.padEnd(22)} cpu ${String(q.cpu_pct).padStart(6)}%  waiting ${String(q.wait_pct).padStart(6)}%  rss ${q.rss_mib} MiB`,
     ),
-  );
+    ...(p.machine
+      ? [
+          `  ${p.name.padEnd(18)} ${"machine".padEnd(22)} ${p.machine.cores} cores, ${p.machine.busy_pct}% busy`,
+        ]
+      : []),
+  ]);
   return [
     line(head),
     ...rows.map(line),
     "",
     "latency in ms; late = answered after the deadline + 50 ms;",
     "cal = ms for a fixed piece of CPU work, fsync = µs to write and sync 4 KiB, both just before the phase",
+    "cpu and waiting (ready to run, but no core was free) in % of one core",
     "",
     ...procs,
   ].join("\n");
@@ -455,6 +461,7 @@ try {
     status: p.status,
     deadline_violations: p.deadline_violations,
     processes: p.processes,
+    machine: p.machine ?? null,
     calibration_ms: p.calibration_ms,
     fsync_us: p.fsync_us,
   });

@@ -1,4 +1,5 @@
 import * as hdr from "hdr-histogram-js";
+import type { Watched } from "./procstat.ts";
 
 /** What one phase of a load run measured. */
 export interface PhaseResult {
@@ -19,8 +20,13 @@ export interface PhaseResult {
   timeline: { t: number; requests: number; p50_ms: number; p99_ms: number; max_ms: number }[];
   /** Latency at each percentile, for the distribution plot. */
   distribution: { percentile: number; ms: number }[];
-  /** CPU (% of one core) and memory (RSS MiB) of each process, where known. */
-  processes: { name: string; cpu_pct: number; rss_mib: number }[];
+  /**
+   * Per process, where known: CPU, and time its threads were ready to run
+   * but had no core (both % of one core), and memory (RSS MiB).
+   */
+  processes: Watched["processes"];
+  /** The machine's cores and how busy they were over the phase (% of all of them). */
+  machine?: Watched["machine"];
   /** `calibrationMs()` just before the phase (the median over runs when pooled). */
   calibration_ms?: number;
   /** `fsyncCalibrationUs()` just before the phase (the median over runs when pooled). */
@@ -73,7 +79,7 @@ export class Recorder {
   }
 
   /** The phase's figures; the recorder stays usable for `Recorder.pooled`. */
-  finish(processes: PhaseResult["processes"] = []): PhaseResult {
+  finish(watched: Watched = { processes: [] }): PhaseResult {
     this.#durationS = Math.max(0.001, (this.#last - this.#start) / 1000);
     const timeline = this.#seconds.map((b, t) => ({
       t,
@@ -82,21 +88,24 @@ export class Recorder {
       p99_ms: ms(b.histogram.getValueAtPercentile(99)),
       max_ms: ms(b.histogram.maxValue),
     }));
-    return summarize(
+    const result = summarize(
       this.name,
       this.#all,
       this.#durationS,
       this.#status,
       this.#violations,
-      processes,
+      watched.processes,
       timeline,
     );
+    if (watched.machine) result.machine = watched.machine;
+    return result;
   }
 
   /**
    * One result for several finished runs of the same phase: latencies pooled
    * in one histogram (so its percentiles are those of every request, not an
-   * average of percentiles), counts and durations summed, CPU averaged.
+   * average of percentiles), counts and durations summed, CPU, waits and
+   * the machine's load averaged.
    */
   static pooled(name: string, runs: { recorder: Recorder; result: PhaseResult }[]): PhaseResult {
     const all = newHistogram();
@@ -109,19 +118,37 @@ export class Recorder {
       violations += recorder.#violations;
       durationS += recorder.#durationS;
     }
-    const byName = new Map<string, { cpu: number; rss: number; n: number }>();
+    const byName = new Map<string, { cpu: number; wait: number; rss: number; n: number }>();
     for (const { result } of runs) {
       for (const p of result.processes) {
-        const acc = byName.get(p.name) ?? { cpu: 0, rss: 0, n: 0 };
-        byName.set(p.name, { cpu: acc.cpu + p.cpu_pct, rss: Math.max(acc.rss, p.rss_mib), n: acc.n + 1 });
+        const acc = byName.get(p.name) ?? { cpu: 0, wait: 0, rss: 0, n: 0 };
+        byName.set(p.name, {
+          cpu: acc.cpu + p.cpu_pct,
+          wait: acc.wait + p.wait_pct,
+          rss: Math.max(acc.rss, p.rss_mib),
+          n: acc.n + 1,
+        });
       }
     }
+    const mean = (sum: number, n: number) => Math.round((sum / n) * 10) / 10;
     const processes = [...byName].map(([procName, acc]) => ({
       name: procName,
-      cpu_pct: Math.round((acc.cpu / acc.n) * 10) / 10,
+      cpu_pct: mean(acc.cpu, acc.n),
+      wait_pct: mean(acc.wait, acc.n),
       rss_mib: acc.rss,
     }));
     const pooled = summarize(name, all, durationS, status, violations, processes, []);
+    const machines = runs.flatMap(({ result }) => (result.machine ? [result.machine] : []));
+    const first = machines[0];
+    if (first) {
+      pooled.machine = {
+        cores: first.cores,
+        busy_pct: mean(
+          machines.reduce((sum, m) => sum + m.busy_pct, 0),
+          machines.length,
+        ),
+      };
+    }
     const calibration = median(runs.map(({ result }) => result.calibration_ms));
     const fsync = median(runs.map(({ result }) => result.fsync_us));
     if (calibration !== undefined) pooled.calibration_ms = Math.round(calibration * 100) / 100;

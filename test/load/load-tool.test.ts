@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { spawnProcess } from "../../harness/index.ts";
 import { E2E_TIMEOUT } from "../fixtures.ts";
@@ -18,6 +18,27 @@ async function loadRun(args: string[]) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Each process's CPU and wait for a core are percentages of one core (a
+ * process uses at most every core), and the machine's load is a percentage
+ * of all its cores.
+ */
+function expectScheduling(phase: {
+  processes: { name: string; cpu_pct: number; wait_pct: number; rss_mib: number }[];
+  machine: { cores: number; busy_pct: number };
+}) {
+  for (const p of phase.processes) {
+    expect(p.cpu_pct).toBeGreaterThanOrEqual(0);
+    expect(p.cpu_pct).toBeLessThanOrEqual(100 * availableParallelism());
+    expect(p.wait_pct).toBeGreaterThanOrEqual(0);
+    expect(Number.isFinite(p.wait_pct)).toBe(true);
+    expect(p.rss_mib).toBeGreaterThan(0);
+  }
+  expect(phase.machine.cores).toBe(availableParallelism());
+  expect(phase.machine.busy_pct).toBeGreaterThan(0);
+  expect(phase.machine.busy_pct).toBeLessThanOrEqual(100);
 }
 
 describe("npm run load", () => {
@@ -48,6 +69,7 @@ describe("npm run load", () => {
               "status",
               "deadline_violations",
               "processes",
+              "machine",
               "calibration_ms",
               "fsync_us",
             ].sort(),
@@ -64,10 +86,14 @@ describe("npm run load", () => {
         expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
           ["api", "db#0", "load-generator", "pricing-workers#0", "resonate-server"].sort(),
         );
+        expectScheduling(report.durable);
+        expect(run.output()).toMatch(/resonate-server\s+cpu\s+[\d.]+%\s+waiting\s+[\d.]+%\s+rss/);
+        expect(run.output()).toMatch(/machine\s+\d+ cores, [\d.]+% busy/);
         const page = readFileSync(html, "utf8");
         expect(page.match(/<svg/g)).toHaveLength(2);
         expect(page).toContain("Latency over time");
         expect(page).toContain("Latency distribution");
+        expect(page).toContain("waiting for a core");
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -95,6 +121,7 @@ describe("npm run load", () => {
         expect(report.runs.spread[`${phase}_p99_ms`].min).toBe(Math.min(...p99s));
         expect(report.runs.spread[`${phase}_p99_ms`].max).toBe(Math.max(...p99s));
         expect(report[phase].max_ms).toBe(Math.max(...perRun.map((p: { max_ms: number }) => p.max_ms)));
+        expectScheduling(report[phase]);
       }
       expect(report.checks).toBe("passed");
     },
