@@ -18,7 +18,7 @@ import { IndexedEngine } from "./engine.ts";
 import type { Request } from "./engine-types.ts";
 import { encodeRecord } from "./log.ts";
 import { SERVER_DEFAULTS } from "./server.ts";
-import { commitOps, type OutboxEntry, openTables, outboxKey, type StoreOp, Tables } from "./store.ts";
+import { commitOps, openTables, outboxEntry, type StoreOp, Tables } from "./store.ts";
 
 const { values } = parseArgs({
   options: {
@@ -46,15 +46,9 @@ function call(kind: Request["kind"], data: unknown, now: number): StoreOp[] {
   const { response, changes } = engine.apply(now, req);
   engine.outgoing = [];
   if (response.head.status !== 200) throw new Error(`${kind}: ${response.head.status}`);
-  const sent: OutboxEntry[] = [];
-  for (const change of changes) {
-    if (change.kind === "message.send")
-      sent.push({
-        key: outboxKey(change.address, change.message),
-        address: change.address,
-        message: change.message,
-      });
-  }
+  const sent = changes.flatMap((change) =>
+    change.kind === "message.send" ? [outboxEntry(change.address, change.message)] : [],
+  );
   const ops = commitOps(engine, changes, sent, undelivered);
   undelivered = sent.map((entry) => entry.key);
   return ops;

@@ -4,7 +4,7 @@ import type { Change, Engine, Request } from "./engine-types.ts";
 import { isRequest } from "./engine-types.ts";
 import { Hub } from "./hub.ts";
 import { CommitLog } from "./log.ts";
-import { commitOps, type OutboxEntry, outboxKey, recover } from "./store.ts";
+import { commitOps, type OutboxEntry, outboxEntry, recover } from "./store.ts";
 import { PROTOCOL_VERSION, validateData, validateEnvelope } from "./validate.ts";
 
 /** Settings of a protocol server; the defaults are the real Resonate server's. */
@@ -161,11 +161,7 @@ export class ProtocolServer {
       ) {
         this.#setRetryTimeout(change.timeout.id, now + this.#opts.retryTimeoutMs);
       } else if (change.kind === "message.send") {
-        sent.push({
-          key: outboxKey(change.address, change.message),
-          address: change.address,
-          message: change.message,
-        });
+        sent.push(outboxEntry(change.address, change.message));
       }
     }
     this.#observeLeases(req, result);

@@ -17,6 +17,11 @@ export function outboxKey(address: string, message: Message): string {
     : `unblock:${message.data.promise.id}:${address}`;
 }
 
+/** The outbox entry of a message to `address`. */
+export function outboxEntry(address: string, message: Message): OutboxEntry {
+  return { key: outboxKey(address, message), address, message };
+}
+
 /**
  * The tables' layout. Promises, tasks and schedules are rowid tables: their
  * records run to about 1 KiB, and a WITHOUT ROWID table keeps whole rows in
