@@ -16,6 +16,8 @@ export interface ResonateServerOptions {
   tracePath?: string;
   /** Size at which a commit log segment is sealed and folded into the SQLite file (bytes, our server only). */
   segmentBytes?: number;
+  /** When a commit is synced (`--synchronous`, our server only): `normal` (the default) or `full`. */
+  synchronous?: "full" | "normal";
   /** `--tasks-retry-timeout`: delay before a pending task is offered again (ms). Default 30000. */
   retryTimeoutMs?: number;
   /** `--tasks-lease-timeout` (ms). Default 15000. An SDK task's lease is its client's `ttl`. */
@@ -101,6 +103,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
         dbPath,
         ...(opts.tracePath ? ["--trace", opts.tracePath] : []),
         ...(opts.segmentBytes ? ["--log-segment-bytes", String(opts.segmentBytes)] : []),
+        ...(opts.synchronous ? ["--synchronous", opts.synchronous] : []),
         ...(opts.retryTimeoutMs ? ["--tasks-retry-timeout", String(opts.retryTimeoutMs)] : []),
         ...(opts.leaseTimeoutMs ? ["--tasks-lease-timeout", String(opts.leaseTimeoutMs)] : []),
         ...(opts.tickMs ? ["--timeouts-poll-interval", String(opts.tickMs)] : []),

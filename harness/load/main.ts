@@ -9,6 +9,7 @@
  *   npm run load -- --kill-workers           kill and restart pricing workers during the durable phase
  *   npm run load -- --colocated              the API runs the quote itself (MODE=colocated): no RPC hop
  *   npm run load -- --runs 3                 alternate the durable and baseline phases three times
+ *   npm run load -- --synchronous full       the server syncs every commit before answering (default: normal)
  *
  * Checked by the tool itself (exit 1 when one fails): every answer within
  * the deadline + 50 ms; no 500 and no failed connection; every 202'd quote
@@ -20,6 +21,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { ChildProcess } from "../process.ts";
 import { type ResonateServer, startResonateServer } from "../resonate-server.ts";
+import { DEFAULT_SYNCHRONOUS, SYNCHRONOUS_MODES, type Synchronous } from "../server/log.ts";
 import { spawnApi, spawnWorker } from "../service.ts";
 import { calibrationMs, fsyncCalibrationUs } from "./calibrate.ts";
 import { drive } from "./driver.ts";
@@ -40,6 +42,7 @@ const { values } = parseArgs({
     "find-capacity": { type: "boolean", default: false },
     "kill-workers": { type: "boolean", default: false },
     colocated: { type: "boolean", default: false },
+    synchronous: { type: "string" },
     "quote-timeout-ms": { type: "string", default: "5000" },
     "max-waiting": { type: "string", default: "200" },
     url: { type: "string" },
@@ -70,6 +73,15 @@ if (values.colocated && (values["kill-workers"] || values.url)) {
   );
   process.exit(2);
 }
+const synchronous = values.synchronous ?? (values.url ? undefined : DEFAULT_SYNCHRONOUS);
+if (synchronous !== undefined && !SYNCHRONOUS_MODES.includes(synchronous as Synchronous)) {
+  console.error(`load: --synchronous must be one of ${SYNCHRONOUS_MODES.join(", ")}, got "${synchronous}"`);
+  process.exit(2);
+}
+if (values.synchronous && values.url) {
+  console.error("load: --synchronous sets the server this tool starts; it does not go with --url");
+  process.exit(2);
+}
 if (repeat > 1) {
   console.error("load: --repeat is the share of requests that repeat a recent quote, 0 to 1");
   process.exit(2);
@@ -86,7 +98,11 @@ const pricingEnv: Record<string, string> = {};
 async function startSystem(): Promise<void> {
   dataDir = mkdtempSync(join(tmpdir(), "load-"));
   // Short retry timeout: an execute written to a worker that was just killed is offered again within a second.
-  server = await startResonateServer({ dbPath: join(dataDir, "resonate.db"), retryTimeoutMs: 1_000 });
+  server = await startResonateServer({
+    dbPath: join(dataDir, "resonate.db"),
+    retryTimeoutMs: 1_000,
+    synchronous: synchronous as Synchronous,
+  });
   const env = {
     RESONATE_URL: server.url,
     DATA_DIR: dataDir,
@@ -339,7 +355,7 @@ let exitCode = 0;
 try {
   if (!apiUrl) await startSystem();
   console.log(
-    `load: API ${apiUrl}, deadline ${deadlineMs} ms, ${values.colocated ? "quotes computed in the API (colocated)" : `${values["pricing-workers"]} pricing worker(s)`}`,
+    `load: API ${apiUrl}, deadline ${deadlineMs} ms, ${values.colocated ? "quotes computed in the API (colocated)" : `${values["pricing-workers"]} pricing worker(s)`}${synchronous ? `, server commits synced: ${synchronous}` : ""}`,
   );
   // Warm up both routes (JIT, connections, the price list's first reads).
   await drive({
@@ -471,6 +487,7 @@ try {
     repeat,
     pricing_workers: values.colocated ? 0 : Number(values["pricing-workers"]),
     colocated: values.colocated,
+    synchronous: synchronous ?? null,
     kill_workers: values["kill-workers"],
     capacity,
     durable: pick(durable),

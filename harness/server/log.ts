@@ -15,8 +15,14 @@ import type { StoreOp } from "./store.ts";
  * The commit log: the part of the state file that every acknowledged
  * request is written to before its answer goes out.
  *
- * A commit is one record appended to the active segment, then one
- * `fdatasync`. Segments are files next to the SQLite file
+ * A commit is one record appended to the active segment. With
+ * `synchronous: "full"` each commit is then synced (`fdatasync`), so an
+ * answered request survives a power loss too. With `"normal"` (the real
+ * server's SQLite setting, WAL with `synchronous=NORMAL`) a commit is in
+ * the OS's page cache when it is answered: it survives the server process
+ * being killed, and a power loss may take the last commits of the active
+ * segment; a segment is synced when it is sealed and when the log closes,
+ * so what survives is always a prefix of the commits. Segments are files next to the SQLite file
  * (`<db>.log.0`, `<db>.log.1`, …) and are reused: a full segment is sealed,
  * a new one is started in a free file, and a background thread folds the
  * sealed one into the SQLite tables (the last write of each row wins) and
@@ -157,9 +163,20 @@ export type FolderReply =
   | { type: "closed" }
   | { type: "failed"; error: string };
 
+/**
+ * When a commit is synced: `full` before its answer, `normal` with the
+ * segment that holds it (see the top of this file).
+ */
+export type Synchronous = "full" | "normal";
+export const SYNCHRONOUS_MODES: readonly Synchronous[] = ["full", "normal"];
+/** The real server's: its SQLite store runs WAL with `synchronous=NORMAL`. */
+export const DEFAULT_SYNCHRONOUS: Synchronous = "normal";
+
 export interface CommitLogOptions {
   /** The SQLite file; segments are `<dbPath>.log.<n>` next to it. */
   dbPath: string;
+  /** When commits are synced. */
+  synchronous: Synchronous;
   /** Segment files whose commits are all folded, free to reuse. */
   freeFiles: string[];
   /** Sequence number of the first segment, above every one the files hold. */
@@ -216,7 +233,7 @@ export class CommitLog {
     return this.#folded;
   }
 
-  /** Appends one commit and returns once it is on disk. */
+  /** Appends one commit; returns once it is written, and synced too when `synchronous` is `full`. */
   append(ops: StoreOp[]): void {
     const record = encodeRecord(this.#seq, ops);
     if (this.#pos > 0 && this.#pos + record.length > this.#opts.segmentBytes) {
@@ -224,7 +241,7 @@ export class CommitLog {
       stamp(record, this.#seq);
     }
     writeFully(this.#fd, record, this.#pos);
-    fdatasyncSync(this.#fd);
+    if (this.#opts.synchronous === "full") fdatasyncSync(this.#fd);
     this.#pos += record.length;
   }
 
@@ -234,7 +251,7 @@ export class CommitLog {
    * Resolves once the thread has closed the SQLite file.
    */
   close(): Promise<void> {
-    if (this.#fd >= 0) closeSync(this.#fd);
+    if (this.#fd >= 0) this.#closeSegment();
     this.#fd = -1;
     const closed = new Promise<void>((resolve) => {
       this.#closed = resolve;
@@ -250,12 +267,18 @@ export class CommitLog {
 
   /** Hands the active segment to the folding thread and starts the next one. */
   #seal(): void {
-    closeSync(this.#fd);
-    this.#fd = -1;
+    this.#closeSegment();
     this.#post({ type: "fold", path: this.#path, seq: this.#seq, bytes: this.#pos });
     this.#seq++;
     this.#start(this.#free.shift() ?? this.#createFile());
     this.#prepareSpare();
+  }
+
+  /** Closes the active segment's file, synced first unless every commit already was. */
+  #closeSegment(): void {
+    if (this.#opts.synchronous !== "full") fdatasyncSync(this.#fd);
+    closeSync(this.#fd);
+    this.#fd = -1;
   }
 
   /**

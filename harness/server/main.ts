@@ -2,7 +2,7 @@
  * A Resonate server on one SQLite file and its commit log.
  *
  *   bun harness/server/main.ts --port 8001 --db .data/resonate.db [--trace trace.ndjson]
- *     [--log-segment-bytes 8388608]
+ *     [--log-segment-bytes 8388608] [--synchronous full|normal]
  *
  * Prints `resonate server listening on http://127.0.0.1:<port>` once it
  * accepts requests (`--port 0` picks a free port) and stops cleanly on
@@ -15,6 +15,7 @@ import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { exitWithParent } from "../../src/shared/parent.ts";
 import { serveProtocol } from "./http.ts";
+import { SYNCHRONOUS_MODES, type Synchronous } from "./log.ts";
 import { ProtocolServer, SERVER_DEFAULTS, type ServerOptions } from "./server.ts";
 
 function fail(message: string): never {
@@ -49,6 +50,7 @@ try {
       "transports-http-poll-keepalive-interval": { type: "string" },
       "max-body-bytes": { type: "string" },
       "log-segment-bytes": { type: "string" },
+      synchronous: { type: "string" },
       debug: { type: "boolean", default: false },
     },
     strict: true,
@@ -67,6 +69,10 @@ const maxBodyBytes = bytes(
   values["max-body-bytes"] as string | undefined,
   SERVER_DEFAULTS.maxBodyBytes,
 );
+const synchronous = (values.synchronous ?? SERVER_DEFAULTS.synchronous) as Synchronous;
+if (!SYNCHRONOUS_MODES.includes(synchronous))
+  fail(`--synchronous must be one of ${SYNCHRONOUS_MODES.join(", ")}, got "${values.synchronous}"`);
+
 const options: ServerOptions = {
   dbPath,
   tracePath: values.trace as string | undefined,
@@ -96,6 +102,7 @@ const options: ServerOptions = {
     values["log-segment-bytes"] as string | undefined,
     SERVER_DEFAULTS.segmentBytes,
   ),
+  synchronous,
   debug: values.debug === true,
   onFatal: (error) => {
     console.error("resonate server: storage failure, stopping so a restart reloads from disk:", error);

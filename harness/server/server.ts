@@ -3,7 +3,7 @@ import { IndexedEngine } from "./engine.ts";
 import type { Change, Engine, Request } from "./engine-types.ts";
 import { isRequest } from "./engine-types.ts";
 import { Hub } from "./hub.ts";
-import { CommitLog } from "./log.ts";
+import { CommitLog, DEFAULT_SYNCHRONOUS, type Synchronous } from "./log.ts";
 import { commitOps, type OutboxEntry, outboxEntry, recover } from "./store.ts";
 import { PROTOCOL_VERSION, validateData, validateEnvelope } from "./validate.ts";
 
@@ -13,6 +13,12 @@ export interface ServerOptions {
   dbPath: string;
   /** Size at which a commit log segment is sealed and folded into the SQLite file (bytes). */
   segmentBytes: number;
+  /**
+   * When a commit is synced to disk: `normal` (the real server's SQLite
+   * setting) answers once it is written, which survives the process being
+   * killed; `full` syncs it first, which survives a power loss too.
+   */
+  synchronous: Synchronous;
   /** NDJSON file that gets one `{kind, now, req, res}` line per protocol call. */
   tracePath?: string | undefined;
   /** How long an execute message may stay unanswered before the task is offered again (ms). */
@@ -42,6 +48,7 @@ export const SERVER_DEFAULTS = {
   keepAliveMs: 10_000,
   maxBodyBytes: 1024 * 1024,
   segmentBytes: 8 * 1024 * 1024,
+  synchronous: DEFAULT_SYNCHRONOUS,
   debug: false,
 } as const;
 
@@ -67,7 +74,8 @@ export interface ProtocolReply {
 
 /**
  * A Resonate server: the SDK's protocol engine, made durable by a commit
- * log that is synced before every answer and folded into SQLite behind it, with messages routed to SSE
+ * log that is written before every answer (and synced, with `synchronous:
+ * "full"`) and folded into SQLite behind it, with messages routed to SSE
  * streams and retried until a process receives them.
  */
 export class ProtocolServer {
@@ -91,6 +99,7 @@ export class ProtocolServer {
       freeFiles: recovered.segmentFiles,
       nextSeq: recovered.nextSeq,
       segmentBytes: opts.segmentBytes,
+      synchronous: opts.synchronous,
       onFatal: (error) => this.#fatal(error, undefined),
     });
     this.hub = new Hub({ keepAliveMs: opts.keepAliveMs, onConnect: () => this.#flush() });
@@ -209,9 +218,10 @@ export class ProtocolServer {
 
   /**
    * Group commit: everything applied in this turn of the event loop is
-   * written as one record of the commit log (one fdatasync); then the answers go out and the
-   * messages are delivered. Nothing is acknowledged or sent before it is on
-   * disk.
+   * written as one record of the commit log (and synced, with one
+   * fdatasync, when `synchronous` is `full`); then the answers go out and
+   * the messages are delivered. Nothing is acknowledged or sent before it
+   * is in the log.
    */
   #batch: Batch | undefined;
   /**

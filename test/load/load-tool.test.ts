@@ -83,6 +83,8 @@ describe("npm run load", () => {
         expect(report.ratio_p99).toBeGreaterThan(0);
         expect(report.deadline_violations).toBe(0);
         expect(report.checks).toBe("passed");
+        expect(report.synchronous).toBe("normal");
+        expect(run.output()).toContain("server commits synced: normal");
         expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
           ["api", "db#0", "load-generator", "pricing-workers#0", "resonate-server"].sort(),
         );
@@ -129,11 +131,24 @@ describe("npm run load", () => {
   );
 
   test(
-    "with --colocated, the API computes the quotes itself and no worker is started",
+    "with --colocated, the API computes the quotes itself and no worker is started; --synchronous reaches the server",
     async () => {
-      const { output, report } = await loadRun(["--duration", "1", "--rate", "40", "--colocated"]);
-      expect(output).toContain("quotes computed in the API (colocated)");
-      expect(report).toMatchObject({ colocated: true, pricing_workers: 0, checks: "passed" });
+      const { output, report } = await loadRun([
+        "--duration",
+        "1",
+        "--rate",
+        "40",
+        "--colocated",
+        "--synchronous",
+        "full",
+      ]);
+      expect(output).toContain("quotes computed in the API (colocated), server commits synced: full");
+      expect(report).toMatchObject({
+        colocated: true,
+        pricing_workers: 0,
+        synchronous: "full",
+        checks: "passed",
+      });
       expect(report.durable.status).toEqual({ 200: 40 });
       expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
         ["api", "load-generator", "resonate-server"].sort(),
@@ -145,13 +160,18 @@ describe("npm run load", () => {
   test(
     "refuses a bad flag value with a clear message",
     async () => {
-      for (const [flag, value, message] of [
-        ["--repeat", "3", "--repeat is the share of requests that repeat a recent quote, 0 to 1"],
-        ["--runs", "0", '--runs must be a number ≥ 1, got "0"'],
-        ["--runs", "1.5", '--runs must be a whole number ≥ 1, got "1.5"'],
-        ["--colocated", "--kill-workers", "--colocated starts its own API with no workers"],
+      for (const [args, message] of [
+        [["--repeat", "3"], "--repeat is the share of requests that repeat a recent quote, 0 to 1"],
+        [["--runs", "0"], '--runs must be a number ≥ 1, got "0"'],
+        [["--runs", "1.5"], '--runs must be a whole number ≥ 1, got "1.5"'],
+        [["--colocated", "--kill-workers"], "--colocated starts its own API with no workers"],
+        [["--synchronous", "off"], '--synchronous must be one of full, normal, got "off"'],
+        [
+          ["--synchronous", "full", "--url", "http://127.0.0.1:9"],
+          "--synchronous sets the server this tool starts; it does not go with --url",
+        ],
       ] as const) {
-        await using run = spawnProcess({ name: "load", cmd: [process.execPath, LOAD, flag, value] });
+        await using run = spawnProcess({ name: "load", cmd: [process.execPath, LOAD, ...args] });
         expect(await run.exited).toBe(2);
         expect(run.output()).toContain(message);
       }

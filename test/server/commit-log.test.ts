@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { waitFor } from "../../harness/index.ts";
@@ -13,6 +13,7 @@ import {
   type FolderReply,
   type FolderRequest,
   RECORD_HEADER_BYTES,
+  SYNCHRONOUS_MODES,
   segmentFiles,
 } from "../../harness/server/log.ts";
 import { openTables, recover, SCHEMA_VERSION, type StoreOp, Tables } from "../../harness/server/store.ts";
@@ -189,6 +190,7 @@ describe("the commit log writer", () => {
       freeFiles: [],
       nextSeq: 1,
       segmentBytes,
+      synchronous: "full",
       onFatal: (e) => fatal.push(e),
     });
     try {
@@ -214,6 +216,7 @@ describe("the commit log writer", () => {
       freeFiles: recovered.segmentFiles,
       nextSeq: recovered.nextSeq,
       segmentBytes,
+      synchronous: "full",
       onFatal: (e) => fatal.push(e),
     });
     try {
@@ -225,53 +228,56 @@ describe("the commit log writer", () => {
     expect(fatal).toEqual([]);
   });
 
-  test("seals full segments, folds them on its thread, reuses their files, and loses nothing when abandoned", async () => {
-    const path = dbPath();
-    const fatal: unknown[] = [];
-    const log = new CommitLog({
-      dbPath: path,
-      freeFiles: [],
-      nextSeq: 1,
-      segmentBytes: 2048,
-      onFatal: (error) => fatal.push(error),
-    });
-    const count = 300;
-    const foldedAll = () =>
-      waitFor(() => log.foldedThrough === log.seq - 1, {
-        timeout: 10_000,
-        message: "sealed segments folded",
+  for (const synchronous of SYNCHRONOUS_MODES) {
+    test(`synchronous ${synchronous}: seals full segments, folds them on its thread, reuses their files, and loses nothing when abandoned`, async () => {
+      const path = dbPath();
+      const fatal: unknown[] = [];
+      const log = new CommitLog({
+        dbPath: path,
+        freeFiles: [],
+        nextSeq: 1,
+        segmentBytes: 2048,
+        synchronous,
+        onFatal: (error) => fatal.push(error),
       });
-    // A burst: segments are sealed faster than they are folded, so new files are made.
-    for (let i = 0; i < count / 2; i++) log.append([task(`t${i % 40}`, i), promise(`p${i}`)]);
-    await foldedAll();
-    const files = segmentFiles(path).length;
-    const sealed = log.seq;
-    // At an even pace, each new segment reuses a file whose segment was folded.
-    for (let i = count / 2; i < count; i++) {
-      log.append([task(`t${i % 40}`, i), promise(`p${i}`)]);
-      if (i % 4 === 0) await foldedAll();
-    }
-    await foldedAll();
-    expect(foldedThrough(path)).toBe(log.seq - 1);
-    expect(fatal).toEqual([]);
-    expect(log.seq - sealed).toBeGreaterThan(10);
-    expect(segmentFiles(path).length).toBeLessThanOrEqual(files + 1);
-    const active = segmentFiles(path)
-      .map((f) => decodeSegment(readFileSync(f.path)))
-      .find((s) => s.seq === log.seq);
-    expect(active?.commits.length).toBeGreaterThan(0);
+      const count = 300;
+      const foldedAll = () =>
+        waitFor(() => log.foldedThrough === log.seq - 1, {
+          timeout: 10_000,
+          message: "sealed segments folded",
+        });
+      // A burst: segments are sealed faster than they are folded, so new files are made.
+      for (let i = 0; i < count / 2; i++) log.append([task(`t${i % 40}`, i), promise(`p${i}`)]);
+      await foldedAll();
+      const files = segmentFiles(path).length;
+      const sealed = log.seq;
+      // At an even pace, each new segment reuses a file whose segment was folded.
+      for (let i = count / 2; i < count; i++) {
+        log.append([task(`t${i % 40}`, i), promise(`p${i}`)]);
+        if (i % 4 === 0) await foldedAll();
+      }
+      await foldedAll();
+      expect(foldedThrough(path)).toBe(log.seq - 1);
+      expect(fatal).toEqual([]);
+      expect(log.seq - sealed).toBeGreaterThan(10);
+      expect(segmentFiles(path).length).toBeLessThanOrEqual(files + 1);
+      const active = segmentFiles(path)
+        .map((f) => decodeSegment(readFileSync(f.path)))
+        .find((s) => s.seq === log.seq);
+      expect(active?.commits.length).toBeGreaterThan(0);
 
-    // No close: as after a kill, the next start folds the active segment itself.
-    const engine = new IndexedEngine();
-    const recovered = recover(path, engine);
-    expect(engine.promises.size).toBe(count);
-    for (let t = 0; t < 40; t++) {
-      const last = count - 40 + t;
-      expect(engine.tasks.get(`t${last % 40}`)?.version).toBe(last);
-    }
-    expect(recovered.nextSeq).toBe(log.seq + 1);
-    await log.close();
-  });
+      // No close: as after a kill, the next start folds the active segment itself.
+      const engine = new IndexedEngine();
+      const recovered = recover(path, engine);
+      expect(engine.promises.size).toBe(count);
+      for (let t = 0; t < 40; t++) {
+        const last = count - 40 + t;
+        expect(engine.tasks.get(`t${last % 40}`)?.version).toBe(last);
+      }
+      expect(recovered.nextSeq).toBe(log.seq + 1);
+      await log.close();
+    });
+  }
 });
 
 describe("the folding thread refuses to fold what would hide lost commits", () => {
@@ -447,21 +453,24 @@ describe("the state file's layout", () => {
 
 describe("server flags", () => {
   const main = resolve(import.meta.dir, "../../harness/server/main.ts");
-  for (const bad of ["0", "-5", "1.5", "lots", ""]) {
-    test(`--log-segment-bytes ${bad} is refused with exit 2 and a message`, () => {
-      const run = Bun.spawnSync([
-        process.execPath,
-        main,
-        "--port",
-        "0",
-        "--db",
-        dbPath(),
-        `--log-segment-bytes=${bad}`,
-      ]);
+  const refused = [
+    ...["0", "-5", "1.5", "lots", ""].map((bad) => ({
+      flag: `--log-segment-bytes=${bad}`,
+      message: `--log-segment-bytes must be a positive number of bytes, got "${bad}"`,
+    })),
+    ...["off", "FULL", "extra", ""].map((bad) => ({
+      flag: `--synchronous=${bad}`,
+      message: `--synchronous must be one of full, normal, got "${bad}"`,
+    })),
+  ];
+  for (const { flag, message } of refused) {
+    test(`${flag} is refused with exit 2 and a message, and no state file is made`, () => {
+      const path = dbPath();
+      const run = Bun.spawnSync([process.execPath, main, "--port", "0", "--db", path, flag]);
       expect(run.exitCode).toBe(2);
-      expect(run.stderr.toString()).toContain(
-        `--log-segment-bytes must be a positive number of bytes, got "${bad}"`,
-      );
+      expect(run.stderr.toString()).toContain(message);
+      expect(existsSync(path)).toBe(false);
+      expect(segmentFiles(path)).toEqual([]);
     });
   }
 });

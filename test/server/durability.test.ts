@@ -174,53 +174,55 @@ describe("resonate server: kill -9 and restart on the same file loses nothing ac
     E2E_TIMEOUT,
   );
 
-  test(
-    "with segments sealed, folded and reused many times over, two kills in a row lose no acknowledged change",
-    async () => {
-      // 4 KiB segments: a few commits each, so the log seals, folds and reuses files all the time.
-      await using server = await startResonateServer({ segmentBytes: 4096 });
-      const far = Date.now() + 3_600_000;
-      const expected = new Map<string, "pending" | "resolved" | "rejected">();
-      const round = async (from: number, to: number) => {
-        for (let i = from; i < to; i++) {
-          const id = `seg-${i}`;
-          const created = await protocolCall(server.url, "promise.create", {
-            id,
-            timeoutAt: far,
-            param: { data: btoa(JSON.stringify({ i, pad: "x".repeat(200) })) },
-            tags: {},
-          });
-          expect(created.status).toBe(200);
-          expected.set(id, "pending");
-          if (i % 3 === 0) {
-            const settled = await protocolCall(server.url, "promise.settle", {
+  for (const synchronous of ["full", "normal"] as const) {
+    test(
+      `synchronous ${synchronous}: with segments sealed, folded and reused many times over, two kills in a row lose no acknowledged change`,
+      async () => {
+        // 4 KiB segments: a few commits each, so the log seals, folds and reuses files all the time.
+        await using server = await startResonateServer({ segmentBytes: 4096, synchronous });
+        const far = Date.now() + 3_600_000;
+        const expected = new Map<string, "pending" | "resolved" | "rejected">();
+        const round = async (from: number, to: number) => {
+          for (let i = from; i < to; i++) {
+            const id = `seg-${i}`;
+            const created = await protocolCall(server.url, "promise.create", {
               id,
-              state: i % 2 === 0 ? "resolved" : "rejected",
-              value: { data: btoa(String(i)) },
+              timeoutAt: far,
+              param: { data: btoa(JSON.stringify({ i, pad: "x".repeat(200) })) },
+              tags: {},
             });
-            expect(settled.status).toBe(200);
-            expected.set(id, i % 2 === 0 ? "resolved" : "rejected");
+            expect(created.status).toBe(200);
+            expected.set(id, "pending");
+            if (i % 3 === 0) {
+              const settled = await protocolCall(server.url, "promise.settle", {
+                id,
+                state: i % 2 === 0 ? "resolved" : "rejected",
+                value: { data: btoa(String(i)) },
+              });
+              expect(settled.status).toBe(200);
+              expected.set(id, i % 2 === 0 ? "resolved" : "rejected");
+            }
           }
-        }
-      };
-      const check = async () => {
-        for (const [id, state] of expected) {
-          const promise = await getPromise(server.url, id);
-          expect({ id, state: promise?.state }).toEqual({ id, state });
-        }
-      };
+        };
+        const check = async () => {
+          for (const [id, state] of expected) {
+            const promise = await getPromise(server.url, id);
+            expect({ id, state: promise?.state }).toEqual({ id, state });
+          }
+        };
 
-      await round(0, 150);
-      await server.kill();
-      await server.restart();
-      await check();
-      await round(150, 300);
-      await server.kill();
-      await server.restart();
-      await check();
-    },
-    E2E_TIMEOUT,
-  );
+        await round(0, 150);
+        await server.kill();
+        await server.restart();
+        await check();
+        await round(150, 300);
+        await server.kill();
+        await server.restart();
+        await check();
+      },
+      E2E_TIMEOUT,
+    );
+  }
 
   test(
     "a task acquired after a restart gets the promises of its branch preloaded, as before it",
