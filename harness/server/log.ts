@@ -22,8 +22,10 @@ import type { StoreOp } from "./store.ts";
  * the OS's page cache when it is answered: it survives the server process
  * being killed, and a power loss may take the last commits of the active
  * segment; a segment is synced when it is sealed and when the log closes,
- * so what survives is always a prefix of the commits. Segments are files next to the SQLite file
- * (`<db>.log.0`, `<db>.log.1`, …) and are reused: a full segment is sealed,
+ * so what survives is always a prefix of the commits.
+ *
+ * Segments are files next to the SQLite file (`<db>.log.0`,
+ * `<db>.log.1`, …) and are reused: a full segment is sealed,
  * a new one is started in a free file, and a background thread folds the
  * sealed one into the SQLite tables (the last write of each row wins) and
  * records in the same transaction that it did (`folded_through`). Only
