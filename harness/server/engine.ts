@@ -16,9 +16,51 @@ interface Internals {
   triggerFulfilled(promiseId: string): Change[];
   preload(promiseId: string): unknown[];
   toPromiseRecord(p: EnginePromise): unknown;
+  toTaskRecord(t: EngineTask): unknown;
 }
 
 type Timeout = { id: string; timeout: number; type?: 0 | 1 };
+
+/** Where the engine reads back a promise or task that is no longer held in memory. */
+export interface ColdRecords {
+  promise(id: string): EnginePromise | undefined;
+  task(id: string): EngineTask | undefined;
+}
+
+/**
+ * The records in memory, in front of the ones that left it: `get` and
+ * `has` read a missing id from `load` and keep what they find, so the
+ * engine sees every record as if all were held. Iteration and `size` are
+ * the resident records only.
+ */
+class ResidentMap<V> extends Map<string, V> {
+  constructor(
+    readonly load: (id: string) => V | undefined,
+    readonly loaded: (value: V) => void,
+  ) {
+    super();
+  }
+
+  override get(id: string): V | undefined {
+    const resident = super.get(id);
+    if (resident !== undefined) return resident;
+    const value = this.load(id);
+    if (value !== undefined) {
+      super.set(id, value);
+      this.loaded(value);
+    }
+    return value;
+  }
+
+  override has(id: string): boolean {
+    return this.get(id) !== undefined;
+  }
+
+  /** The record if it is in memory, without reading it back. */
+  resident(id: string): V | undefined {
+    return super.get(id);
+  }
+}
 
 /**
  * The SDK's engine with the scans that grow with history replaced by
@@ -27,8 +69,13 @@ type Timeout = { id: string; timeout: number; type?: 0 | 1 };
  * fulfilled task's callbacks are found through an awaiter index instead of
  * a pass over every promise, and a task's preload through a branch index.
  * Behaviour is the engine's own; only the lookups change.
+ *
+ * Promises and tasks can also leave memory (`evictBranch`) once they are
+ * settled and on disk: a lookup of one reads it back through `cold`.
  */
 export class IndexedEngine extends Engine {
+  /** Reads back records that left memory; none leave until it is set. */
+  cold: ColdRecords | undefined;
   readonly #byBranch = new Map<string, Set<string>>();
   readonly #byAwaiter = new Map<string, Set<string>>();
   readonly #timeouts = {
@@ -40,6 +87,14 @@ export class IndexedEngine extends Engine {
   constructor() {
     super();
     const self = this as unknown as Internals;
+    self.promises = new ResidentMap(
+      (id) => this.cold?.promise(id),
+      (p) => this.#index(p),
+    );
+    self.tasks = new ResidentMap(
+      (id) => this.cold?.task(id),
+      () => {},
+    );
     const setPromise = self.setPromise.bind(this);
     const timeouts = this.#timeouts;
     for (const [field, map] of [
@@ -110,6 +165,56 @@ export class IndexedEngine extends Engine {
       }
       return results;
     };
+  }
+
+  /** A promise as the protocol's answers show it. */
+  promiseRecord(p: EnginePromise): unknown {
+    return (this as unknown as Internals).toPromiseRecord(p);
+  }
+
+  /** A task as the protocol's answers show it. */
+  taskRecord(t: EngineTask): unknown {
+    return (this as unknown as Internals).toTaskRecord(t);
+  }
+
+  /** Promises and tasks held in memory. */
+  get resident(): { promises: number; tasks: number } {
+    const self = this as unknown as Internals;
+    return { promises: self.promises.size, tasks: self.tasks.size };
+  }
+
+  /**
+   * Drops the promises of `branch` (a root and everything created under it)
+   * and their tasks from memory, if every one is done with: settled, with no
+   * callback or listener left, no timeout, and its task (if any) fulfilled;
+   * and `onDisk` holds for each. A branch goes as a whole, so a task that
+   * later runs in a branch still gets every one of its promises preloaded.
+   * Returns the ids dropped, or why nothing was: a promise is still `busy`,
+   * or one's last change is not on disk yet (`later`).
+   */
+  evictBranch(branch: string, onDisk: (id: string) => boolean): string[] | "busy" | "later" {
+    const self = this as unknown as Internals & {
+      promises: ResidentMap<EnginePromise>;
+      tasks: ResidentMap<EngineTask>;
+    };
+    const ids = this.#byBranch.get(branch) ?? (self.promises.resident(branch) ? [branch] : []);
+    for (const id of ids) {
+      const p = self.promises.resident(id);
+      if (!p) continue;
+      if (p.state === "pending" || p.callbacks.size > 0 || p.listeners.size > 0) return "busy";
+      if (this.#timeouts.p.has(id) || this.#timeouts.t.has(id)) return "busy";
+      const task = self.tasks.resident(id);
+      if (task && task.state !== "fulfilled") return "busy";
+    }
+    for (const id of ids) if (!onDisk(id)) return "later";
+    const dropped = [...ids];
+    for (const id of dropped) {
+      self.promises.delete(id);
+      self.tasks.delete(id);
+      this.#byAwaiter.delete(id);
+    }
+    this.#byBranch.delete(branch);
+    return dropped;
   }
 
   /** The timeout of a promise ("p"), task ("t") or schedule ("s"), if one is set. */

@@ -18,7 +18,8 @@ const LEGACY_ROUTES = /^\/(promises|schedules|tasks)(\/|$)/;
  * The HTTP face of a protocol server:
  * - `POST /`: the protocol (`{kind, head, data}` in, the same envelope out, HTTP status = `head.status`);
  * - `GET /poll/:group/:pid`: the Server-Sent Events stream of a process;
- * - `GET /healthz` (also `/health`) and `GET /ready`.
+ * - `GET /healthz` (also `/health`): open streams and the promises and tasks held in memory;
+ * - `GET /ready`.
  */
 export function serveProtocol(
   server: ProtocolServer,
@@ -50,7 +51,7 @@ export function serveProtocol(
       const path = new URL(req.url).pathname;
       if (path === "/") return json(405, { error: "use POST / for protocol requests" }, { allow: "POST" });
       if (path === "/healthz" || path === "/health") {
-        return json(200, { status: "ok", connections: server.hub.size });
+        return json(200, { status: "ok", connections: server.hub.size, resident: server.resident });
       }
       if (path === "/ready" || path === "/readyz") return json(200, { status: "ready" });
       const poll = /^\/poll\/([^/]+)\/([^/]+)$/.exec(path);

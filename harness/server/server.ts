@@ -4,7 +4,7 @@ import type { Change, Engine, Request } from "./engine-types.ts";
 import { isRequest } from "./engine-types.ts";
 import { Hub } from "./hub.ts";
 import { CommitLog, DEFAULT_SYNCHRONOUS, type Synchronous } from "./log.ts";
-import { commitOps, type OutboxEntry, outboxEntry, recover } from "./store.ts";
+import { ColdStore, commitOps, type OutboxEntry, outboxEntry, recover, type StoreOp } from "./store.ts";
 import { PROTOCOL_VERSION, validateData, validateEnvelope } from "./validate.ts";
 
 /** Settings of a protocol server; the defaults are the real Resonate server's. */
@@ -55,6 +55,9 @@ export const SERVER_DEFAULTS = {
 /** The engine's own hard-coded retry delay for pending tasks, rewritten to `retryTimeoutMs`. */
 const ENGINE_RETRY_MS = 30_000;
 
+/** Branches checked for eviction after one commit, at most: the rest wait for the next. */
+const EVICTIONS_PER_COMMIT = 256;
+
 /** Requests applied together, committed as one record of the commit log. */
 interface Batch {
   changes: Change[];
@@ -64,6 +67,17 @@ interface Batch {
   /** The batch holds a debug.reset: the state file is emptied before its writes. */
   reset: boolean;
   generation: number;
+}
+
+/** What `debug.snap` answers, in the parts that list promises and tasks. */
+interface Snapshot {
+  promises: unknown[];
+  tasks: unknown[];
+}
+
+/** The branch a promise belongs to: its own id for one created outside any workflow. */
+function branchOf(p: { id: string; tags: Record<string, string> }): string {
+  return p.tags["resonate:branch"] ?? p.id;
 }
 
 /** A protocol answer: the HTTP status and the JSON envelope. */
@@ -77,6 +91,12 @@ export interface ProtocolReply {
  * log that is written before every answer (and synced, with `synchronous:
  * "full"`) and folded into SQLite behind it, with messages routed to SSE
  * streams and retried until a process receives them.
+ *
+ * Memory holds what is still in play. Once every promise of a branch is
+ * settled and done with and its last change is folded into SQLite, the
+ * branch leaves memory, and a request that names one of its promises reads
+ * it back from there; so memory stays the same size however long the server
+ * runs, and the garbage collector has only the live state to trace.
  */
 export class ProtocolServer {
   readonly hub: Hub;
@@ -87,6 +107,16 @@ export class ProtocolServer {
   readonly #leases = new Map<string, Map<string, number>>();
   readonly #leaseOwner = new Map<string, string>();
   readonly #opts: ServerOptions;
+  readonly #cold: ColdStore;
+  /** Segment of the last write of each promise or task id written since start (older ones are folded). */
+  readonly #lastSeq = new Map<string, number>();
+  /** Branches to try to evict once segment `seq` is folded, oldest first; `#evictHead` is the next. */
+  #evictable: { seq: number; branch: string }[] = [];
+  #evictHead = 0;
+  /** Branches read back from SQLite, to evict again as soon as nothing holds them. */
+  readonly #readBack = new Set<string>();
+  /** Records are read back only once this segment is folded: the one that holds the last reset. */
+  #readableFrom = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   #failed = false;
 
@@ -103,6 +133,24 @@ export class ProtocolServer {
       onFatal: (error) => this.#fatal(error, undefined),
     });
     this.hub = new Hub({ keepAliveMs: opts.keepAliveMs, onConnect: () => this.#flush() });
+    const cold = new ColdStore(opts.dbPath);
+    this.#cold = cold;
+    this.#engine.cold = {
+      promise: (id) => {
+        const p = this.#readable() ? cold.promise(id) : undefined;
+        if (p) this.#readBack.add(branchOf(p));
+        return p;
+      },
+      task: (id) => (this.#readable() ? cold.task(id) : undefined),
+    };
+    // Everything recovered is in SQLite already.
+    for (const p of this.#engine.promises.values()) this.#readBack.add(branchOf(p));
+    this.#evict(Number.POSITIVE_INFINITY);
+  }
+
+  /** Promises and tasks held in memory (the rest are in SQLite). */
+  get resident(): { promises: number; tasks: number } {
+    return this.#engine.resident;
   }
 
   /** Starts the timeout tick. */
@@ -118,6 +166,7 @@ export class ProtocolServer {
     if (this.#delivered.size > 0) this.#openBatch();
     this.#commitBatch();
     await this.#log.close();
+    this.#cold.close();
   }
 
   /** Answers one protocol request given as raw JSON text, once what it changed is on disk. */
@@ -145,6 +194,7 @@ export class ProtocolServer {
     if (this.#failed) return;
     // Delivery marks ride along with the next commit; an idle server writes them here.
     if (this.#delivered.size > 0) this.#openBatch();
+    this.#evict(EVICTIONS_PER_COMMIT);
     void Promise.resolve(
       this.#apply({ kind: "debug.tick", head: { corrId: "", version: "" }, data: { time: now } }, now, false),
     ).then(() => this.#flush());
@@ -178,7 +228,7 @@ export class ProtocolServer {
     const data =
       req.kind === "debug.snap"
         ? {
-            ...(result.response.data as object),
+            ...this.#withCold(result.response.data as Snapshot),
             messages: [...this.#outbox.values()].map(({ address, message }) => ({ address, message })),
           }
         : result.response.data;
@@ -258,7 +308,10 @@ export class ProtocolServer {
       try {
         const ops = commitOps(this.#engine, batch.changes, batch.sent, this.#delivered);
         if (batch.reset) ops.unshift(["reset"]);
-        if (ops.length > 0) this.#log.append(ops);
+        if (ops.length > 0) {
+          this.#log.append(ops);
+          this.#written(ops, batch.reset);
+        }
         this.#delivered.clear();
       } catch (error) {
         this.#fatal(error, undefined);
@@ -271,6 +324,91 @@ export class ProtocolServer {
     if (this.#failed || batch.generation !== this.#generation) return;
     for (const entry of batch.sent) this.#outbox.set(entry.key, entry);
     if (batch.sent.length > 0) this.#flush(batch.sent);
+  }
+
+  /** Notes where each promise and task went, and which branches may be done with once that is folded. */
+  #written(ops: StoreOp[], reset: boolean): void {
+    const seq = this.#log.seq;
+    if (reset) {
+      this.#readableFrom = seq;
+      this.#lastSeq.clear();
+      this.#evictable = [];
+      this.#evictHead = 0;
+      this.#readBack.clear();
+    }
+    for (const op of ops) {
+      if (op[0] !== "put" || (op[1] !== "promises" && op[1] !== "tasks")) continue;
+      this.#lastSeq.set(op[2], seq);
+      if (op[1] === "promises" && op[3].state !== "pending") this.#evictLater(seq, branchOf(op[3]));
+      else if (op[1] === "tasks" && op[3].state === "fulfilled") {
+        const p = this.#engine.promises.get(op[2]);
+        if (p) this.#evictLater(seq, branchOf(p));
+      }
+    }
+    this.#evict(EVICTIONS_PER_COMMIT);
+  }
+
+  #evictLater(seq: number, branch: string): void {
+    this.#evictable.push({ seq, branch });
+  }
+
+  /**
+   * Evicts up to `limit` branches: those read back first, then those queued
+   * whose segment is folded. A branch with a promise still in play stays (it
+   * is queued again when that one settles); one with a change not folded
+   * yet waits for the active segment.
+   */
+  #evict(limit: number): void {
+    if (!this.#readable()) return;
+    const folded = this.#log.foldedThrough;
+    const onDisk = (id: string) => (this.#lastSeq.get(id) ?? 0) <= folded;
+    const evict = (branch: string) => {
+      const result = this.#engine.evictBranch(branch, onDisk);
+      if (result === "later") this.#evictLater(this.#log.seq, branch);
+      else if (result !== "busy") for (const id of result) this.#lastSeq.delete(id);
+    };
+    let done = 0;
+    for (const branch of this.#readBack) {
+      if (done++ >= limit) return;
+      this.#readBack.delete(branch);
+      evict(branch);
+    }
+    const queue = this.#evictable;
+    while (this.#evictHead < queue.length && done < limit) {
+      const next = queue[this.#evictHead] as { seq: number; branch: string };
+      if (next.seq > folded) break;
+      this.#evictHead++;
+      done++;
+      evict(next.branch);
+    }
+    if (this.#evictHead > 1024 && this.#evictHead * 2 > queue.length) {
+      this.#evictable = queue.slice(this.#evictHead);
+      this.#evictHead = 0;
+    }
+  }
+
+  /** Whether SQLite holds what a read back would need: not while a reset is still to be folded. */
+  #readable(): boolean {
+    return this.#log.foldedThrough >= this.#readableFrom;
+  }
+
+  /** A debug snapshot with the promises and tasks that left memory added. */
+  #withCold(snap: Snapshot): Snapshot {
+    if (!this.#readable()) return snap;
+    const promises = new Set(snap.promises.map((p) => (p as { id: string }).id));
+    const tasks = new Set(snap.tasks.map((t) => (t as { id: string }).id));
+    const cold = this.#cold.all();
+    return {
+      ...snap,
+      promises: [
+        ...snap.promises,
+        ...cold.promises.filter((p) => !promises.has(p.id)).map((p) => this.#engine.promiseRecord(p)),
+      ],
+      tasks: [
+        ...snap.tasks,
+        ...cold.tasks.filter((t) => !tasks.has(t.id)).map((t) => this.#engine.taskRecord(t)),
+      ],
+    };
   }
 
   #observeLeases(req: Request, result: ReturnType<Engine["apply"]>): void {

@@ -198,18 +198,24 @@ export function recover(path: string, engine: IndexedEngine): Recovered {
   }
 }
 
+function promiseFrom(record: string): EnginePromise {
+  const row = JSON.parse(record) as PromiseRow;
+  return { ...row, callbacks: new Set(row.callbacks), listeners: new Set(row.listeners) };
+}
+
+function taskFrom(record: string): EngineTask {
+  const row = JSON.parse(record) as TaskRow;
+  return { ...row, resumes: new Set(row.resumes) };
+}
+
 function loadTables(db: Database, engine: IndexedEngine): void {
   for (const { record } of db.query<{ record: string }, []>("SELECT record FROM promises").all()) {
-    const row = JSON.parse(record) as PromiseRow;
-    engine.promises.set(row.id, {
-      ...row,
-      callbacks: new Set(row.callbacks),
-      listeners: new Set(row.listeners),
-    });
+    const p = promiseFrom(record);
+    engine.promises.set(p.id, p);
   }
   for (const { record } of db.query<{ record: string }, []>("SELECT record FROM tasks").all()) {
-    const row = JSON.parse(record) as TaskRow;
-    engine.tasks.set(row.id, { ...row, resumes: new Set(row.resumes) });
+    const t = taskFrom(record);
+    engine.tasks.set(t.id, t);
   }
   for (const { record } of db.query<{ record: string }, []>("SELECT record FROM schedules").all()) {
     const row = JSON.parse(record) as EngineSchedule;
@@ -225,6 +231,49 @@ function loadTables(db: Database, engine: IndexedEngine): void {
     .query<{ id: string; timeout: number }, []>("SELECT id, timeout FROM schedule_timeouts")
     .all();
   engine.reindex();
+}
+
+/**
+ * Promises and tasks read back from the tables, for the engine's records
+ * that left memory. A connection of its own on the server's thread, which
+ * only reads: the folding thread stays the only writer, and in WAL mode a
+ * read sees the last fold that committed and never waits for one under way.
+ */
+export class ColdStore {
+  readonly #db: Database;
+  readonly #promise: ReturnType<Database["prepare"]>;
+  readonly #task: ReturnType<Database["prepare"]>;
+
+  constructor(path: string) {
+    this.#db = new Database(path, { strict: true });
+    this.#db.exec("PRAGMA busy_timeout = 5000;");
+    this.#promise = this.#db.prepare("SELECT record FROM promises WHERE id = ?");
+    this.#task = this.#db.prepare("SELECT record FROM tasks WHERE id = ?");
+  }
+
+  promise(id: string): EnginePromise | undefined {
+    const row = this.#promise.get(id) as { record: string } | null;
+    return row ? promiseFrom(row.record) : undefined;
+  }
+
+  task(id: string): EngineTask | undefined {
+    const row = this.#task.get(id) as { record: string } | null;
+    return row ? taskFrom(row.record) : undefined;
+  }
+
+  /** Every promise and task in the tables. */
+  all(): { promises: EnginePromise[]; tasks: EngineTask[] } {
+    const rows = (table: string) =>
+      this.#db.query<{ record: string }, []>(`SELECT record FROM ${table}`).all();
+    return {
+      promises: rows("promises").map((row) => promiseFrom(row.record)),
+      tasks: rows("tasks").map((row) => taskFrom(row.record)),
+    };
+  }
+
+  close(): void {
+    this.#db.close();
+  }
 }
 
 /**
