@@ -10,6 +10,7 @@
  *   npm run load -- --colocated              the API runs the quote itself (MODE=colocated): no RPC hop
  *   npm run load -- --runs 3                 alternate the durable and baseline phases three times
  *   npm run load -- --synchronous full       the server syncs every commit before answering (default: normal)
+ *   npm run load -- --warmup 0               measure from a cold start (default: warm up as long as a phase)
  *
  * Checked by the tool itself (exit 1 when one fails): every answer within
  * the deadline + 50 ms; no 500 and no failed connection; every 202'd quote
@@ -34,6 +35,7 @@ const { values } = parseArgs({
   options: {
     duration: { type: "string", default: "10" },
     runs: { type: "string", default: "1" },
+    warmup: { type: "string" },
     rate: { type: "string" },
     concurrency: { type: "string" },
     "deadline-ms": { type: "string", default: "1000" },
@@ -63,6 +65,7 @@ const deadlineMs = num("deadline-ms", 1);
 const durationS = num("duration", 1);
 const repeat = num("repeat");
 const runs = num("runs", 1);
+const warmupS = values.warmup === undefined ? durationS : num("warmup");
 if (!Number.isInteger(runs)) {
   console.error(`load: --runs must be a whole number ≥ 1, got "${values.runs}"`);
   process.exit(2);
@@ -388,10 +391,20 @@ try {
   const memBefore = await apiStats();
 
   const phases: PhaseResult[] = [];
-  let capacity: { rate: number; throughput: number; p99_ms: number } | undefined;
   const shape = values.concurrency
     ? { concurrency: num("concurrency", 1) }
     : { rate: Number(values.rate ?? 500) };
+  // Every process compiles its hot code in the first seconds at full load;
+  // a service is measured after that, and the warm-up is shown on its own.
+  let warmup: PhaseResult | undefined;
+  if (warmupS > 0) {
+    warmup = (await phase("warmup", "/price-quote", { ...shape, durationS: warmupS })).result;
+    phases.push(warmup);
+    await settle202s();
+    if (baselineAvailable)
+      await phase("warmup-baseline", "/bench/price-quote", { ...shape, durationS: Math.max(1, warmupS / 5) });
+  }
+  let capacity: { rate: number; throughput: number; p99_ms: number } | undefined;
 
   if (values["find-capacity"]) {
     // Ramp until the durable route stops answering everything with 200 within the deadline.
@@ -489,6 +502,8 @@ try {
     colocated: values.colocated,
     synchronous: synchronous ?? null,
     kill_workers: values["kill-workers"],
+    warmup_s: warmupS,
+    warmup: warmup ? pick(warmup) : null,
     capacity,
     durable: pick(durable),
     baseline: baseline ? pick(baseline) : null,

@@ -112,6 +112,10 @@ describe("npm run load", () => {
         .filter((line) => /^(durable|baseline)\S*\s+\d/.test(line))
         .map((line) => line.split(/\s+/)[0]);
       expect(rows).toEqual(["durable#1", "baseline#1", "durable#2", "baseline#2", "durable", "baseline"]);
+      // The warm-up runs first, as long as a phase by default, on its own row and outside every figure.
+      expect(output).toMatch(/^warmup\s+40\s/m);
+      expect(report.warmup_s).toBe(1);
+      expect(report.warmup).toMatchObject({ requests: 40, status: { 200: 40 } });
       expect(report.runs.each).toHaveLength(2);
       for (const phase of ["durable", "baseline"]) {
         const perRun = report.timelines.filter((p: { name: string }) => p.name.startsWith(`${phase}#`));
@@ -141,6 +145,8 @@ describe("npm run load", () => {
         "--colocated",
         "--synchronous",
         "full",
+        "--warmup",
+        "0",
       ]);
       expect(output).toContain("quotes computed in the API (colocated), server commits synced: full");
       expect(report).toMatchObject({
@@ -148,7 +154,10 @@ describe("npm run load", () => {
         pricing_workers: 0,
         synchronous: "full",
         checks: "passed",
+        warmup_s: 0,
+        warmup: null,
       });
+      expect(output).not.toMatch(/^warmup\s/m);
       expect(report.durable.status).toEqual({ 200: 40 });
       expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
         ["api", "load-generator", "resonate-server"].sort(),
@@ -166,6 +175,7 @@ describe("npm run load", () => {
         [["--runs", "1.5"], '--runs must be a whole number ≥ 1, got "1.5"'],
         [["--colocated", "--kill-workers"], "--colocated starts its own API with no workers"],
         [["--synchronous", "off"], '--synchronous must be one of full, normal, got "off"'],
+        [["--warmup", "soon"], '--warmup must be a number ≥ 0, got "soon"'],
         [
           ["--synchronous", "full", "--url", "http://127.0.0.1:9"],
           "--synchronous sets the server this tool starts; it does not go with --url",
