@@ -247,6 +247,8 @@ export class ProtocolServer {
       // Messages produced before the reset are dropped, and the state file is emptied before
       // anything applied after the reset is written.
       this.#generation++;
+      // Nothing is read back from SQLite until the reset is folded into it (see #written).
+      this.#readableFrom = Number.POSITIVE_INFINITY;
       this.#outbox.clear();
       this.#delivered.clear();
       const batch = this.#openBatch();
