@@ -141,7 +141,12 @@ export class ProtocolServer {
         if (p) this.#readBack.add(branchOf(p));
         return p;
       },
-      task: (id) => (this.#readable() ? cold.task(id) : undefined),
+      task: (id) => {
+        const t = this.#readable() ? cold.task(id) : undefined;
+        // Its promise comes back too, and the two leave together.
+        if (t) this.#engine.promises.get(id);
+        return t;
+      },
     };
     // Everything recovered is in SQLite already.
     for (const p of this.#engine.promises.values()) this.#readBack.add(branchOf(p));

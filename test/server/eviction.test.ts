@@ -218,6 +218,13 @@ describe("resonate server: workflows over small segments", () => {
         id: `${first}.1`,
       });
       expect(child.body.data.promise.state).toBe("resolved");
+      // A task read back brings its promise with it, and both leave memory again.
+      const task = await protocolCall<{ task: { state: string } }>(server.url, "task.get", { id: first });
+      expect(task.body.data.task.state).toBe("fulfilled");
+      await waitFor(async () => (await health()).resident.promises <= 4, {
+        timeout: 15_000,
+        message: "what was read back left memory again",
+      });
     },
     E2E_TIMEOUT,
   );
