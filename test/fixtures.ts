@@ -1,8 +1,27 @@
-import { resolve } from "node:path";
+import { afterEach } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { type ChildProcess, type ResonateServer, spawnProcess } from "../harness/index.ts";
 
 const WORKER = resolve(import.meta.dir, "fixtures/sdk-worker-fixture.ts");
 const CLIENT = resolve(import.meta.dir, "fixtures/sdk-client-fixture.ts");
+
+/**
+ * For a test file: a maker of state-file paths, each in a temporary
+ * directory of its own that is removed after the test that made it.
+ */
+export function tempDbPaths(prefix: string): () => string {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  return () => {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    dirs.push(dir);
+    return join(dir, "resonate.db");
+  };
+}
 
 /** Starts `sdk-worker-fixture.ts` in `group` as `pid` and waits for its ready line. */
 export async function startWorkerFixture(

@@ -1,8 +1,7 @@
 import { Database } from "bun:sqlite";
-import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { waitFor } from "../../harness/index.ts";
 import { IndexedEngine } from "../../harness/server/engine.ts";
 import type { EngineSchedule } from "../../harness/server/engine-types.ts";
@@ -17,16 +16,9 @@ import {
   segmentFiles,
 } from "../../harness/server/log.ts";
 import { openTables, recover, SCHEMA_VERSION, type StoreOp, Tables } from "../../harness/server/store.ts";
+import { tempDbPaths } from "../fixtures.ts";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-function dbPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), "commit-log-"));
-  dirs.push(dir);
-  return join(dir, "resonate.db");
-}
+const dbPath = tempDbPaths("commit-log-");
 
 const task = (id: string, version: number): StoreOp => [
   "put",

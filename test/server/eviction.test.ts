@@ -1,23 +1,19 @@
-import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import { protocolCall, startResonateServer, waitFor } from "../../harness/index.ts";
 import { IndexedEngine } from "../../harness/server/engine.ts";
 import type { EnginePromise } from "../../harness/server/engine-types.ts";
 import { ProtocolServer, SERVER_DEFAULTS } from "../../harness/server/server.ts";
 import { PROTOCOL_VERSION } from "../../harness/server/validate.ts";
-import { clientResult, E2E_TIMEOUT, runId, startClientFixture, startWorkerFixture } from "../fixtures.ts";
+import {
+  clientResult,
+  E2E_TIMEOUT,
+  runId,
+  startClientFixture,
+  startWorkerFixture,
+  tempDbPaths,
+} from "../fixtures.ts";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-function dbPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), "eviction-"));
-  dirs.push(dir);
-  return join(dir, "resonate.db");
-}
+const dbPath = tempDbPaths("eviction-");
 
 type Reply = { status: number; body: { data: { promise?: EnginePromise & { state: string } } } };
 
