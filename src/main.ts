@@ -23,7 +23,7 @@ try {
 }
 
 const group = "api";
-const resonate = resonateClient(config, group, process.env.API_PID || `api-${process.pid}`);
+const { resonate, streamOpen } = resonateClient(config, group, process.env.API_PID || `api-${process.pid}`);
 const closers: { close(): Promise<void> }[] = [];
 const targets = targetsFor(config, group);
 if (config.colocated) {
@@ -34,6 +34,8 @@ const app = createApp(makeDeps(resonate, config, targets), {
   webhookSecret: config.webhookSecret as string,
   benchRoutes: config.benchRoutes,
 });
+// Results reach this process on its message stream: it listens once that is open.
+await streamOpen;
 app.listen({ port: config.port, hostname: process.env.HOST || "127.0.0.1" });
 const url = `http://${app.server?.hostname}:${app.server?.port}`;
 console.log(

@@ -31,8 +31,9 @@ if (!config.resonateUrl) {
 }
 
 const pid = process.env.WORKER_PID || `${group}-${process.pid}`;
-const resonate = resonateClient(config, group, pid);
+const { resonate, streamOpen } = resonateClient(config, group, pid);
 const resources = await registerGroup(resonate, group, config, targetsFor(config));
+await streamOpen;
 console.log(`worker ready ${group} ${pid}`);
 
 let stopping = false;

@@ -1,6 +1,7 @@
 import {
   isMessage,
   isResponse,
+  LocalNetwork,
   type Message,
   type Network,
   type Request,
@@ -11,28 +12,49 @@ import {
 import type { Config } from "../config.ts";
 import { useFastEncoder } from "./codec.ts";
 import { type EventStream, HttpClient, openEventStream } from "./http-client.ts";
+import { HeartbeatingNetwork } from "./task-leases.ts";
 
 /**
  * The Resonate client of a process in `group`: over `SocketNetwork` to the
  * server at `RESONATE_URL`, or in-process (the SDK's local network) when
- * there is none; either way with `FastJsonEncoder` in its codec.
+ * there is none; either way with heartbeats that name the tasks this
+ * process holds (`HeartbeatingNetwork`), so a step longer than `ttl` keeps
+ * its lease, and with `FastJsonEncoder` in its codec.
  */
 export function resonateClient(
   config: Pick<Config, "resonateUrl" | "resonateToken" | "resonateTimeoutMs" | "resonateTtlMs">,
   group: string,
   pid: string,
-): Resonate {
+): ResonateClient {
   const ttl = config.resonateTtlMs;
-  if (config.resonateUrl === undefined) return withFastEncoder(new Resonate({ group, pid, ttl }));
-  const network = new SocketNetwork({
-    url: config.resonateUrl,
-    group,
-    pid,
-    token: config.resonateToken,
-    timeoutMs: config.resonateTimeoutMs,
-    warn: (message) => console.warn(`resonate (${group}/${pid}): ${message}`),
-  });
-  return withFastEncoder(new Resonate({ network, group, pid, ttl }));
+  const inner: LocalNetwork | SocketNetwork =
+    config.resonateUrl === undefined
+      ? new LocalNetwork({ pid, group })
+      : new SocketNetwork({
+          url: config.resonateUrl,
+          group,
+          pid,
+          token: config.resonateToken,
+          timeoutMs: config.resonateTimeoutMs,
+          warn: (message) => console.warn(`resonate (${group}/${pid}): ${message}`),
+        });
+  const network = new HeartbeatingNetwork(inner, pid);
+  return {
+    resonate: withFastEncoder(new Resonate({ network, group, pid, ttl })),
+    streamOpen: inner instanceof SocketNetwork ? inner.opened : Promise.resolve(),
+  };
+}
+
+/** A process's Resonate client, and when it can be sent messages. */
+export interface ResonateClient {
+  resonate: Resonate;
+  /**
+   * Resolves once this process's message stream is open. Until then a
+   * message for it finds no stream, and the real server drops it (a task is
+   * offered again after its retry timeout, a result only when the SDK
+   * registers its listener again), so a process reports ready after this.
+   */
+  streamOpen: Promise<void>;
 }
 
 function withFastEncoder(resonate: Resonate): Resonate {
@@ -80,6 +102,9 @@ export class SocketNetwork implements Network {
   readonly #path: string;
   readonly #headers: Record<string, string>;
   readonly #callbacks: ((msg: Message) => void)[] = [];
+  /** Resolves when the message stream first opens (and never rejects: it is reopened until then). */
+  readonly opened: Promise<void>;
+  #markOpened!: () => void;
   #stream: EventStream | undefined;
   #reopen: Timer | undefined;
   #attempt = 0;
@@ -94,6 +119,9 @@ export class SocketNetwork implements Network {
     if (opts.token) this.#headers.authorization = `Bearer ${opts.token}`;
     this.unicast = `poll://uni@${opts.group}/${opts.pid}`;
     this.anycast = `poll://any@${opts.group}/${opts.pid}`;
+    this.opened = new Promise((resolve) => {
+      this.#markOpened = resolve;
+    });
     this.#open();
   }
 
@@ -158,6 +186,7 @@ export class SocketNetwork implements Network {
       .then((stream) => {
         this.#attempt = 0;
         this.#stream = stream;
+        this.#markOpened();
         if (this.#stopped) stream.close();
         return stream.closed;
       })

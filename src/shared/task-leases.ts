@@ -1,0 +1,156 @@
+import type { Message, Network, Request, Response } from "@resonatehq/sdk";
+
+/** A task this process holds: acquired by its pid, at this version. */
+export interface HeldTask {
+  id: string;
+  version: number;
+}
+
+/** The origin of a task id, as the Resonate server reads it: the id up to its first `.`. */
+export function originOf(id: string): string {
+  const dot = id.indexOf(".");
+  return dot === -1 ? id : id.slice(0, dot);
+}
+
+/**
+ * The tasks one process holds, learned from its own protocol requests and
+ * their answers. A task is held from a `task.create` or `task.acquire` that
+ * answers it acquired by this pid, until the SDK lets go of it: it sends a
+ * `task.fulfill` or `task.release`, or a `task.suspend` that is not answered
+ * 300 (an awaited promise already settled, so it runs on). The SDK sends one
+ * of those whenever it stops working on a task, even when the server is out
+ * of reach, so a request that fails on the way lets go too: a task the
+ * process gave up while the server was down must lapse and move on, not be
+ * kept alive by its heartbeats. A 404 or 409 to a fence (the lease is gone)
+ * lets go as well. Only the version held is let go of.
+ */
+export class TaskLeases {
+  readonly #pid: string;
+  readonly #held = new Map<string, number>();
+
+  constructor(pid: string) {
+    this.#pid = pid;
+  }
+
+  /** The tasks held now, in the order they were acquired. */
+  held(): HeldTask[] {
+    return [...this.#held].map(([id, version]) => ({ id, version }));
+  }
+
+  /** Notes a request on its way: a fulfill or release lets go of its task whatever the answer. */
+  sending(req: Request): void {
+    if (req.kind === "task.fulfill" || req.kind === "task.release") this.#drop(req.data.id, req.data.version);
+  }
+
+  /** Notes what a request's answer, or its failure (`res` undefined), says about the tasks of this pid. */
+  answered(req: Request, res: Response | undefined): void {
+    const status = res?.head.status;
+    switch (req.kind) {
+      case "task.create":
+      case "task.acquire": {
+        if (status !== 200) return;
+        const task = (res?.data as { task?: { id: string; state: string; version: number; pid?: string } })
+          .task;
+        if (task?.state === "acquired" && task.pid === this.#pid) this.#held.set(task.id, task.version);
+        return;
+      }
+      case "task.suspend":
+        if (status !== 300) this.#drop(req.data.id, req.data.version);
+        return;
+      case "task.fence":
+        if (status === 404 || status === 409) this.#drop(req.data.id, req.data.version);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * The heartbeats that keep every held task's lease: one request per
+   * origin, since a server may refuse a list that mixes them; none when
+   * nothing is held.
+   */
+  heartbeats(head: Request["head"]): Extract<Request, { kind: "task.heartbeat" }>[] {
+    const byOrigin = new Map<string, HeldTask[]>();
+    for (const task of this.held()) {
+      const origin = originOf(task.id);
+      const tasks = byOrigin.get(origin) ?? [];
+      tasks.push(task);
+      byOrigin.set(origin, tasks);
+    }
+    return [...byOrigin.values()].map((tasks, i) => ({
+      kind: "task.heartbeat",
+      head: { ...head, corrId: `${head.corrId}.${i}` },
+      data: { pid: this.#pid, tasks },
+    }));
+  }
+
+  #drop(id: string, version: number): void {
+    if (this.#held.get(id) === version) this.#held.delete(id);
+  }
+}
+
+/**
+ * `network` with heartbeats that name their tasks. SDK 0.11.4 heartbeats
+ * with `task.heartbeat {pid, tasks: []}`: the real Resonate server v0.9.8
+ * extends no lease for that, and later servers refuse it, so a step longer
+ * than the client's `ttl` loses its lease and runs again elsewhere while it
+ * still runs. This wrapper sees every request and answer, keeps the tasks
+ * this pid holds (`TaskLeases`), and sends each of the SDK's heartbeats as
+ * one heartbeat per origin that lists them, or none when it holds nothing;
+ * the SDK gets one `200` back either way, or the first failure.
+ */
+export class HeartbeatingNetwork implements Network {
+  readonly leases: TaskLeases;
+  readonly #inner: Network;
+
+  constructor(inner: Network, pid: string) {
+    this.#inner = inner;
+    this.leases = new TaskLeases(pid);
+  }
+
+  get unicast(): string {
+    return this.#inner.unicast;
+  }
+
+  get anycast(): string {
+    return this.#inner.anycast;
+  }
+
+  match(target: string): string {
+    return this.#inner.match(target);
+  }
+
+  init(): Promise<void> {
+    return this.#inner.init();
+  }
+
+  stop(): Promise<void> {
+    return this.#inner.stop();
+  }
+
+  recv(callback: (msg: Message) => void): void {
+    this.#inner.recv(callback);
+  }
+
+  send = (async (req: Request): Promise<Response> => {
+    if (req.kind === "task.heartbeat") {
+      await Promise.all(this.leases.heartbeats(req.head).map((beat) => this.#inner.send(beat)));
+      return {
+        kind: "task.heartbeat",
+        head: { corrId: req.head.corrId, status: 200, version: req.head.version },
+        data: {},
+      };
+    }
+    this.leases.sending(req);
+    let res: Response;
+    try {
+      res = await this.#inner.send(req);
+    } catch (error) {
+      this.leases.answered(req, undefined);
+      throw error;
+    }
+    this.leases.answered(req, res);
+    return res;
+  }) as Network["send"];
+}
