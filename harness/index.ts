@@ -18,7 +18,17 @@ export {
   type ProtocolReply,
   protocolCall,
 } from "./protocol.ts";
-export { type ResonateServer, type ResonateServerOptions, startResonateServer } from "./resonate-server.ts";
+export {
+  type Capability,
+  defaultServerKind,
+  HARNESS_ONLY,
+  missingCapability,
+  type ResonateServer,
+  type ResonateServerOptions,
+  SERVER_TUNING,
+  type ServerKind,
+  startResonateServer,
+} from "./resonate-server.ts";
 export { type ApiProcess, type SpawnWorkerOptions, spawnApi, spawnWorker } from "./service.ts";
 export { type WaitForOptions, waitFor } from "./wait-for.ts";
 export { type Delivery, type SendWebhookOptions, sendWebhook, webhookHeaders } from "./webhooks.ts";

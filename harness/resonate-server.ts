@@ -6,6 +6,57 @@ import { waitFor } from "./wait-for.ts";
 
 const SERVER_MAIN = resolve(import.meta.dir, "server/main.ts");
 
+/**
+ * How often the server looks for messages to send and for timeouts that
+ * expired, as this project runs it (both servers take these flags with the
+ * same meaning). The real server's defaults are 100 ms and 1000 ms: at
+ * 100 ms every message (an RPC's `execute`, a result's `unblock`) waits up
+ * to 100 ms for the delivery loop, which made one quote at a time take
+ * p50 203 ms there. 1 ms keeps a hop at about a millisecond.
+ */
+export const SERVER_TUNING = {
+  /** `--messages-poll-interval` (ms). */
+  messagesPollIntervalMs: 1,
+  /** `--timeouts-poll-interval` (ms). */
+  timeoutsPollIntervalMs: 1_000,
+} as const;
+
+/** Which server `startResonateServer` runs: ours, or the real binary that `RESONATE_BIN` names. */
+export type ServerKind = "harness" | "real";
+
+/** The server this process's tests and tools run by default. */
+export function defaultServerKind(): ServerKind {
+  return process.env.RESONATE_BIN ? "real" : "harness";
+}
+
+/**
+ * What only our harness server offers, so a test that needs it can ask
+ * (see `requireCapability` in `test/fixtures.ts`) and skip on the real one.
+ */
+export const HARNESS_ONLY = {
+  /** `GET /healthz` with the open SSE streams and the records held in memory. */
+  healthz: "our /healthz (connections, resident records); the real server has /health with an empty body",
+  /** `--trace`: an NDJSON line per protocol call. */
+  trace: "--trace; the real server has no protocol trace file",
+  /** The commit log in front of SQLite (`--log-segment-bytes`, `--synchronous`) and its eviction. */
+  commitLog: "our commit log and its segments; the real server writes SQLite directly",
+  /** `debug.snap` with everything the server holds, outbox included. */
+  debugSnap: "debug.snap as our server answers it; the real server's debug.snap differs",
+  /** `413` for a request body over `--max-body-bytes`. */
+  bodyLimit: "a request body limit; the real server v0.9.8 accepts any size",
+  /** Refusing heartbeats that name no task or mix origins, as servers after v0.9.8 do. */
+  strictHeartbeats: "refusal of heartbeats that name no task or mix origins; v0.9.8 accepts both",
+  /** The harness server's own error texts (the real server's carry serde positions). */
+  errorTexts: "our error texts; the real server's serde messages carry a line and column",
+} as const;
+
+export type Capability = keyof typeof HARNESS_ONLY;
+
+/** Why `kind` lacks `capability`, or `undefined` when it has it. */
+export function missingCapability(capability: Capability, kind = defaultServerKind()): string | undefined {
+  return kind === "harness" ? undefined : `needs ${HARNESS_ONLY[capability]}`;
+}
+
 /** Options of `startResonateServer`; every one has a default. */
 export interface ResonateServerOptions {
   /** TCP port; 0 (the default) lets the OS pick. A restart keeps the port first chosen. */
@@ -22,8 +73,10 @@ export interface ResonateServerOptions {
   retryTimeoutMs?: number;
   /** `--tasks-lease-timeout` (ms). Default 15000. An SDK task's lease is its client's `ttl`. */
   leaseTimeoutMs?: number;
-  /** How often timeouts are checked (ms, our server only). Default 1000. */
+  /** `--timeouts-poll-interval`: how often expired timeouts are processed (ms). Default `SERVER_TUNING`'s. */
   tickMs?: number;
+  /** `--messages-poll-interval`: how often pending messages are sent (ms). Default `SERVER_TUNING`'s. */
+  messagesPollIntervalMs?: number;
   /** Accept `debug.*` requests. */
   debug?: boolean;
   /**
@@ -35,6 +88,8 @@ export interface ResonateServerOptions {
 
 /** A running Resonate server that a test started. */
 export interface ResonateServer extends AsyncDisposable {
+  /** Ours, or the real binary. */
+  readonly kind: ServerKind;
   /** Base URL for `new Resonate({url})` and `RESONATE_URL`. */
   readonly url: string;
   readonly port: number;
@@ -51,11 +106,20 @@ export interface ResonateServer extends AsyncDisposable {
 }
 
 /**
+ * `setpriv --pdeathsig SIGKILL --`, where setpriv (util-linux) is installed:
+ * the process it runs is killed by the kernel once its parent is gone, even
+ * when the parent was SIGKILLed and could clean nothing up.
+ */
+const PARENT_DEATH_KILLS = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "SIGKILL", "--"] : [];
+
+/**
  * Starts a Resonate server as a child process and waits until it answers.
  * Ours by default; the real one when `bin`/`RESONATE_BIN` names it.
  */
 export async function startResonateServer(opts: ResonateServerOptions = {}): Promise<ResonateServer> {
   const bin = opts.bin ?? process.env.RESONATE_BIN;
+  const tickMs = opts.tickMs ?? SERVER_TUNING.timeoutsPollIntervalMs;
+  const messagesMs = opts.messagesPollIntervalMs ?? SERVER_TUNING.messagesPollIntervalMs;
   const tempDir = opts.dbPath ? undefined : mkdtempSync(join(tmpdir(), "resonate-server-"));
   const dbPath = opts.dbPath ?? join(tempDir as string, "resonate.db");
   let port = opts.port ?? 0;
@@ -65,7 +129,9 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     if (bin) {
       const child = spawnProcess({
         name: "resonate",
+        // The real binary does not watch its parent: the kernel kills it when this process dies.
         cmd: [
+          ...PARENT_DEATH_KILLS,
           bin,
           "serve",
           "--server-port",
@@ -74,8 +140,13 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
           dbPath,
           "--observability-metrics-port",
           String(freePort()),
+          "--timeouts-poll-interval",
+          String(tickMs),
+          "--messages-poll-interval",
+          String(messagesMs),
           ...(opts.leaseTimeoutMs ? ["--tasks-lease-timeout", String(opts.leaseTimeoutMs)] : []),
           ...(opts.retryTimeoutMs ? ["--tasks-retry-timeout", String(opts.retryTimeoutMs)] : []),
+          ...(opts.debug ? ["--debug"] : []),
         ],
       });
       try {
@@ -106,7 +177,10 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
         ...(opts.synchronous ? ["--synchronous", opts.synchronous] : []),
         ...(opts.retryTimeoutMs ? ["--tasks-retry-timeout", String(opts.retryTimeoutMs)] : []),
         ...(opts.leaseTimeoutMs ? ["--tasks-lease-timeout", String(opts.leaseTimeoutMs)] : []),
-        ...(opts.tickMs ? ["--timeouts-poll-interval", String(opts.tickMs)] : []),
+        "--timeouts-poll-interval",
+        String(tickMs),
+        "--messages-poll-interval",
+        String(messagesMs),
         ...(opts.debug ? ["--debug"] : []),
       ],
       readyLine: /^resonate server listening on http:\/\/[^:]+:(\d+)/,
@@ -124,6 +198,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
   let current = await launch();
 
   const handle: ResonateServer = {
+    kind: bin ? "real" : "harness",
     get url() {
       return `http://127.0.0.1:${port}`;
     },

@@ -1,8 +1,14 @@
-import { afterEach } from "bun:test";
+import { afterEach, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type ChildProcess, type ResonateServer, spawnProcess } from "../harness/index.ts";
+import {
+  type Capability,
+  type ChildProcess,
+  missingCapability,
+  type ResonateServer,
+  spawnProcess,
+} from "../harness/index.ts";
 
 const WORKER = resolve(import.meta.dir, "fixtures/sdk-worker-fixture.ts");
 const CLIENT = resolve(import.meta.dir, "fixtures/sdk-client-fixture.ts");
@@ -23,7 +29,7 @@ export function tempDbPaths(prefix: string): () => string {
   };
 }
 
-/** Starts `sdk-worker-fixture.ts` in `group` as `pid` and waits for its ready line. */
+/** Starts `sdk-worker-fixture.ts` in `group` as `pid` and waits for its ready line (its message stream is open then). */
 export async function startWorkerFixture(
   server: Pick<ResonateServer, "url">,
   { group, pid, ttl = 3000 }: { group: string; pid: string; ttl?: number },
@@ -77,14 +83,23 @@ export function stepCount(workers: ChildProcess[], name: string, id: string): nu
   );
 }
 
-/** Number of SSE streams the server holds (our server's health endpoint reports it). */
-export async function connections(server: Pick<ResonateServer, "url">): Promise<number> {
-  const body = (await (await fetch(`${server.url}/healthz`)).json()) as { connections: number };
-  return body.connections;
-}
-
 /** Outer bound for a test that starts processes; each wait inside has its own, shorter deadline. */
 export const E2E_TIMEOUT = 60_000;
 
 /** A unique id prefix per test run, so runs that share nothing also collide on nothing. */
 export const runId = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+/**
+ * `test` when the server this run uses (ours, or the real one that
+ * `RESONATE_BIN` names) has `capability`; otherwise a `test.skip` whose name
+ * says what is missing. The one place a test asks which server it runs on.
+ *
+ *   requireCapability("trace")("--trace writes one line per call", async () => { … });
+ */
+export function requireCapability(capability: Capability): typeof test {
+  const missing = missingCapability(capability);
+  if (missing === undefined) return test;
+  const skip = (name: string, fn: () => void | Promise<unknown>, timeout?: number) =>
+    test.skip(`${name} (skipped on the real server: ${missing})`, fn, timeout);
+  return skip as unknown as typeof test;
+}

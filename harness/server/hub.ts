@@ -37,17 +37,15 @@ const encoder = new TextEncoder();
  * Routing: `uni@group/pid` goes to that pid's stream only; `any@group/pid`
  * goes to that pid if it is connected and otherwise to any stream of the
  * group; `any@group` to any stream of the group (round robin). A message
- * with no matching stream is not delivered and stays in the outbox.
+ * with no matching stream is not delivered.
  */
 export class Hub {
   readonly #groups = new Map<string, Map<string, Connection>>();
   readonly #cursor = new Map<string, number>();
   readonly #keepAliveMs: number;
-  readonly #onConnect: (group: string, pid: string) => void;
 
-  constructor(opts: { keepAliveMs: number; onConnect: (group: string, pid: string) => void }) {
+  constructor(opts: { keepAliveMs: number }) {
     this.#keepAliveMs = opts.keepAliveMs;
-    this.#onConnect = opts.onConnect;
   }
 
   /** Number of open streams, for the health endpoint. */
@@ -105,7 +103,6 @@ export class Hub {
         signal.addEventListener("abort", () => connection?.close(), { once: true });
         connection.send(": connected\n\n");
         keepAlive = setInterval(() => connection?.send(": keep-alive\n\n"), this.#keepAliveMs);
-        queueMicrotask(() => this.#onConnect(group, pid));
       },
       cancel: () => {
         detach();

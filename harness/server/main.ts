@@ -7,8 +7,9 @@
  * Prints `resonate server listening on http://127.0.0.1:<port>` once it
  * accepts requests (`--port 0` picks a free port) and stops cleanly on
  * SIGTERM or SIGINT. Flags mirror `resonate serve` where the real server has
- * one: --tasks-lease-timeout, --tasks-retry-timeout, --timeouts-poll-interval,
- * --transports-http-poll-keepalive-interval, --debug.
+ * one, with the same meaning: --tasks-lease-timeout, --tasks-retry-timeout,
+ * --timeouts-poll-interval, --messages-poll-interval, --messages-batch-size,
+ * --debug; and --transports-http-poll-keepalive-interval.
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -30,11 +31,6 @@ function positive(name: string, raw: string | undefined, fallback: number, unit:
   return n;
 }
 
-const ms = (name: string, raw: string | undefined, fallback: number) =>
-  positive(name, raw, fallback, "milliseconds");
-const bytes = (name: string, raw: string | undefined, fallback: number) =>
-  positive(name, raw, fallback, "bytes");
-
 let values: Record<string, string | boolean | undefined>;
 try {
   ({ values } = parseArgs({
@@ -47,6 +43,8 @@ try {
       "tasks-lease-timeout": { type: "string" },
       "tasks-retry-timeout": { type: "string" },
       "timeouts-poll-interval": { type: "string" },
+      "messages-poll-interval": { type: "string" },
+      "messages-batch-size": { type: "string" },
       "transports-http-poll-keepalive-interval": { type: "string" },
       "max-body-bytes": { type: "string" },
       "log-segment-bytes": { type: "string" },
@@ -59,16 +57,16 @@ try {
   fail((error as Error).message);
 }
 
+/** The flag `name` as a positive number of `unit`, or `fallback` when it is not given. */
+const flag = (name: string, fallback: number, unit = "milliseconds") =>
+  positive(name, values[name] as string | undefined, fallback, unit);
+
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0-65535, got "${values.port}"`);
 const dbPath = String(values.db);
 mkdirSync(dirname(dbPath), { recursive: true });
 
-const maxBodyBytes = bytes(
-  "max-body-bytes",
-  values["max-body-bytes"] as string | undefined,
-  SERVER_DEFAULTS.maxBodyBytes,
-);
+const maxBodyBytes = flag("max-body-bytes", SERVER_DEFAULTS.maxBodyBytes, "bytes");
 const synchronous = (values.synchronous ?? SERVER_DEFAULTS.synchronous) as Synchronous;
 if (!SYNCHRONOUS_MODES.includes(synchronous))
   fail(`--synchronous must be one of ${SYNCHRONOUS_MODES.join(", ")}, got "${values.synchronous}"`);
@@ -76,32 +74,14 @@ if (!SYNCHRONOUS_MODES.includes(synchronous))
 const options: ServerOptions = {
   dbPath,
   tracePath: values.trace as string | undefined,
-  leaseTimeoutMs: ms(
-    "tasks-lease-timeout",
-    values["tasks-lease-timeout"] as string | undefined,
-    SERVER_DEFAULTS.leaseTimeoutMs,
-  ),
-  retryTimeoutMs: ms(
-    "tasks-retry-timeout",
-    values["tasks-retry-timeout"] as string | undefined,
-    SERVER_DEFAULTS.retryTimeoutMs,
-  ),
-  tickMs: ms(
-    "timeouts-poll-interval",
-    values["timeouts-poll-interval"] as string | undefined,
-    SERVER_DEFAULTS.tickMs,
-  ),
-  keepAliveMs: ms(
-    "transports-http-poll-keepalive-interval",
-    values["transports-http-poll-keepalive-interval"] as string | undefined,
-    SERVER_DEFAULTS.keepAliveMs,
-  ),
+  leaseTimeoutMs: flag("tasks-lease-timeout", SERVER_DEFAULTS.leaseTimeoutMs),
+  retryTimeoutMs: flag("tasks-retry-timeout", SERVER_DEFAULTS.retryTimeoutMs),
+  tickMs: flag("timeouts-poll-interval", SERVER_DEFAULTS.tickMs),
+  messagesPollIntervalMs: flag("messages-poll-interval", SERVER_DEFAULTS.messagesPollIntervalMs),
+  messagesBatchSize: flag("messages-batch-size", SERVER_DEFAULTS.messagesBatchSize, "messages"),
+  keepAliveMs: flag("transports-http-poll-keepalive-interval", SERVER_DEFAULTS.keepAliveMs),
   maxBodyBytes,
-  segmentBytes: bytes(
-    "log-segment-bytes",
-    values["log-segment-bytes"] as string | undefined,
-    SERVER_DEFAULTS.segmentBytes,
-  ),
+  segmentBytes: flag("log-segment-bytes", SERVER_DEFAULTS.segmentBytes, "bytes"),
   synchronous,
   debug: values.debug === true,
   onFatal: (error) => {

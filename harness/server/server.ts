@@ -29,8 +29,18 @@ export interface ServerOptions {
    * (`new Resonate({ttl})`), so this value does not shorten it.
    */
   leaseTimeoutMs: number;
-  /** How often timeouts are checked and undelivered messages retried (ms). */
+  /** How often expired timeouts are processed (ms): the real server's `--timeouts-poll-interval`. */
   tickMs: number;
+  /**
+   * How often pending messages are sent (ms): the real server's
+   * `--messages-poll-interval`. A message waits for the next run of the
+   * delivery loop, which takes it from the outbox for good and sends it once:
+   * one that reaches no connected process is dropped, and the task's retry
+   * timeout (or the SDK's listener refresh) makes up for it, as there.
+   */
+  messagesPollIntervalMs: number;
+  /** Messages of each kind (`execute`, `unblock`) one run of the delivery loop takes, at most: `--messages-batch-size`. */
+  messagesBatchSize: number;
   /** How often an idle SSE stream gets a comment, so proxies and clients keep it open (ms). */
   keepAliveMs: number;
   /** Accept `debug.*` requests (the real server's `--debug`). */
@@ -45,6 +55,8 @@ export const SERVER_DEFAULTS = {
   retryTimeoutMs: 30_000,
   leaseTimeoutMs: 15_000,
   tickMs: 1_000,
+  messagesPollIntervalMs: 100,
+  messagesBatchSize: 100,
   keepAliveMs: 10_000,
   maxBodyBytes: 1024 * 1024,
   segmentBytes: 8 * 1024 * 1024,
@@ -103,9 +115,6 @@ export class ProtocolServer {
   readonly #engine = new IndexedEngine();
   readonly #log: CommitLog;
   readonly #outbox = new Map<string, OutboxEntry>();
-  /** pid → task id → version: leases confirmed since this server started (see #leasesOf). */
-  readonly #leases = new Map<string, Map<string, number>>();
-  readonly #leaseOwner = new Map<string, string>();
   readonly #opts: ServerOptions;
   readonly #cold: ColdStore;
   /** Segment of the last write of each promise or task id written since start (older ones are folded). */
@@ -132,7 +141,7 @@ export class ProtocolServer {
       synchronous: opts.synchronous,
       onFatal: (error) => this.#fatal(error, undefined),
     });
-    this.hub = new Hub({ keepAliveMs: opts.keepAliveMs, onConnect: () => this.#flush() });
+    this.hub = new Hub({ keepAliveMs: opts.keepAliveMs });
     const cold = new ColdStore(opts.dbPath);
     this.#cold = cold;
     this.#engine.cold = {
@@ -158,15 +167,20 @@ export class ProtocolServer {
     return this.#engine.resident;
   }
 
-  /** Starts the timeout tick. */
+  /** Starts the timeout tick and the delivery loop. */
   start(): void {
     this.#timer ??= setInterval(() => this.tick(Date.now()), this.#opts.tickMs);
+    this.#started = true;
+    this.#scheduleDelivery();
   }
 
   /** Stops the tick and the streams, writes everything applied so far, and closes the state file. */
   async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#started = false;
+    clearTimeout(this.#deliveryTimer);
+    this.#deliveryTimer = undefined;
     this.hub.closeAll();
     if (this.#delivered.size > 0) this.#openBatch();
     this.#commitBatch();
@@ -187,22 +201,18 @@ export class ProtocolServer {
       validateData((parsed as { kind: string }).kind, (parsed as { data: Record<string, unknown> }).data);
     if (invalid) return this.#error(invalid.status, parsed, invalid.message);
     if (!isRequest(parsed)) return this.#error(400, parsed, "Invalid request: malformed data");
-    if (parsed.kind === "task.heartbeat" && parsed.data.tasks.length === 0) {
-      // The SDK heartbeats by process: an empty list extends every lease this pid holds.
-      parsed.data.tasks = this.#leasesOf(parsed.data.pid);
-    }
     return this.#apply(parsed, now);
   }
 
-  /** Settles expired promises, releases expired leases, re-offers pending tasks and retries undelivered messages. */
+  /** Settles expired promises, releases expired leases and re-offers pending tasks whose retry timeout passed. */
   tick(now: number): void {
     if (this.#failed) return;
-    // Delivery marks ride along with the next commit; an idle server writes them here.
-    if (this.#delivered.size > 0) this.#openBatch();
     this.#evict(EVICTIONS_PER_COMMIT);
-    void Promise.resolve(
-      this.#apply({ kind: "debug.tick", head: { corrId: "", version: "" }, data: { time: now } }, now, false),
-    ).then(() => this.#flush());
+    void this.#apply(
+      { kind: "debug.tick", head: { corrId: "", version: "" }, data: { time: now } },
+      now,
+      false,
+    );
   }
 
   #apply(req: Request, now: number, trace = true): ProtocolReply | Promise<ProtocolReply> {
@@ -228,7 +238,6 @@ export class ProtocolServer {
         sent.push(outboxEntry(change.address, change.message));
       }
     }
-    this.#observeLeases(req, result);
     const { corrId, version } = req.head;
     const data =
       req.kind === "debug.snap"
@@ -281,14 +290,12 @@ export class ProtocolServer {
    * is in the log.
    */
   #batch: Batch | undefined;
-  /**
-   * Outbox entries that reached a process, removed from the file with the
-   * next commit rather than with a commit (and an fsync) of their own. Lost
-   * in a crash, they are only delivered once more, which the protocol
-   * tolerates: a stale execute fails to acquire, a second unblock finds the
-   * promise settled.
-   */
+  /** Outbox entries the delivery loop took, removed from the file by the commit it opens for them. */
   readonly #delivered = new Set<string>();
+  /** The delivery loop: due at the next multiple of the interval, and only while the outbox holds something. */
+  #deliveryTimer: ReturnType<typeof setTimeout> | undefined;
+  #started = false;
+  readonly #epoch = Date.now();
   /** Bumped by debug.reset: messages of batches opened before it are not delivered. */
   #generation = 0;
 
@@ -330,7 +337,7 @@ export class ProtocolServer {
     for (const reply of batch.replies) reply();
     if (this.#failed || batch.generation !== this.#generation) return;
     for (const entry of batch.sent) this.#outbox.set(entry.key, entry);
-    if (batch.sent.length > 0) this.#flush(batch.sent);
+    if (batch.sent.length > 0) this.#scheduleDelivery();
   }
 
   /** Notes where each promise and task went, and which branches may be done with once that is folded. */
@@ -418,62 +425,52 @@ export class ProtocolServer {
     };
   }
 
-  #observeLeases(req: Request, result: ReturnType<Engine["apply"]>): void {
-    for (const change of result.changes) {
-      if (change.kind === "task.set") this.#trackLease(change.task.id);
-    }
-    const ok = result.response.head.status === 200 || result.response.head.status === 300;
-    if (!ok) return;
-    if (req.kind === "task.fence" || req.kind === "task.suspend" || req.kind === "task.fulfill") {
-      this.#trackLease(req.data.id);
-    } else if (req.kind === "task.heartbeat") {
-      for (const t of req.data.tasks) this.#trackLease(t.id);
-    } else if (req.kind === "debug.reset") {
-      this.#leases.clear();
-      this.#leaseOwner.clear();
-    }
-  }
-
-  /** Tries to hand undelivered messages to connected processes; what reaches one leaves the outbox. */
-  #flush(entries: Iterable<OutboxEntry> = [...this.#outbox.values()]): void {
-    for (const entry of entries) {
-      if (this.#outbox.get(entry.key) !== entry) continue;
-      if (this.hub.deliver(entry.address, entry.message)) {
-        this.#outbox.delete(entry.key);
-        this.#delivered.add(entry.key);
-      }
-    }
+  /**
+   * Arms the delivery loop for its next run, as the real server's loop that
+   * wakes every `messagesPollIntervalMs`: a message waits for the next
+   * multiple of the interval since the server started. Nothing is armed
+   * while the outbox is empty, which costs an idle server nothing and
+   * delays no message.
+   */
+  #scheduleDelivery(): void {
+    if (!this.#started || this.#deliveryTimer !== undefined || this.#outbox.size === 0) return;
+    const interval = this.#opts.messagesPollIntervalMs;
+    const wait = interval - ((Date.now() - this.#epoch) % interval);
+    this.#deliveryTimer = setTimeout(() => {
+      this.#deliveryTimer = undefined;
+      this.#deliverBatch();
+    }, wait);
   }
 
   /**
-   * The leases a pid has shown it still works on since this server started:
-   * tasks it acquired here, or fenced, suspended or fulfilled here. A lease
-   * that came back from disk after a restart is not among them until its
-   * process touches the task again, so a task its process gave up while the
-   * server was down (the SDK's release failed too) lapses and moves on
-   * instead of being kept alive forever by that process's heartbeats.
+   * One run of the delivery loop: takes up to `messagesBatchSize` execute and
+   * as many unblock messages from the outbox, removes them from the file, and
+   * once that is written sends each one to a stream its address names. A
+   * message that finds none is gone, as on the real server.
    */
-  #leasesOf(pid: string): { id: string; version: number }[] {
-    return [...(this.#leases.get(pid) ?? new Map<string, number>())].map(([id, version]) => ({
-      id,
-      version,
-    }));
-  }
-
-  #trackLease(taskId: string): void {
-    const task = this.#engine.tasks.get(taskId);
-    const owner = this.#leaseOwner.get(taskId);
-    if (owner !== undefined && (task?.state !== "acquired" || task.pid !== owner)) {
-      this.#leases.get(owner)?.delete(taskId);
-      if (this.#leases.get(owner)?.size === 0) this.#leases.delete(owner);
-      this.#leaseOwner.delete(taskId);
+  #deliverBatch(): void {
+    if (this.#failed) return;
+    const limit = this.#opts.messagesBatchSize;
+    const taken: OutboxEntry[] = [];
+    let executes = 0;
+    let unblocks = 0;
+    for (const entry of this.#outbox.values()) {
+      if (executes >= limit && unblocks >= limit) break;
+      const isExecute = entry.message.kind === "execute";
+      if (isExecute ? executes++ >= limit : unblocks++ >= limit) continue;
+      taken.push(entry);
     }
-    if (task?.state === "acquired" && task.pid !== undefined) {
-      const held = this.#leases.get(task.pid) ?? new Map<string, number>();
-      held.set(taskId, task.version);
-      this.#leases.set(task.pid, held);
-      this.#leaseOwner.set(taskId, task.pid);
+    if (taken.length === 0) return;
+    const batch = this.#openBatch();
+    for (const entry of taken) {
+      this.#outbox.delete(entry.key);
+      this.#delivered.add(entry.key);
     }
+    batch.replies.push(() => {
+      if (this.#failed || batch.generation !== this.#generation) return;
+      for (const entry of taken) this.hub.deliver(entry.address, entry.message);
+      this.#scheduleDelivery();
+    });
   }
 
   #setRetryTimeout(id: string, timeout: number): void {

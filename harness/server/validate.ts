@@ -4,6 +4,8 @@
  * request changes nothing.
  */
 
+import { originOf } from "../../src/shared/task-leases.ts";
+
 export const PROTOCOL_VERSION = "2026-04-01";
 
 export interface Invalid {
@@ -197,6 +199,9 @@ export function validateData(kind: string, data: Obj): Invalid | undefined {
       const err = str(data, "pid", "Process ID is required");
       if (err) return err;
       if (!Array.isArray(data.tasks)) return bad("Invalid request: `tasks` must be an array");
+      // v0.9.8 accepts an empty list and extends nothing; later servers refuse it, and so does this one,
+      // so a client that heartbeats without naming its tasks finds out here rather than by losing leases.
+      if (data.tasks.length === 0) return bad("Tasks array must not be empty");
       for (const task of data.tasks as unknown[]) {
         if (!isObj(task)) return bad("Invalid request: every task must be an object {id, version}");
         const terr =
@@ -204,6 +209,8 @@ export function validateData(kind: string, data: Obj): Invalid | undefined {
           nonNegative(task, "version", "Version must be a non-negative integer");
         if (terr) return terr;
       }
+      const origins = new Set((data.tasks as { id: string }[]).map((t) => originOf(t.id)));
+      if (origins.size > 1) return bad("All tasks must belong to the same origin");
       return undefined;
     }
     case "schedule.create": {

@@ -2,11 +2,11 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { protocolCall, startResonateServer, waitFor } from "../../harness/index.ts";
+import { getTask, protocolCall, startResonateServer, waitFor } from "../../harness/index.ts";
 import {
   clientResult,
-  connections,
   E2E_TIMEOUT,
+  requireCapability,
   runId,
   startClientFixture,
   startWorkerFixture,
@@ -64,9 +64,6 @@ describe("resonate server: protocol round trips between SDK processes", () => {
       await using server = await startResonateServer();
       await using w1 = await startWorkerFixture(server, { group: "any", pid: "w1" });
       await using w2 = await startWorkerFixture(server, { group: "any", pid: "w2" });
-      await waitFor(async () => (await connections(server)) >= 2, {
-        message: "both workers connected",
-      });
       const ids = [0, 1, 2, 3, 4, 5].map((i) => `any:${runId()}-${i}`);
       const clients = ids.map((id) =>
         startClientFixture(server, { id, func: "whoami", target: "any", args: [id] }),
@@ -90,9 +87,6 @@ describe("resonate server: protocol round trips between SDK processes", () => {
       await using server = await startResonateServer();
       await using w1 = await startWorkerFixture(server, { group: "pref", pid: "w1" });
       const w2 = await startWorkerFixture(server, { group: "pref", pid: "w2" });
-      await waitFor(async () => (await connections(server)) >= 2, {
-        message: "both workers connected",
-      });
       const first = `pref:${runId()}-a`;
       await using c1 = startClientFixture(server, {
         id: first,
@@ -119,22 +113,25 @@ describe("resonate server: protocol round trips between SDK processes", () => {
   );
 
   test(
-    "a worker that connects after the work was submitted still gets it, long before the retry timeout",
+    "work submitted while no worker is connected is offered again at the task's retry timeout, not when a worker connects",
     async () => {
-      // With a 60 s retry timeout, only the server's own redelivery on connect can finish this within 15 s.
-      await using server = await startResonateServer({ retryTimeoutMs: 60_000 });
+      // The first execute finds no stream and is dropped, as on the real server; the retry timeout re-offers it.
+      const retryTimeoutMs = 3_000;
+      await using server = await startResonateServer({ retryTimeoutMs, tickMs: 100 });
       const id = `late:${runId()}`;
       await using client = startClientFixture(server, { id, func: "double", target: "late", args: [21] });
       await client.ready;
+      const submitted = Date.now();
       await using worker = await startWorkerFixture(server, { group: "late", pid: "w1" });
       await waitFor(() => clientResult(client), { timeout: 15_000, message: "client result" });
       expect(clientResult(client)).toBe(42);
+      expect(Date.now() - submitted).toBeGreaterThanOrEqual(retryTimeoutMs - 500);
       expect(stepCount([worker], "double", id)).toBe(1);
     },
     E2E_TIMEOUT,
   );
 
-  test(
+  requireCapability("trace")(
     "--trace writes one {kind, now, req, res} line per protocol call",
     async () => {
       const dir = mkdtempSync(join(tmpdir(), "trace-"));
@@ -169,20 +166,47 @@ describe("resonate server: protocol round trips between SDK processes", () => {
   );
 
   test(
-    "a heartbeat with no task list (as the SDK sends) keeps every lease of that process alive",
+    "a step four times the client's ttl keeps its lease: it runs once, on one of two workers, and completes",
     async () => {
-      // ttl 1000 ms and a step of 2500 ms: without the heartbeat the lease would lapse and the other worker run the step again.
+      // ttl 1000 ms and a 4000 ms step: only heartbeats that name the task keep the other worker from running it again.
       await using server = await startResonateServer({ tickMs: 100 });
-      await using worker = await startWorkerFixture(server, { group: "hb", pid: "w1", ttl: 1_000 });
-      await using other = await startWorkerFixture(server, { group: "hb", pid: "w2", ttl: 1_000 });
-      const id = `hb:${runId()}`;
-      await using client = startClientFixture(server, { id, func: "slow", target: "hb", args: [2_500, 7] });
-      await waitFor(() => clientResult(client), { timeout: 15_000, message: "client result" });
+      await using worker = await startWorkerFixture(server, { group: "long", pid: "w1", ttl: 1_000 });
+      await using other = await startWorkerFixture(server, { group: "long", pid: "w2", ttl: 1_000 });
+      const id = `long:${runId()}`;
+      await using client = startClientFixture(server, { id, func: "slow", target: "long", args: [4_000, 7] });
+      await waitFor(() => clientResult(client), { timeout: 20_000, message: "client result" });
       expect(clientResult(client)).toBe(107);
       expect(stepCount([worker, other], "slow-start", id)).toBe(1);
-      const reply = await protocolCall(server.url, "task.heartbeat", { pid: "nobody", tasks: [] });
-      expect(reply.status).toBe(200);
+      expect(stepCount([worker, other], "slow-end", id)).toBe(1);
+      expect((await getTask(server.url, id))?.state).toBe("fulfilled");
     },
     E2E_TIMEOUT,
+  );
+
+  requireCapability("strictHeartbeats")(
+    "refuses a heartbeat that names no task, or tasks of two origins, as the real server's later releases do",
+    async () => {
+      await using server = await startResonateServer();
+      const empty = await protocolCall(server.url, "task.heartbeat", { pid: "p1", tasks: [] });
+      const mixed = await protocolCall(server.url, "task.heartbeat", {
+        pid: "p1",
+        tasks: [
+          { id: "a", version: 1 },
+          { id: "b.1", version: 1 },
+        ],
+      });
+      const same = await protocolCall(server.url, "task.heartbeat", {
+        pid: "p1",
+        tasks: [
+          { id: "a", version: 1 },
+          { id: "a.1", version: 1 },
+        ],
+      });
+      expect([empty.status, mixed.status, same.status]).toEqual([400, 400, 200]);
+      expect([empty.body.data, mixed.body.data]).toEqual([
+        "Tasks array must not be empty",
+        "All tasks must belong to the same origin",
+      ]);
+    },
   );
 });
