@@ -102,7 +102,8 @@ export class Hub {
         pids.set(pid, connection);
         signal.addEventListener("abort", () => connection?.close(), { once: true });
         connection.send(": connected\n\n");
-        keepAlive = setInterval(() => connection?.send(": keep-alive\n\n"), this.#keepAliveMs);
+        if (this.#keepAliveMs > 0)
+          keepAlive = setInterval(() => connection?.send(": keep-alive\n\n"), this.#keepAliveMs);
       },
       cancel: () => {
         detach();

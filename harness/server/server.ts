@@ -41,7 +41,10 @@ export interface ServerOptions {
   messagesPollIntervalMs: number;
   /** Messages of each kind (`execute`, `unblock`) one run of the delivery loop takes, at most: `--messages-batch-size`. */
   messagesBatchSize: number;
-  /** How often an idle SSE stream gets a comment, so proxies and clients keep it open (ms). */
+  /**
+   * How often an idle SSE stream gets a comment (ms); 0, the default, sends
+   * none, as the real server sends none: a client must not depend on them.
+   */
   keepAliveMs: number;
   /** Accept `debug.*` requests (the real server's `--debug`). */
   debug: boolean;
@@ -57,7 +60,7 @@ export const SERVER_DEFAULTS = {
   tickMs: 1_000,
   messagesPollIntervalMs: 100,
   messagesBatchSize: 100,
-  keepAliveMs: 10_000,
+  keepAliveMs: 0,
   maxBodyBytes: 1024 * 1024,
   segmentBytes: 8 * 1024 * 1024,
   synchronous: DEFAULT_SYNCHRONOUS,
