@@ -4,7 +4,8 @@
  *   npm start            (or: bun harness/start.ts)
  *
  * - the harness Resonate server on RESONATE_PORT (8001), state in DATA_DIR
- *   (.data/resonate.db), unless RESONATE_URL points at a running server;
+ *   (.data/resonate.db), unless RESONATE_URL points at a running server; with
+ *   RESONATE_BIN, the real server that names instead (.data/resonate-real.db);
  * - the sandbox payment provider and carrier on SANDBOX_PORT (4010), ledgers
  *   in DATA_DIR/sandbox, unless PAYMENT_URL / CARRIER_URL are set;
  * - WORKERS_PER_GROUP worker processes for each group (restarted if they die),
@@ -21,7 +22,7 @@ import { ConfigError, GROUPS, loadConfig } from "../src/config.ts";
 import { exitWithParent } from "../src/shared/parent.ts";
 import { startSandbox } from "./fakes/sandbox.ts";
 import type { ChildProcess } from "./process.ts";
-import { type ResonateServer, startResonateServer } from "./resonate-server.ts";
+import { defaultServerKind, type ResonateServer, startResonateServer } from "./resonate-server.ts";
 import { type ApiProcess, spawnApi, spawnWorker } from "./service.ts";
 
 let config: ReturnType<typeof loadConfig>;
@@ -54,12 +55,14 @@ let api: ApiProcess | undefined;
 
 let resonateUrl = config.resonateUrl;
 if (!resonateUrl) {
+  // The two servers' state files have different layouts, so each keeps its own.
+  const real = defaultServerKind() === "real";
   server = await startResonateServer({
     port: config.resonatePort,
-    dbPath: join(config.dataDir, "resonate.db"),
+    dbPath: join(config.dataDir, real ? "resonate-real.db" : "resonate.db"),
   });
   resonateUrl = server.url;
-  console.log(`start: resonate server ${resonateUrl} (state in ${server.dbPath})`);
+  console.log(`start: ${real ? "real " : ""}resonate server ${resonateUrl} (state in ${server.dbPath})`);
 } else {
   console.log(`start: using the Resonate server at ${resonateUrl}`);
 }
