@@ -77,6 +77,8 @@ export interface ResonateServerOptions {
   tickMs?: number;
   /** `--messages-poll-interval`: how often pending messages are sent (ms). Default `SERVER_TUNING`'s. */
   messagesPollIntervalMs?: number;
+  /** `--messages-batch-size`: messages of each kind one run of the delivery loop sends. Default 100. */
+  messagesBatchSize?: number;
   /** Accept `debug.*` requests. */
   debug?: boolean;
   /**
@@ -124,6 +126,17 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
   const dbPath = opts.dbPath ?? join(tempDir as string, "resonate.db");
   let port = opts.port ?? 0;
   if (bin && port === 0) port = freePort();
+  /** The flags both servers take, with the same meaning. */
+  const shared = [
+    "--timeouts-poll-interval",
+    String(tickMs),
+    "--messages-poll-interval",
+    String(messagesMs),
+    ...(opts.messagesBatchSize ? ["--messages-batch-size", String(opts.messagesBatchSize)] : []),
+    ...(opts.leaseTimeoutMs ? ["--tasks-lease-timeout", String(opts.leaseTimeoutMs)] : []),
+    ...(opts.retryTimeoutMs ? ["--tasks-retry-timeout", String(opts.retryTimeoutMs)] : []),
+    ...(opts.debug ? ["--debug"] : []),
+  ];
 
   const launch = async (): Promise<ChildProcess> => {
     if (bin) {
@@ -140,13 +153,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
           dbPath,
           "--observability-metrics-port",
           String(freePort()),
-          "--timeouts-poll-interval",
-          String(tickMs),
-          "--messages-poll-interval",
-          String(messagesMs),
-          ...(opts.leaseTimeoutMs ? ["--tasks-lease-timeout", String(opts.leaseTimeoutMs)] : []),
-          ...(opts.retryTimeoutMs ? ["--tasks-retry-timeout", String(opts.retryTimeoutMs)] : []),
-          ...(opts.debug ? ["--debug"] : []),
+          ...shared,
         ],
       });
       try {
@@ -175,13 +182,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
         ...(opts.tracePath ? ["--trace", opts.tracePath] : []),
         ...(opts.segmentBytes ? ["--log-segment-bytes", String(opts.segmentBytes)] : []),
         ...(opts.synchronous ? ["--synchronous", opts.synchronous] : []),
-        ...(opts.retryTimeoutMs ? ["--tasks-retry-timeout", String(opts.retryTimeoutMs)] : []),
-        ...(opts.leaseTimeoutMs ? ["--tasks-lease-timeout", String(opts.leaseTimeoutMs)] : []),
-        "--timeouts-poll-interval",
-        String(tickMs),
-        "--messages-poll-interval",
-        String(messagesMs),
-        ...(opts.debug ? ["--debug"] : []),
+        ...shared,
       ],
       readyLine: /^resonate server listening on http:\/\/[^:]+:(\d+)/,
     });

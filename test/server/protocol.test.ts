@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getTask, protocolCall, startResonateServer, waitFor } from "../../harness/index.ts";
+import { openEventStream } from "../../src/shared/http-client.ts";
 import {
   clientResult,
   E2E_TIMEOUT,
@@ -127,6 +128,48 @@ describe("resonate server: protocol round trips between SDK processes", () => {
       expect(clientResult(client)).toBe(42);
       expect(Date.now() - submitted).toBeGreaterThanOrEqual(retryTimeoutMs - 500);
       expect(stepCount([worker], "double", id)).toBe(1);
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "the delivery loop sends at most --messages-batch-size executes a run, one run every --messages-poll-interval",
+    async () => {
+      await using server = await startResonateServer({ messagesPollIntervalMs: 500, messagesBatchSize: 2 });
+      const arrivals: number[] = [];
+      const stream = await openEventStream(
+        new URL(`${server.url}/poll/batch/p1`),
+        { accept: "text/event-stream" },
+        (event) => {
+          if (event.type === "message" && JSON.parse(event.data).kind === "execute")
+            arrivals.push(Date.now());
+        },
+        5_000,
+      );
+      try {
+        const id = runId();
+        for (let i = 0; i < 5; i++) {
+          const created = await protocolCall(server.url, "promise.create", {
+            id: `batch:${id}-${i}`,
+            timeoutAt: Date.now() + 60_000,
+            param: {},
+            tags: { "resonate:target": "poll://any@batch" },
+          });
+          expect(created.status).toBe(200);
+        }
+        await waitFor(() => arrivals.length === 5, { timeout: 10_000, message: "five executes" });
+        // Runs are 500 ms apart, so arrivals within 250 ms of each other came in the same run.
+        const runs: number[][] = [];
+        for (const at of arrivals) {
+          const last = runs.at(-1);
+          if (last && at - (last[0] as number) < 250) last.push(at);
+          else runs.push([at]);
+        }
+        expect(runs.length).toBeGreaterThanOrEqual(3);
+        expect(runs.every((run) => run.length <= 2)).toBe(true);
+      } finally {
+        stream.close();
+      }
     },
     E2E_TIMEOUT,
   );
