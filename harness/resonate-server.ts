@@ -79,6 +79,8 @@ export interface ResonateServerOptions {
   messagesPollIntervalMs?: number;
   /** `--messages-batch-size`: messages of each kind one run of the delivery loop sends. Default 100. */
   messagesBatchSize?: number;
+  /** `--transports-http-poll-max-connections`: message streams open at once, at most. Default 1000. */
+  maxConnections?: number;
   /** Accept `debug.*` requests. */
   debug?: boolean;
   /**
@@ -133,6 +135,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     "--messages-poll-interval",
     String(messagesMs),
     ...(opts.messagesBatchSize ? ["--messages-batch-size", String(opts.messagesBatchSize)] : []),
+    ...(opts.maxConnections ? ["--transports-http-poll-max-connections", String(opts.maxConnections)] : []),
     ...(opts.leaseTimeoutMs ? ["--tasks-lease-timeout", String(opts.leaseTimeoutMs)] : []),
     ...(opts.retryTimeoutMs ? ["--tasks-retry-timeout", String(opts.retryTimeoutMs)] : []),
     ...(opts.debug ? ["--debug"] : []),

@@ -9,7 +9,8 @@
  * SIGTERM or SIGINT. Flags mirror `resonate serve` where the real server has
  * one, with the same meaning: --tasks-lease-timeout, --tasks-retry-timeout,
  * --timeouts-poll-interval, --messages-poll-interval, --messages-batch-size,
- * --debug; and --transports-http-poll-keepalive-interval.
+ * --transports-http-poll-max-connections, --debug; and
+ * --transports-http-poll-keepalive-interval, which the real server lacks.
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -46,6 +47,7 @@ try {
       "messages-poll-interval": { type: "string" },
       "messages-batch-size": { type: "string" },
       "transports-http-poll-keepalive-interval": { type: "string" },
+      "transports-http-poll-max-connections": { type: "string" },
       "max-body-bytes": { type: "string" },
       "log-segment-bytes": { type: "string" },
       synchronous: { type: "string" },
@@ -80,6 +82,7 @@ const options: ServerOptions = {
   messagesPollIntervalMs: flag("messages-poll-interval", SERVER_DEFAULTS.messagesPollIntervalMs),
   messagesBatchSize: flag("messages-batch-size", SERVER_DEFAULTS.messagesBatchSize, "messages"),
   keepAliveMs: flag("transports-http-poll-keepalive-interval", SERVER_DEFAULTS.keepAliveMs),
+  maxConnections: flag("transports-http-poll-max-connections", SERVER_DEFAULTS.maxConnections, "connections"),
   maxBodyBytes,
   segmentBytes: flag("log-segment-bytes", SERVER_DEFAULTS.segmentBytes, "bytes"),
   synchronous,

@@ -46,6 +46,8 @@ export interface ServerOptions {
    * none, as the real server sends none: a client must not depend on them.
    */
   keepAliveMs: number;
+  /** Streams open at once, at most; more are refused with 503 (`--transports-http-poll-max-connections`). */
+  maxConnections: number;
   /** Accept `debug.*` requests (the real server's `--debug`). */
   debug: boolean;
   /** Largest request body accepted (bytes). */
@@ -61,6 +63,7 @@ export const SERVER_DEFAULTS = {
   messagesPollIntervalMs: 100,
   messagesBatchSize: 100,
   keepAliveMs: 0,
+  maxConnections: 1_000,
   maxBodyBytes: 1024 * 1024,
   segmentBytes: 8 * 1024 * 1024,
   synchronous: DEFAULT_SYNCHRONOUS,
@@ -144,7 +147,7 @@ export class ProtocolServer {
       synchronous: opts.synchronous,
       onFatal: (error) => this.#fatal(error, undefined),
     });
-    this.hub = new Hub({ keepAliveMs: opts.keepAliveMs });
+    this.hub = new Hub({ keepAliveMs: opts.keepAliveMs, maxConnections: opts.maxConnections });
     const cold = new ColdStore(opts.dbPath);
     this.#cold = cold;
     this.#engine.cold = {

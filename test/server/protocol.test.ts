@@ -65,7 +65,8 @@ describe("resonate server: protocol round trips between SDK processes", () => {
       await using server = await startResonateServer();
       await using w1 = await startWorkerFixture(server, { group: "any", pid: "w1" });
       await using w2 = await startWorkerFixture(server, { group: "any", pid: "w2" });
-      const ids = [0, 1, 2, 3, 4, 5].map((i) => `any:${runId()}-${i}`);
+      // 16 calls: the real server picks a stream at random, and all 16 on one worker has odds of 1 in 32768.
+      const ids = Array.from({ length: 16 }, (_, i) => `any:${runId()}-${i}`);
       const clients = ids.map((id) =>
         startClientFixture(server, { id, func: "whoami", target: "any", args: [id] }),
       );
@@ -169,6 +170,75 @@ describe("resonate server: protocol round trips between SDK processes", () => {
         expect(runs.every((run) => run.length <= 2)).toBe(true);
       } finally {
         stream.close();
+      }
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "a second stream of the same pid waits behind the first: messages for the pid go to the first until it ends",
+    async () => {
+      await using server = await startResonateServer();
+      const got = { first: 0, second: 0 };
+      const open = (which: keyof typeof got) =>
+        openEventStream(
+          new URL(`${server.url}/poll/twice/p1`),
+          { accept: "text/event-stream" },
+          (event) => {
+            if (event.type === "message") got[which]++;
+          },
+          5_000,
+        );
+      const first = await open("first");
+      const second = await open("second");
+      const id = runId();
+      let n = 0;
+      const send = async () => {
+        const created = await protocolCall(server.url, "promise.create", {
+          id: `twice:${id}-${n++}`,
+          timeoutAt: Date.now() + 60_000,
+          param: {},
+          tags: { "resonate:target": "poll://uni@twice/p1" },
+        });
+        expect(created.status).toBe(200);
+      };
+      try {
+        await send();
+        await waitFor(() => got.first === 1, { message: "the first stream got the message" });
+        expect(got.second).toBe(0);
+        first.close();
+        await waitFor(
+          async () => {
+            await send();
+            return got.second > 0;
+          },
+          { interval: 200, message: "the second stream gets messages once the first ended" },
+        );
+        expect(got.first).toBe(1);
+      } finally {
+        first.close();
+        second.close();
+      }
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "refuses a message stream past --transports-http-poll-max-connections with 503",
+    async () => {
+      await using server = await startResonateServer({ maxConnections: 2 });
+      const open = (pid: string) =>
+        openEventStream(
+          new URL(`${server.url}/poll/cap/${pid}`),
+          { accept: "text/event-stream" },
+          () => {},
+          5_000,
+        );
+      const streams = [await open("a"), await open("b")];
+      try {
+        await expect(open("c")).rejects.toThrow("event stream answered 503");
+      } finally {
+        for (const stream of streams) stream.close();
       }
     },
     E2E_TIMEOUT,
