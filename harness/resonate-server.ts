@@ -42,6 +42,9 @@ export const HARNESS_ONLY = {
   commitLog: "our commit log and its segments; the real server writes SQLite directly",
   /** `debug.snap` with everything the server holds, outbox included. */
   debugSnap: "debug.snap as our server answers it; the real server's debug.snap differs",
+  /** Promise ids checked against `resonate:origin`, `resonate:branch` and `resonate:parent`, as servers after v0.9.8 do. */
+  lineage:
+    "promise ids checked against resonate:origin, branch and parent; the real server v0.9.8 does not check them",
   /** `413` for a request body over `--max-body-bytes`. */
   bodyLimit: "a request body limit; the real server v0.9.8 accepts any size",
   /** Refusing heartbeats that name no task or mix origins, as servers after v0.9.8 do. */

@@ -22,6 +22,19 @@ const alive = (pid: number) => {
   }
 };
 
+/**
+ * Whether no process listens on `port` any more: a server that lingers after
+ * its launcher died keeps it bound even when it no longer answers.
+ */
+const portReleased = (port: number) => {
+  try {
+    Bun.listen({ hostname: "0.0.0.0", port, socket: { data() {} } }).stop(true);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 describe("npm start (harness/start.ts)", () => {
   test(
     "starts everything, stops every process it started on SIGTERM, and resumes in-flight work on restart",
@@ -83,12 +96,17 @@ describe("npm start (harness/start.ts)", () => {
         );
         expect(done.result).toMatchObject({ status: "shipped", approver: "after-restart" });
 
-        // A launcher killed outright (no chance to clean up) still leaves no worker behind.
+        // A launcher killed outright (no chance to clean up) still leaves no worker and no server behind.
         const orphans = workerPids(second.output());
+        const resonatePort = Number(env.RESONATE_PORT);
+        expect((await fetch(`http://127.0.0.1:${resonatePort}/health`)).status).toBe(200);
         second.kill("SIGKILL");
         await second.exited;
         await waitFor(() => orphans.every((pid) => !alive(pid)), {
           message: "workers of a killed launcher exit",
+        });
+        await waitFor(() => portReleased(resonatePort), {
+          message: "the Resonate server of a killed launcher exits",
         });
       } finally {
         rmSync(dataDir, { recursive: true, force: true });

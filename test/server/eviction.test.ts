@@ -7,6 +7,7 @@ import { PROTOCOL_VERSION } from "../../harness/server/validate.ts";
 import {
   clientResult,
   E2E_TIMEOUT,
+  requireCapability,
   runId,
   startClientFixture,
   startWorkerFixture,
@@ -190,7 +191,8 @@ describe("IndexedEngine.evictBranch", () => {
 });
 
 describe("resonate server: workflows over small segments", () => {
-  test(
+  // Needs our commit log (segments, eviction) and /healthz's resident count.
+  requireCapability("commitLog")(
     "results stay right and the same id answers the same after its promises left memory",
     async () => {
       await using server = await startResonateServer({ segmentBytes: 4096 });
