@@ -20,7 +20,8 @@ export class Carrier {
 
   constructor(opts: { ledgerPath: string }) {
     this.#db = new Database(opts.ledgerPath, { create: true, strict: true });
-    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
+    // The busy timeout first: switching to WAL takes a lock that another process opening the ledger may hold.
+    this.#db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;");
     this.#db.exec(`CREATE TABLE IF NOT EXISTS shipments (
       id TEXT PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE, fingerprint TEXT NOT NULL, order_id TEXT NOT NULL,
       tracking_number TEXT NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL)`);

@@ -59,7 +59,8 @@ export class PaymentProvider {
     this.#opts = { ...opts, webhookDelayMs: opts.webhookDelayMs ?? 200, maxAttempts: opts.maxAttempts ?? 12 };
     this.webhookUrl = opts.webhookUrl;
     this.#db = new Database(opts.ledgerPath, { create: true, strict: true });
-    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");
+    // The busy timeout first: switching to WAL takes a lock that another process opening the ledger may hold.
+    this.#db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;");
     this.#db.exec(SCHEMA);
     this.#webhook = new Webhook(opts.webhookSecret);
   }
