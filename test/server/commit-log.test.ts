@@ -454,6 +454,17 @@ describe("server flags", () => {
       flag: `--synchronous=${bad}`,
       message: `--synchronous must be one of full, normal, got "${bad}"`,
     })),
+    ...[
+      ["messages-poll-interval", "milliseconds"],
+      ["timeouts-poll-interval", "milliseconds"],
+      ["messages-batch-size", "messages"],
+      ["transports-http-poll-max-connections", "connections"],
+    ].flatMap(([name, unit]) =>
+      ["0", "-1", "0.5", "soon"].map((bad) => ({
+        flag: `--${name}=${bad}`,
+        message: `--${name} must be a positive number of ${unit}, got "${bad}"`,
+      })),
+    ),
   ];
   for (const { flag, message } of refused) {
     test(`${flag} is refused with exit 2 and a message, and no state file is made`, () => {
