@@ -6,7 +6,7 @@ export const PROCESS_DEFAULTS = {
   readyTimeoutMs: 20_000,
   /** How long `stop()` waits after SIGTERM before it sends SIGKILL (ms). */
   stopGraceMs: 5_000,
-  /** How many characters of output a handle keeps. */
+  /** How many characters of output a handle keeps, at least (it trims back to this at twice as many). */
   outputLimit: 1_000_000,
 } as const;
 
@@ -70,7 +70,9 @@ export function spawnProcess(opts: SpawnOptions): ChildProcess {
   const partial = { stdout: "", stderr: "" };
   const append = (text: string, stream: "stdout" | "stderr") => {
     output += text;
-    if (output.length > PROCESS_DEFAULTS.outputLimit) output = output.slice(-PROCESS_DEFAULTS.outputLimit);
+    // Trimmed once it holds twice the limit, so a chatty child costs one copy per limit's worth of output.
+    if (output.length > 2 * PROCESS_DEFAULTS.outputLimit)
+      output = output.slice(-PROCESS_DEFAULTS.outputLimit);
     if (echo) process.stderr.write(text.replace(/^(?=.)/gm, `[${opts.name}] `));
     if (!isReady && readyRe) {
       const lines = (partial[stream] + text).split("\n");

@@ -34,14 +34,10 @@ export function defaultServerKind(): ServerKind {
  * (see `requireCapability` in `test/fixtures.ts`) and skip on the real one.
  */
 export const HARNESS_ONLY = {
-  /** `GET /healthz` with the open SSE streams and the records held in memory. */
-  healthz: "our /healthz (connections, resident records); the real server has /health with an empty body",
   /** `--trace`: an NDJSON line per protocol call. */
   trace: "--trace; the real server has no protocol trace file",
   /** The commit log in front of SQLite (`--log-segment-bytes`, `--synchronous`) and its eviction. */
   commitLog: "our commit log and its segments; the real server writes SQLite directly",
-  /** `debug.snap` with everything the server holds, outbox included. */
-  debugSnap: "debug.snap as our server answers it; the real server's debug.snap differs",
   /** Promise ids checked against `resonate:origin`, `resonate:branch` and `resonate:parent`, as servers after v0.9.8 do. */
   lineage:
     "promise ids checked against resonate:origin, branch and parent; the real server v0.9.8 does not check them",
@@ -91,6 +87,8 @@ export interface ResonateServerOptions {
    * `RESONATE_BIN` environment variable.
    */
   bin?: string | undefined;
+  /** Which server to run, whatever `RESONATE_BIN` says: `harness` is ours, `real` needs `bin` or `RESONATE_BIN`. */
+  kind?: ServerKind;
 }
 
 /** A running Resonate server that a test started. */
@@ -124,7 +122,9 @@ const PARENT_DEATH_KILLS = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "SI
  * Ours by default; the real one when `bin`/`RESONATE_BIN` names it.
  */
 export async function startResonateServer(opts: ResonateServerOptions = {}): Promise<ResonateServer> {
-  const bin = opts.bin ?? process.env.RESONATE_BIN;
+  const bin = opts.kind === "harness" ? undefined : opts.bin || process.env.RESONATE_BIN || undefined;
+  if (opts.kind === "real" && !bin)
+    throw new Error("startResonateServer: kind real needs bin or RESONATE_BIN");
   const tickMs = opts.tickMs ?? SERVER_TUNING.timeoutsPollIntervalMs;
   const messagesMs = opts.messagesPollIntervalMs ?? SERVER_TUNING.messagesPollIntervalMs;
   const tempDir = opts.dbPath ? undefined : mkdtempSync(join(tmpdir(), "resonate-server-"));
@@ -159,6 +159,9 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
           dbPath,
           "--observability-metrics-port",
           String(freePort()),
+          // At its default (info) it logs about three lines per request, which costs the process that reads them.
+          "--level",
+          process.env.RESONATE_LOG_LEVEL ?? "warn",
           ...shared,
         ],
       });

@@ -99,7 +99,7 @@ export const runId = () => `${Date.now().toString(36)}${Math.random().toString(3
 export function requireCapability(capability: Capability): typeof test {
   const missing = missingCapability(capability);
   if (missing === undefined) return test;
-  const skip = (name: string, fn: () => void | Promise<unknown>, timeout?: number) =>
+  const skip = (name: string, fn: Parameters<typeof test.skip>[1], timeout?: number) =>
     test.skip(`${name} (skipped on the real server: ${missing})`, fn, timeout);
   return skip as unknown as typeof test;
 }
