@@ -1,23 +1,39 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { spawnProcess } from "../../harness/index.ts";
+import { SERVER_TUNING, spawnProcess } from "../../harness/index.ts";
 import { E2E_TIMEOUT } from "../fixtures.ts";
 
 const LOAD = resolve(import.meta.dir, "../../harness/load/main.ts");
+const STAND_IN = resolve(import.meta.dir, "stand-in-resonate-fixture.ts");
 
-/** Runs the load tool with `args` and `--json`; expects it to exit 0 and returns its output and JSON report. */
-async function loadRun(args: string[]) {
+/**
+ * Runs the load tool with `args` and `--json` (and `--html` into `html`, if
+ * given); expects it to exit 0 and returns its output and JSON report.
+ */
+async function loadRun(args: string[], opts: { env?: Record<string, string>; html?: string } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "load-test-"));
   try {
     const json = join(dir, "load.json");
-    await using run = spawnProcess({ name: "load", cmd: [process.execPath, LOAD, ...args, "--json", json] });
+    await using run = spawnProcess({
+      name: "load",
+      cmd: [process.execPath, LOAD, ...args, "--json", json, ...(opts.html ? ["--html", opts.html] : [])],
+      env: opts.env,
+    });
     expect(await run.exited).toBe(0);
     return { output: run.output(), report: JSON.parse(readFileSync(json, "utf8")) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** An executable file in `dir` that runs the stand-in for the real binary; what RESONATE_BIN names. */
+function standInBinary(dir: string): string {
+  const bin = join(dir, "resonate");
+  writeFileSync(bin, `#!/bin/sh\nexec '${process.execPath}' '${STAND_IN}' "$@"\n`);
+  chmodSync(bin, 0o755);
+  return bin;
 }
 
 /**
@@ -167,9 +183,81 @@ describe("npm run load", () => {
   );
 
   test(
+    "names the server and its poll intervals in the header and the JSON, and runs ours by default even when RESONATE_BIN is set",
+    async () => {
+      const { output, report } = await loadRun(
+        ["--duration", "1", "--rate", "40", "--warmup", "0", "--messages-poll-interval", "5"],
+        { env: { RESONATE_BIN: "/nonexistent/resonate" } },
+      );
+      expect(output).toContain(
+        `load: server harness (messages polled every 5 ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), deadline 1000 ms, 1 pricing worker(s), server commits synced: normal`,
+      );
+      expect(report).toMatchObject({
+        server: "harness",
+        servers: ["harness"],
+        messages_poll_interval_ms: 5,
+        timeouts_poll_interval_ms: SERVER_TUNING.timeoutsPollIntervalMs,
+        checks: "passed",
+      });
+      expect(report.durable.status).toEqual({ 200: 40 });
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "with --server both, runs ours, then the binary RESONATE_BIN names (here a stand-in that runs ours), in one report whose rows name their server",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "load-test-"));
+      try {
+        const html = join(dir, "load.html");
+        const { output, report } = await loadRun(
+          ["--server", "both", "--duration", "1", "--rate", "40", "--warmup", "0"],
+          { env: { RESONATE_BIN: standInBinary(dir) }, html },
+        );
+        expect(output).toContain(
+          `load: servers harness then real (messages polled every ${SERVER_TUNING.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), deadline 1000 ms, 1 pricing worker(s), harness server commits synced: normal`,
+        );
+        const rows = output
+          .split("\n")
+          .filter((line) => /^\S+\s+\d+\s+\d+\s+[\d.]+\s/.test(line))
+          .map((line) => line.split(/\s+/)[0]);
+        expect(rows).toEqual(["harness:durable", "harness:baseline", "real:durable", "real:baseline"]);
+        expect(output).toMatch(/^real\/harness, durable: p50 ×[\d.]+, p99 ×[\d.]+$/m);
+        expect(report).toMatchObject({
+          server: "both",
+          servers: ["harness", "real"],
+          messages_poll_interval_ms: SERVER_TUNING.messagesPollIntervalMs,
+          timeouts_poll_interval_ms: SERVER_TUNING.timeoutsPollIntervalMs,
+          checks: "passed",
+        });
+        expect(Object.keys(report.by_server)).toEqual(["harness", "real"]);
+        expect(report.by_server.harness.synchronous).toBe("normal");
+        expect(report.by_server.real.synchronous).toBeNull();
+        for (const server of ["harness", "real"]) {
+          // The self-checks ran on each server's rows.
+          expect(report.by_server[server]).toMatchObject({ checks: "passed", deadline_violations: 0 });
+          expect(report.by_server[server].durable.status).toEqual({ 200: 40 });
+          expect(report.by_server[server].baseline.status).toEqual({ 200: 40 });
+        }
+        const { harness, real } = report.by_server;
+        expect(report.real_vs_harness).toEqual({
+          durable_p50: Math.round((real.durable.p50_ms / harness.durable.p50_ms) * 100) / 100,
+          durable_p99: Math.round((real.durable.p99_ms / harness.durable.p99_ms) * 100) / 100,
+        });
+        expect(report.timelines.map((p: { name: string }) => p.name)).toEqual(rows);
+        const page = readFileSync(html, "utf8");
+        for (const row of rows) expect(page).toContain(`<td>${row}</td>`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
     "refuses a bad flag value with a clear message",
     async () => {
-      for (const [args, message] of [
+      for (const [args, message, env = { RESONATE_BIN: "" }] of [
         [["--repeat", "3"], "--repeat is the share of requests that repeat a recent quote, 0 to 1"],
         [["--runs", "0"], '--runs must be a number ≥ 1, got "0"'],
         [["--runs", "1.5"], '--runs must be a whole number ≥ 1, got "1.5"'],
@@ -180,8 +268,31 @@ describe("npm run load", () => {
           ["--synchronous", "full", "--url", "http://127.0.0.1:9"],
           "--synchronous sets the server this tool starts; it does not go with --url",
         ],
+        [["--server", "nope"], '--server must be one of harness, real, both, got "nope"'],
+        [
+          ["--server", "real"],
+          "--server real runs the real server that RESONATE_BIN names, and it is not set",
+        ],
+        [
+          ["--server", "both"],
+          "RESONATE_BIN=/nonexistent/resonate is not an executable file (--server both)",
+          { RESONATE_BIN: "/nonexistent/resonate" },
+        ],
+        [
+          ["--server", "both", "--url", "http://127.0.0.1:9"],
+          "--server sets the server this tool starts; it does not go with --url",
+        ],
+        [
+          ["--server", "real", "--synchronous", "full"],
+          "--synchronous sets our server's commit log; the real server has none, so not with --server real",
+        ],
+        [["--messages-poll-interval", "0"], '--messages-poll-interval must be a number ≥ 1, got "0"'],
+        [
+          ["--messages-poll-interval", "2.5"],
+          '--messages-poll-interval must be a whole number of ms ≥ 1, got "2.5"',
+        ],
       ] as const) {
-        await using run = spawnProcess({ name: "load", cmd: [process.execPath, LOAD, ...args] });
+        await using run = spawnProcess({ name: "load", cmd: [process.execPath, LOAD, ...args], env });
         expect(await run.exited).toBe(2);
         expect(run.output()).toContain(message);
       }
