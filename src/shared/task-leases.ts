@@ -15,31 +15,36 @@ export function originOf(id: string): string {
 /**
  * The tasks one process holds, learned from its own protocol requests and
  * their answers. A task is held from a `task.create` or `task.acquire` that
- * answers it acquired by this pid, until the SDK lets go of it: it sends a
- * `task.fulfill` or `task.release`, or a `task.suspend` that is not answered
- * 300 (an awaited promise already settled, so it runs on). The SDK sends one
- * of those whenever it stops working on a task, even when the server is out
- * of reach, so a request that fails on the way lets go too: a task the
- * process gave up while the server was down must lapse and move on, not be
- * kept alive by its heartbeats. A 404 or 409 to a fence (the lease is gone)
- * lets go as well. Only the version held is let go of.
+ * answers it acquired by this pid, until the SDK lets go of it: the answer
+ * to its `task.fulfill` or `task.release`, or to a `task.suspend` other
+ * than 300 (300: an awaited promise already settled, so it runs on). A
+ * request that fails on the way lets go too, since the SDK gives a task up
+ * when one of these fails: a task the process gave up while the server was
+ * down must lapse and move on, not be kept alive by its heartbeats. A 404
+ * or 409 to a fence (the lease is gone) lets go as well. Only the version
+ * held is let go of.
+ *
+ * The SDK can also give a task up without a word (a promise it cannot
+ * decode right after acquiring it), so a task is not heartbeated past its
+ * promise's timeout either: no server would run it after that.
  */
 export class TaskLeases {
   readonly #pid: string;
-  readonly #held = new Map<string, number>();
+  /** id → the version held and the timeout of its promise. */
+  readonly #held = new Map<string, { version: number; timeoutAt: number }>();
 
   constructor(pid: string) {
     this.#pid = pid;
   }
 
-  /** The tasks held now, in the order they were acquired. */
-  held(): HeldTask[] {
-    return [...this.#held].map(([id, version]) => ({ id, version }));
-  }
-
-  /** Notes a request on its way: a fulfill or release lets go of its task whatever the answer. */
-  sending(req: Request): void {
-    if (req.kind === "task.fulfill" || req.kind === "task.release") this.#drop(req.data.id, req.data.version);
+  /** The tasks held at `now`, in the order they were acquired. */
+  held(now = Date.now()): HeldTask[] {
+    const held: HeldTask[] = [];
+    for (const [id, { version, timeoutAt }] of this.#held) {
+      if (timeoutAt > now) held.push({ id, version });
+      else this.#held.delete(id);
+    }
+    return held;
   }
 
   /** Notes what a request's answer, or its failure (`res` undefined), says about the tasks of this pid. */
@@ -49,11 +54,20 @@ export class TaskLeases {
       case "task.create":
       case "task.acquire": {
         if (status !== 200) return;
-        const task = (res?.data as { task?: { id: string; state: string; version: number; pid?: string } })
-          .task;
-        if (task?.state === "acquired" && task.pid === this.#pid) this.#held.set(task.id, task.version);
+        const { task, promise } = res?.data as {
+          task?: { id: string; state: string; version: number; pid?: string };
+          promise?: { timeoutAt?: number };
+        };
+        if (task?.state === "acquired" && task.pid === this.#pid) {
+          const timeoutAt = promise?.timeoutAt ?? Number.POSITIVE_INFINITY;
+          this.#held.set(task.id, { version: task.version, timeoutAt });
+        }
         return;
       }
+      case "task.fulfill":
+      case "task.release":
+        this.#drop(req.data.id, req.data.version);
+        return;
       case "task.suspend":
         if (status !== 300) this.#drop(req.data.id, req.data.version);
         return;
@@ -86,7 +100,7 @@ export class TaskLeases {
   }
 
   #drop(id: string, version: number): void {
-    if (this.#held.get(id) === version) this.#held.delete(id);
+    if (this.#held.get(id)?.version === version) this.#held.delete(id);
   }
 }
 
@@ -142,7 +156,6 @@ export class HeartbeatingNetwork implements Network {
         data: {},
       };
     }
-    this.leases.sending(req);
     let res: Response;
     try {
       res = await this.#inner.send(req);

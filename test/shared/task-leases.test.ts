@@ -28,9 +28,15 @@ function reply(req: Request, status: number, data: unknown): Response {
   return { kind: req.kind, head: { corrId: req.head.corrId, status, version: VERSION }, data } as Response;
 }
 
-const taskRecord = (id: string, version: number, pid = "p1", state = "acquired") => ({
+const taskRecord = (
+  id: string,
+  version: number,
+  pid = "p1",
+  state = "acquired",
+  timeoutAt = Date.now() + 60_000,
+) => ({
   task: { id, state, version, pid, ttl: 1_000, resumes: 0 },
-  promise: { id },
+  promise: { id, timeoutAt },
   preload: [],
 });
 
@@ -38,8 +44,8 @@ function setup() {
   const inner = new RecordingNetwork();
   const network = new HeartbeatingNetwork(inner, "p1");
   const send = (req: unknown) => network.send(req as Parameters<Network["send"]>[0]);
-  const acquire = async (id: string, version: number, pid = "p1") => {
-    inner.answer = (req) => reply(req, 200, taskRecord(id, version + 1, pid));
+  const acquire = async (id: string, version: number, pid = "p1", timeoutAt?: number) => {
+    inner.answer = (req) => reply(req, 200, taskRecord(id, version + 1, pid, "acquired", timeoutAt));
     await send({ kind: "task.acquire", head: head(), data: { id, version, pid, ttl: 1_000 } });
   };
   const answerWith = (status: number, data: unknown = {}) => {
@@ -118,9 +124,9 @@ describe("HeartbeatingNetwork: the SDK's heartbeats name the tasks this process 
     expect((await beat()).sent).toEqual([]);
   });
 
-  test("suspend 200, fulfill 200, release 200 and a 409 fence let a task go; suspend 300 keeps it", async () => {
+  test("suspend 200, fulfill 200, release 200 and a 404 or 409 fence let a task go; suspend 300 and fence 200 keep it", async () => {
     const { acquire, answerWith, send, beat, network } = setup();
-    for (const id of ["s200", "s300", "f", "r", "fence409", "fence200"]) await acquire(id, 0);
+    for (const id of ["s200", "s300", "f", "r", "fence409", "fence404", "fence200"]) await acquire(id, 0);
     const at = (id: string) => ({ id, version: 1 });
     answerWith(200);
     await send({ kind: "task.suspend", head: head(), data: { ...at("s200"), actions: [] } });
@@ -132,6 +138,8 @@ describe("HeartbeatingNetwork: the SDK's heartbeats name the tasks this process 
     await send({ kind: "task.release", head: head(), data: at("r") });
     answerWith(409, "Fence check failed");
     await send({ kind: "task.fence", head: head(), data: { ...at("fence409"), action: {} } });
+    answerWith(404, "Task not found");
+    await send({ kind: "task.fence", head: head(), data: { ...at("fence404"), action: {} } });
     answerWith(200, { action: {}, preload: [] });
     await send({ kind: "task.fence", head: head(), data: { ...at("fence200"), action: {} } });
     expect(network.leases.held()).toEqual([at("s300"), at("fence200")]);
@@ -164,6 +172,31 @@ describe("HeartbeatingNetwork: the SDK's heartbeats name the tasks this process 
     await fail({ kind: "task.fence", head: head(), data: { ...at("fence"), action: {} } });
     expect(network.leases.held()).toEqual([at("fence")]);
     await fail({ kind: "task.heartbeat", head: head(), data: { pid: "p1", tasks: [] } });
+  });
+
+  test("a task is not heartbeated once its promise's timeout has passed, as when the SDK dropped it without a word", async () => {
+    const { acquire, beat, network } = setup();
+    await acquire("gone", 0, "p1", Date.now() - 1);
+    await acquire("live", 0);
+    expect((await beat()).sent.map((r) => r.data)).toEqual([
+      { pid: "p1", tasks: [{ id: "live", version: 1 }] },
+    ]);
+    expect(network.leases.held()).toEqual([{ id: "live", version: 1 }]);
+  });
+
+  test("a fulfill in flight is still heartbeated until it is answered", async () => {
+    const { inner, acquire, send, beat } = setup();
+    await acquire("t", 0);
+    let answer: () => void = () => {};
+    inner.answer = (req) =>
+      new Promise((resolve) => {
+        answer = () => resolve(reply(req, 200, { promise: {} }));
+      });
+    const fulfilled = send({ kind: "task.fulfill", head: head(), data: { id: "t", version: 1, action: {} } });
+    expect((await beat()).sent.map((r) => r.data)).toEqual([{ pid: "p1", tasks: [{ id: "t", version: 1 }] }]);
+    answer();
+    await fulfilled;
+    expect((await beat()).sent).toEqual([]);
   });
 
   test("other requests pass through untouched, with their answers", async () => {
@@ -207,7 +240,7 @@ describe("resonateClient in-process (no RESONATE_URL)", () => {
       expect(await resonate.run(`long:${crypto.randomUUID()}`, "long_step")).toBe("done");
       expect(runs).toBe(1);
     } finally {
-      resonate.stop();
+      await resonate.stop();
     }
   }, 15_000);
 });
