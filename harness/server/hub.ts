@@ -42,8 +42,8 @@ const STREAM_BUFFER = 100;
  * goes to that pid if it is connected and otherwise to any stream of the
  * group; `any@group` to any stream of the group (round robin, where the
  * real server picks one at random). A second stream for the same pid is
- * kept beside the first, and messages for the pid go to the first, until
- * the first ends. A stream holds at most 100 frames its client has not
+ * kept beside the first, and messages addressed to the pid go to the
+ * first, until the first ends (an `any@group` message may go to either). A stream holds at most 100 frames its client has not
  * taken; past that, and with no matching stream, a message is not
  * delivered. At most `maxConnections` streams are open; more are refused
  * with 503.
@@ -121,6 +121,8 @@ export class Hub {
           connection.send(": connected\n\n");
           if (this.#keepAliveMs > 0)
             keepAlive = setInterval(() => connection?.send(": keep-alive\n\n"), this.#keepAliveMs);
+          // A client that left before the stream started never fires its abort event.
+          if (signal.aborted) connection.close();
         },
         cancel: () => {
           detach();

@@ -107,8 +107,8 @@ export interface ProtocolReply {
 /**
  * A Resonate server: the SDK's protocol engine, made durable by a commit
  * log that is written before every answer (and synced, with `synchronous:
- * "full"`) and folded into SQLite behind it, with messages routed to SSE
- * streams and retried until a process receives them.
+ * "full"`) and folded into SQLite behind it, with messages sent to SSE
+ * streams by a delivery loop, as the real server sends them.
  *
  * Memory holds what is still in play. Once every promise of a branch is
  * settled and done with and its last change is folded into SQLite, the
@@ -188,7 +188,6 @@ export class ProtocolServer {
     clearTimeout(this.#deliveryTimer);
     this.#deliveryTimer = undefined;
     this.hub.closeAll();
-    if (this.#delivered.size > 0) this.#openBatch();
     this.#commitBatch();
     await this.#log.close();
     this.#cold.close();
@@ -468,12 +467,14 @@ export class ProtocolServer {
     }
     if (taken.length === 0) return;
     const batch = this.#openBatch();
+    // A debug.reset that joins this batch afterwards must still keep these from being sent.
+    const generation = this.#generation;
     for (const entry of taken) {
       this.#outbox.delete(entry.key);
       this.#delivered.add(entry.key);
     }
     batch.replies.push(() => {
-      if (this.#failed || batch.generation !== this.#generation) return;
+      if (this.#failed || generation !== this.#generation) return;
       for (const entry of taken) this.hub.deliver(entry.address, entry.message);
       this.#scheduleDelivery();
     });
