@@ -89,6 +89,12 @@ export interface ResonateServerOptions {
   bin?: string | undefined;
   /** Which server to run, whatever `RESONATE_BIN` says: `harness` is ours, `real` needs `bin` or `RESONATE_BIN`. */
   kind?: ServerKind;
+  /**
+   * The real binary's `--level`. Default `warn`: at its own default (`info`)
+   * it logs about three lines per request, and reading them cost the
+   * process that started it half a core under load.
+   */
+  realLogLevel?: "debug" | "info" | "warn" | "error";
 }
 
 /** A running Resonate server that a test started. */
@@ -115,7 +121,18 @@ export interface ResonateServer extends AsyncDisposable {
  * the process it runs is killed by the kernel once its parent is gone, even
  * when the parent was SIGKILLed and could clean nothing up.
  */
-const PARENT_DEATH_KILLS = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "SIGKILL", "--"] : [];
+const PARENT_DEATH_KILLS = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "SIGKILL", "--"] : undefined;
+
+let warnedNoSetpriv = false;
+function warnNoSetpriv(): string[] {
+  if (!warnedNoSetpriv) {
+    warnedNoSetpriv = true;
+    console.warn(
+      "startResonateServer: setpriv (util-linux) not found; a real server outlives this process if it is killed",
+    );
+  }
+  return [];
+}
 
 /**
  * Starts a Resonate server as a child process and waits until it answers.
@@ -150,7 +167,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
         name: "resonate",
         // The real binary does not watch its parent: the kernel kills it when this process dies.
         cmd: [
-          ...PARENT_DEATH_KILLS,
+          ...(PARENT_DEATH_KILLS ?? warnNoSetpriv()),
           bin,
           "serve",
           "--server-port",
@@ -159,20 +176,25 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
           dbPath,
           "--observability-metrics-port",
           String(freePort()),
-          // At its default (info) it logs about three lines per request, which costs the process that reads them.
           "--level",
-          process.env.RESONATE_LOG_LEVEL ?? "warn",
+          opts.realLogLevel ?? "warn",
           ...shared,
         ],
       });
       try {
-        await waitFor(
-          async () => {
-            if (child.killed) throw new Error("exited");
-            return (await fetch(`http://127.0.0.1:${port}/health`)).ok;
-          },
+        let exitCode: number | undefined;
+        void child.exited.then((code) => {
+          exitCode = code;
+        });
+        const state = await waitFor(
+          async () =>
+            exitCode !== undefined
+              ? "exited"
+              : (await fetch(`http://127.0.0.1:${port}/health`)).ok && "answering",
           { timeout: 20_000, message: `resonate binary answering on port ${port}` },
         );
+        if (state === "exited")
+          throw new Error(`resonate binary exited with ${exitCode} before it answered:\n${child.output()}`);
       } catch (error) {
         await child.stop();
         throw error;
