@@ -9,6 +9,7 @@ import {
   type ResonateServer,
   spawnProcess,
 } from "../harness/index.ts";
+import { type EventStream, openEventStream } from "../src/shared/http-client.ts";
 
 const WORKER = resolve(import.meta.dir, "fixtures/sdk-worker-fixture.ts");
 const CLIENT = resolve(import.meta.dir, "fixtures/sdk-client-fixture.ts");
@@ -60,6 +61,26 @@ export function startClientFixture(
     env: { RESONATE_URL: server.url },
     readyLine: /^submitted /,
   });
+}
+
+/**
+ * Opens the message stream of `group`/`pid` on `server` as a process would,
+ * and hands `onMessage` every message on it, parsed; resolves once it is open.
+ */
+export function openMessageStream(
+  server: Pick<ResonateServer, "url">,
+  group: string,
+  pid: string,
+  onMessage: (message: unknown) => void,
+): Promise<EventStream> {
+  return openEventStream(
+    new URL(`${server.url}/poll/${group}/${pid}`),
+    { accept: "text/event-stream" },
+    (event) => {
+      if (event.type === "message") onMessage(JSON.parse(event.data));
+    },
+    5_000,
+  );
 }
 
 /** The `result <json>` a client fixture printed, parsed; throws if it has not printed one. */

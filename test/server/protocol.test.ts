@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getTask, protocolCall, startResonateServer, waitFor } from "../../harness/index.ts";
-import { openEventStream } from "../../src/shared/http-client.ts";
 import {
   clientResult,
   E2E_TIMEOUT,
+  openMessageStream,
   requireCapability,
   runId,
   startClientFixture,
@@ -118,14 +118,17 @@ describe("resonate server: protocol round trips between SDK processes", () => {
     "work submitted while no worker is connected is offered again at the task's retry timeout, not when a worker connects",
     async () => {
       // The first execute finds no stream and is dropped, as on the real server; the retry timeout re-offers it.
-      const retryTimeoutMs = 3_000;
+      const retryTimeoutMs = 5_000;
       await using server = await startResonateServer({ retryTimeoutMs, tickMs: 100 });
       const id = `late:${runId()}`;
       await using client = startClientFixture(server, { id, func: "double", target: "late", args: [21] });
       await client.ready;
       const submitted = Date.now();
       await using worker = await startWorkerFixture(server, { group: "late", pid: "w1" });
-      await waitFor(() => clientResult(client), { timeout: 15_000, message: "client result" });
+      const connected = Date.now();
+      // Connected well before the retry timeout, so a send on connect would have shown up early.
+      expect(connected - submitted).toBeLessThan(retryTimeoutMs - 2_000);
+      await waitFor(() => clientResult(client), { timeout: 20_000, message: "client result" });
       expect(clientResult(client)).toBe(42);
       expect(Date.now() - submitted).toBeGreaterThanOrEqual(retryTimeoutMs - 500);
       expect(stepCount([worker], "double", id)).toBe(1);
@@ -138,15 +141,9 @@ describe("resonate server: protocol round trips between SDK processes", () => {
     async () => {
       await using server = await startResonateServer({ messagesPollIntervalMs: 500, messagesBatchSize: 2 });
       const arrivals: number[] = [];
-      const stream = await openEventStream(
-        new URL(`${server.url}/poll/batch/p1`),
-        { accept: "text/event-stream" },
-        (event) => {
-          if (event.type === "message" && JSON.parse(event.data).kind === "execute")
-            arrivals.push(Date.now());
-        },
-        5_000,
-      );
+      const stream = await openMessageStream(server, "batch", "p1", (message) => {
+        if ((message as { kind: string }).kind === "execute") arrivals.push(Date.now());
+      });
       try {
         const id = runId();
         for (let i = 0; i < 5; i++) {
@@ -181,14 +178,9 @@ describe("resonate server: protocol round trips between SDK processes", () => {
       await using server = await startResonateServer();
       const got = { first: 0, second: 0 };
       const open = (which: keyof typeof got) =>
-        openEventStream(
-          new URL(`${server.url}/poll/twice/p1`),
-          { accept: "text/event-stream" },
-          (event) => {
-            if (event.type === "message") got[which]++;
-          },
-          5_000,
-        );
+        openMessageStream(server, "twice", "p1", () => {
+          got[which]++;
+        });
       const first = await open("first");
       const second = await open("second");
       const id = runId();
@@ -227,13 +219,7 @@ describe("resonate server: protocol round trips between SDK processes", () => {
     "refuses a message stream past --transports-http-poll-max-connections with 503",
     async () => {
       await using server = await startResonateServer({ maxConnections: 2 });
-      const open = (pid: string) =>
-        openEventStream(
-          new URL(`${server.url}/poll/cap/${pid}`),
-          { accept: "text/event-stream" },
-          () => {},
-          5_000,
-        );
+      const open = (pid: string) => openMessageStream(server, "cap", pid, () => {});
       const streams = [await open("a"), await open("b")];
       try {
         await expect(open("c")).rejects.toThrow("event stream answered 503");
