@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { Quote } from "../../workers/pricing.ts";
 import { type Deps, readPromise } from "../deps.ts";
 import { HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
@@ -11,7 +12,7 @@ const QUOTE_ID = /^quote:[0-9a-f]{32}$/;
 export function quoteId(req: QuoteRequest, now: number, validityMs: number): string {
   const window = Math.floor(now / validityMs);
   const key = JSON.stringify([req.sku, req.qty, req.customer_id ?? null, window]);
-  return `quote:${new Bun.CryptoHasher("sha256").update(key).digest("hex").slice(0, 32)}`;
+  return `quote:${createHash("sha256").update(key).digest("hex").slice(0, 32)}`;
 }
 
 /** How long to wait: `Prefer: wait=<seconds>` (RFC 7240) within the cap, else the configured deadline. */

@@ -11,8 +11,9 @@ import {
 } from "@resonatehq/sdk";
 import type { Config } from "../config.ts";
 import { useFastEncoder } from "./codec.ts";
-import { type EventStream, HttpClient, openEventStream } from "./http-client.ts";
+import type { EventStream } from "./http-client.ts";
 import { HeartbeatingNetwork } from "./task-leases.ts";
+import { defaultTransport, type Transport } from "./transport.ts";
 
 /**
  * The Resonate client of a process in `group`: over `SocketNetwork` to the
@@ -78,6 +79,8 @@ export interface SocketNetworkOptions {
   timeoutMs: number;
   /** Where a lost or refused message stream is reported; it is reopened either way. */
   warn?: (message: string) => void;
+  /** How requests and the stream travel; by default Bun's sockets on Bun and `fetch` elsewhere. */
+  transport?: Transport;
 }
 
 /** Statuses that carry a protocol answer; any other is a platform failure the SDK retries. */
@@ -88,7 +91,8 @@ const STREAM_BACKOFF_MS = { first: 1_000, max: 30_000 };
  * The SDK's HTTP network (requests as JSON POSTs, messages over an SSE
  * stream at `/poll/<group>/<pid>`), with the same answers and failures as
  * its own `HttpNetwork` and `PollMessageSource`, but sent over
- * `HttpClient`'s kept-alive sockets on this thread instead of `fetch`.
+ * `HttpClient`'s kept-alive sockets on this thread instead of `fetch` where
+ * the runtime is Bun (`fetch` elsewhere: see `defaultTransport`).
  * A non-protocol status, a timeout, a lost connection or an answer that
  * does not match the request throws `ResonateTimeoutException`, which the
  * SDK treats as a platform failure and retries. A lost stream is reopened
@@ -98,7 +102,7 @@ export class SocketNetwork implements Network {
   readonly unicast: string;
   readonly anycast: string;
   readonly #opts: SocketNetworkOptions;
-  readonly #client: HttpClient;
+  readonly #client: Transport;
   readonly #path: string;
   readonly #headers: Record<string, string>;
   readonly #callbacks: ((msg: Message) => void)[] = [];
@@ -113,7 +117,7 @@ export class SocketNetwork implements Network {
   constructor(opts: SocketNetworkOptions) {
     this.#opts = opts;
     const base = new URL(opts.url);
-    this.#client = new HttpClient(base);
+    this.#client = opts.transport ?? defaultTransport(base);
     this.#path = base.pathname + base.search;
     this.#headers = { "content-type": "application/json" };
     if (opts.token) this.#headers.authorization = `Bearer ${opts.token}`;
@@ -144,7 +148,7 @@ export class SocketNetwork implements Network {
 
   send = (async (req: Request): Promise<Response> => {
     const sent = this.#opts.token ? { ...req, head: { ...req.head, auth: this.#opts.token } } : req;
-    let res: Awaited<ReturnType<HttpClient["request"]>>;
+    let res: Awaited<ReturnType<Transport["request"]>>;
     try {
       res = await this.#client.request(
         "POST",
@@ -177,12 +181,13 @@ export class SocketNetwork implements Network {
     );
     const headers: Record<string, string> = { accept: "text/event-stream" };
     if (this.#opts.token) headers.authorization = `Bearer ${this.#opts.token}`;
-    openEventStream(
-      url,
-      headers,
-      (event) => event.type === "message" && this.#deliver(event.data),
-      this.#opts.timeoutMs,
-    )
+    this.#client
+      .openEventStream(
+        url,
+        headers,
+        (event) => event.type === "message" && this.#deliver(event.data),
+        this.#opts.timeoutMs,
+      )
       .then((stream) => {
         this.#attempt = 0;
         this.#stream = stream;

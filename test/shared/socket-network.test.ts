@@ -12,6 +12,7 @@ import {
   type ServerSentEvent,
 } from "../../src/shared/http-client.ts";
 import { SocketNetwork, type SocketNetworkOptions } from "../../src/shared/network.ts";
+import { fetchTransport, socketTransport } from "../../src/shared/transport.ts";
 
 const stops: (() => unknown)[] = [];
 afterEach(async () => {
@@ -260,46 +261,57 @@ describe("SocketNetwork", () => {
     data: { id: "nope" },
   });
 
-  test("answers a protocol request from a Resonate server, and hands on the messages of its stream", async () => {
-    await using server = await startResonateServer();
-    const messages: Message[] = [];
-    const network = new SocketNetwork({ url: server.url, group: "g", pid: "p1", timeoutMs: 5_000 });
-    stops.push(() => network.stop());
-    network.recv((msg) => messages.push(msg));
-    expect(network.unicast).toBe("poll://uni@g/p1");
-    expect(network.anycast).toBe("poll://any@g/p1");
-    expect(network.match("workers")).toBe("poll://any@workers");
+  for (const [name, transport] of [
+    ["Bun's sockets", socketTransport],
+    ["fetch (as on Deno)", fetchTransport],
+  ] as const)
+    test(`over ${name}: answers a protocol request from a Resonate server, and hands on the messages of its stream`, async () => {
+      await using server = await startResonateServer();
+      const messages: Message[] = [];
+      const network = new SocketNetwork({
+        url: server.url,
+        group: "g",
+        pid: "p1",
+        timeoutMs: 5_000,
+        transport: transport(new URL(server.url)),
+      });
+      stops.push(() => network.stop());
+      network.recv((msg) => messages.push(msg));
+      expect(network.unicast).toBe("poll://uni@g/p1");
+      expect(network.anycast).toBe("poll://any@g/p1");
+      expect(network.match("workers")).toBe("poll://any@workers");
 
-    const missing = await network.send(request("c1"));
-    expect(missing.head.status).toBe(404);
-    expect(missing.head.corrId).toBe("c1");
+      const missing = await network.send(request("c1"));
+      expect(missing.head.status).toBe(404);
+      expect(missing.head.corrId).toBe("c1");
 
-    // A listener on a promise that is then settled: the unblock arrives on this pid's stream.
-    const created = await network.send({
-      kind: "promise.create",
-      head: { corrId: "c2", version: PROTOCOL_VERSION },
-      data: { id: "sn-1", timeoutAt: Date.now() + 60_000, param: { headers: {}, data: "" }, tags: {} },
+      // A listener on a promise that is then settled: the unblock arrives on this pid's stream.
+      const created = await network.send({
+        kind: "promise.create",
+        head: { corrId: "c2", version: PROTOCOL_VERSION },
+        data: { id: "sn-1", timeoutAt: Date.now() + 60_000, param: { headers: {}, data: "" }, tags: {} },
+      });
+      expect(created.head.status).toBe(200);
+      await waitFor(
+        async () =>
+          (
+            await network.send({
+              kind: "promise.register_listener",
+              head: { corrId: "c3", version: PROTOCOL_VERSION },
+              data: { awaited: "sn-1", address: network.unicast },
+            })
+          ).head.status === 200,
+        { timeout: 5_000, message: "listener registered" },
+      );
+      await network.send({
+        kind: "promise.settle",
+        head: { corrId: "c4", version: PROTOCOL_VERSION },
+        data: { id: "sn-1", state: "resolved", value: { headers: {}, data: "" } },
+      });
+      await waitFor(() => messages.length > 0, { timeout: 5_000, message: "unblock delivered" });
+      expect(messages[0]?.kind).toBe("unblock");
+      await network.opened;
     });
-    expect(created.head.status).toBe(200);
-    await waitFor(
-      async () =>
-        (
-          await network.send({
-            kind: "promise.register_listener",
-            head: { corrId: "c3", version: PROTOCOL_VERSION },
-            data: { awaited: "sn-1", address: network.unicast },
-          })
-        ).head.status === 200,
-      { timeout: 5_000, message: "listener registered" },
-    );
-    await network.send({
-      kind: "promise.settle",
-      head: { corrId: "c4", version: PROTOCOL_VERSION },
-      data: { id: "sn-1", state: "resolved", value: { headers: {}, data: "" } },
-    });
-    await waitFor(() => messages.length > 0, { timeout: 5_000, message: "unblock delivered" });
-    expect(messages[0]?.kind).toBe("unblock");
-  });
 
   test("a non-protocol status, a mismatched answer, and no server at all are platform failures", async () => {
     let answer: () => Response = () => new Response("boom", { status: 500 });
@@ -386,37 +398,46 @@ describe("SocketNetwork", () => {
     expect(warnings[0]).toBe("a receiver of unblock failed: Error: receiver bug");
   });
 
-  test("reopens a lost or refused message stream, says so, and ignores messages it cannot read", async () => {
-    const warnings: string[] = [];
-    let opens = 0;
-    const encoder = new TextEncoder();
-    const unblock = unblockJson("x");
-    const server = serve((req) => {
-      if (!new URL(req.url).pathname.startsWith("/poll/g/p")) return new Response("?", { status: 404 });
-      opens++;
-      if (opens === 1) return new Response("not yet", { status: 503 });
-      const first = opens === 2;
-      return new Response(
-        new ReadableStream({
-          start(controller) {
-            controller.enqueue(encoder.encode(`data: {bad\n\ndata: ${JSON.stringify({ kind: "nope" })}\n\n`));
-            controller.enqueue(encoder.encode(`event: other\ndata: ${unblock}\n\ndata: ${unblock}\n\n`));
-            if (first) controller.close();
-          },
-        }),
-        { headers: { "content-type": "text/event-stream" } },
-      );
-    });
-    const network = networkTo(server.port, { warn: (m) => warnings.push(m) });
-    const messages: Message[] = [];
-    network.recv((m) => messages.push(m));
-    await waitFor(() => opens >= 3 && messages.length >= 2, {
-      timeout: 10_000,
-      message: "stream reopened twice",
-    });
-    expect(messages.map((m) => m.kind)).toEqual(["unblock", "unblock"]);
-    expect(warnings.filter((w) => w.startsWith("message stream lost")).length).toBe(2);
-    expect(warnings.filter((w) => w.startsWith("message that is not JSON")).length).toBe(2);
-    expect(warnings.filter((w) => w.startsWith("message of unknown shape")).length).toBe(2);
-  }, 15_000);
+  for (const [name, transport] of [
+    ["Bun's sockets", socketTransport],
+    ["fetch (as on Deno)", fetchTransport],
+  ] as const)
+    test(`over ${name}: reopens a lost or refused message stream, says so, and ignores messages it cannot read`, async () => {
+      const warnings: string[] = [];
+      let opens = 0;
+      const encoder = new TextEncoder();
+      const unblock = unblockJson("x");
+      const server = serve((req) => {
+        if (!new URL(req.url).pathname.startsWith("/poll/g/p")) return new Response("?", { status: 404 });
+        opens++;
+        if (opens === 1) return new Response("not yet", { status: 503 });
+        const first = opens === 2;
+        return new Response(
+          new ReadableStream({
+            start(controller) {
+              controller.enqueue(
+                encoder.encode(`data: {bad\n\ndata: ${JSON.stringify({ kind: "nope" })}\n\n`),
+              );
+              controller.enqueue(encoder.encode(`event: other\ndata: ${unblock}\n\ndata: ${unblock}\n\n`));
+              if (first) controller.close();
+            },
+          }),
+          { headers: { "content-type": "text/event-stream" } },
+        );
+      });
+      const network = networkTo(server.port, {
+        warn: (m) => warnings.push(m),
+        transport: transport(new URL(`http://127.0.0.1:${server.port}`)),
+      });
+      const messages: Message[] = [];
+      network.recv((m) => messages.push(m));
+      await waitFor(() => opens >= 3 && messages.length >= 2, {
+        timeout: 10_000,
+        message: "stream reopened twice",
+      });
+      expect(messages.map((m) => m.kind)).toEqual(["unblock", "unblock"]);
+      expect(warnings.filter((w) => w.startsWith("message stream lost")).length).toBe(2);
+      expect(warnings.filter((w) => w.startsWith("message that is not JSON")).length).toBe(2);
+      expect(warnings.filter((w) => w.startsWith("message of unknown shape")).length).toBe(2);
+    }, 15_000);
 });
