@@ -1,9 +1,9 @@
 import type { Context, Resonate } from "@resonatehq/sdk";
-import { SQL } from "bun";
 import { probe } from "./probes.ts";
+import { openSql, type Query, type Sql, type SqlDriver } from "./sql.ts";
 
 /** The service database: the only thing the `db` group touches. */
-export type Database = SQL;
+export type Database = Sql;
 
 export interface LineItem {
   sku: string;
@@ -56,11 +56,12 @@ export function catalogue(): { sku: string; name: string; unit_price_cents: numb
   }));
 }
 
-/** Opens `url` (sqlite:// or postgres://), creates the schema and seeds the catalogue once. */
-export async function openDatabase(url: string): Promise<Database> {
-  const sql = url.startsWith("sqlite://")
-    ? new SQL({ adapter: "sqlite", filename: url.slice("sqlite://".length) })
-    : new SQL(url);
+/**
+ * Opens `url` (sqlite:// or postgres://) with `driver` (the runtime's own by
+ * default), creates the schema and seeds the catalogue once.
+ */
+export async function openDatabase(url: string, driver?: SqlDriver): Promise<Database> {
+  const sql = await openSql(url, driver);
   if (url.startsWith("sqlite://")) {
     await sql`PRAGMA journal_mode = WAL`;
     await sql`PRAGMA busy_timeout = 5000`;
@@ -79,10 +80,10 @@ export function discountBps(qty: number, customer?: string): number {
   return tier + (customer?.startsWith("vip-") ? 300 : 0);
 }
 
-async function priceLines(sql: Database, items: LineItem[]): Promise<PricedLine[] | string> {
+async function priceLines(sql: Query, items: LineItem[]): Promise<PricedLine[] | string> {
   const lines: PricedLine[] = [];
   for (const item of items) {
-    const [product] = await sql<{ unit_price_cents: number }[]>`
+    const [product] = await sql<{ unit_price_cents: number }>`
       SELECT unit_price_cents FROM products WHERE sku = ${item.sku}`;
     if (!product) return `unknown sku ${item.sku}`;
     lines.push({
@@ -102,10 +103,10 @@ export async function reserveStock(
 ): Promise<Reservation> {
   return sql
     .begin(async (tx) => {
-      const [existing] = await tx<{ outcome: string }[]>`
+      const [existing] = await tx<{ outcome: string }>`
       SELECT outcome FROM reservations WHERE reservation_id = ${reservationId}`;
       if (existing) return JSON.parse(existing.outcome) as Reservation;
-      const priced = await priceLines(tx as unknown as Database, items);
+      const priced = await priceLines(tx, items);
       let outcome: Reservation;
       if (typeof priced === "string") {
         outcome = { ok: false, reservation_id: reservationId, reason: priced };
@@ -137,7 +138,7 @@ export async function reserveStock(
       };
       await sql`INSERT INTO reservations (reservation_id, outcome) VALUES (${reservationId}, ${JSON.stringify(outcome)})
               ON CONFLICT (reservation_id) DO NOTHING`;
-      const [stored] = await sql<{ outcome: string }[]>`
+      const [stored] = await sql<{ outcome: string }>`
       SELECT outcome FROM reservations WHERE reservation_id = ${reservationId}`;
       return JSON.parse(stored?.outcome ?? JSON.stringify(outcome)) as Reservation;
     });
@@ -155,7 +156,7 @@ class OutOfStock extends Error {
 /** Puts a successful reservation's stock back, once. */
 export async function releaseStock(sql: Database, reservationId: string): Promise<boolean> {
   return sql.begin(async (tx) => {
-    const [row] = await tx<{ outcome: string; released: number }[]>`
+    const [row] = await tx<{ outcome: string; released: number }>`
       SELECT outcome, released FROM reservations WHERE reservation_id = ${reservationId}`;
     if (!row || Number(row.released) === 1) return false;
     const outcome = JSON.parse(row.outcome) as Reservation;
@@ -175,7 +176,7 @@ export async function insertOrder(sql: Database, order: OrderRow): Promise<Order
             VALUES (${order.order_id}, ${order.user_id}, ${order.kind}, ${order.status}, ${JSON.stringify(order.items)},
                     ${order.total_cents}, ${order.discount_cents}, ${order.charge_id}, ${order.tracking}, ${order.created_at})
             ON CONFLICT (order_id) DO NOTHING`;
-  const [row] = await sql<RawOrder[]>`SELECT * FROM orders WHERE order_id = ${order.order_id}`;
+  const [row] = await sql<RawOrder>`SELECT * FROM orders WHERE order_id = ${order.order_id}`;
   if (!row) throw new Error(`order ${order.order_id} vanished after insert`);
   return fromRaw(row);
 }
@@ -193,9 +194,8 @@ function fromRaw(row: RawOrder): OrderRow {
 }
 
 export async function queryOrders(sql: Database, userId: string): Promise<OrderRow[]> {
-  const rows = await sql<
-    RawOrder[]
-  >`SELECT * FROM orders WHERE user_id = ${userId} ORDER BY created_at, order_id`;
+  const rows =
+    await sql<RawOrder>`SELECT * FROM orders WHERE user_id = ${userId} ORDER BY created_at, order_id`;
   return rows.map(fromRaw);
 }
 
@@ -203,14 +203,14 @@ export async function getPrice(
   sql: Database,
   sku: string,
 ): Promise<{ sku: string; unit_price_cents: number } | null> {
-  const [row] = await sql<{ sku: string; unit_price_cents: number }[]>`
+  const [row] = await sql<{ sku: string; unit_price_cents: number }>`
     SELECT sku, unit_price_cents FROM products WHERE sku = ${sku}`;
   return row ? { sku: row.sku, unit_price_cents: Number(row.unit_price_cents) } : null;
 }
 
 /** The whole price list, as a pricing worker keeps it. */
 export async function listPrices(sql: Database): Promise<{ sku: string; unit_price_cents: number }[]> {
-  const rows = await sql<{ sku: string; unit_price_cents: number }[]>`
+  const rows = await sql<{ sku: string; unit_price_cents: number }>`
     SELECT sku, unit_price_cents FROM products ORDER BY sku`;
   return rows.map((row) => ({ sku: row.sku, unit_price_cents: Number(row.unit_price_cents) }));
 }
@@ -228,7 +228,7 @@ export async function registerCallback(
 }
 
 export async function findCallback(sql: Database, kind: string, key: string): Promise<string | null> {
-  const [row] = await sql<{ promise_id: string }[]>`
+  const [row] = await sql<{ promise_id: string }>`
     SELECT promise_id FROM callbacks WHERE kind = ${kind} AND key = ${key}`;
   return row?.promise_id ?? null;
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Context, Resonate } from "@resonatehq/sdk";
 import type { Targets } from "../src/config.ts";
 import { discountBps } from "./db.ts";
@@ -41,7 +42,7 @@ export function quotePrice(unitCents: number, qty: number, bps: number): number 
 export class PriceBook {
   #prices: ReadonlyMap<string, number> = new Map();
   #window = Number.NEGATIVE_INFINITY;
-  #timer: Timer | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
   #reading: Promise<void> | undefined;
   #stopped = false;
 
@@ -110,7 +111,7 @@ export function registerPricingFunctions(resonate: Resonate, deps: PricingDeps):
     if (deps.delayMs > 0) {
       yield* ctx.run(async () => {
         probe("pricing.delay", ctx.id);
-        await Bun.sleep(deps.delayMs);
+        await sleep(deps.delayMs);
       });
     }
     let unitCents = deps.prices.price(sku);
