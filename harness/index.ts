@@ -29,6 +29,15 @@ export {
   type ServerKind,
   startResonateServer,
 } from "./resonate-server.ts";
-export { type ApiProcess, type SpawnWorkerOptions, spawnApi, spawnWorker } from "./service.ts";
+export {
+  API_RUNTIMES,
+  type ApiProcess,
+  type ApiRuntime,
+  isApiRuntime,
+  type SpawnApiOptions,
+  type SpawnWorkerOptions,
+  spawnApi,
+  spawnWorker,
+} from "./service.ts";
 export { type WaitForOptions, waitFor } from "./wait-for.ts";
 export { type Delivery, type SendWebhookOptions, sendWebhook, webhookHeaders } from "./webhooks.ts";

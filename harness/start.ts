@@ -10,7 +10,8 @@
  *   in DATA_DIR/sandbox, unless PAYMENT_URL / CARRIER_URL are set;
  * - WORKERS_PER_GROUP worker processes for each group (restarted if they die),
  *   or none with MODE=colocated;
- * - the API on PORT (3000).
+ * - the API on PORT (3000), on Bun, or on Deno with API_RUNTIME=deno
+ *   (`npm run start:deno`).
  *
  * Ctrl-C (SIGINT) or SIGTERM stops the API, then the workers, then the
  * sandbox and the server. Starting again resumes everything in flight.
@@ -23,13 +24,21 @@ import { exitWithParent } from "../src/shared/parent.ts";
 import { startSandbox } from "./fakes/sandbox.ts";
 import type { ChildProcess } from "./process.ts";
 import { defaultServerKind, type ResonateServer, startResonateServer } from "./resonate-server.ts";
-import { type ApiProcess, spawnApi, spawnWorker } from "./service.ts";
+import { API_RUNTIMES, type ApiProcess, isApiRuntime, spawnApi, spawnWorker } from "./service.ts";
 
 let config: ReturnType<typeof loadConfig>;
 try {
   config = loadConfig();
 } catch (error) {
   console.error(error instanceof ConfigError ? `start: ${error.message}` : error);
+  process.exit(2);
+}
+// The launcher's own setting (the API never reads it): which runtime the API process runs on.
+const apiRuntime = process.env.API_RUNTIME || "bun";
+if (!isApiRuntime(apiRuntime)) {
+  console.error(
+    `start: API_RUNTIME must be one of ${API_RUNTIMES.join(", ")}, got "${process.env.API_RUNTIME}"`,
+  );
   process.exit(2);
 }
 
@@ -138,15 +147,19 @@ if (!config.colocated) {
 
 try {
   api = await spawnApi({
+    runtime: apiRuntime,
     env: { ...childEnv, PORT: String(config.port), MODE: config.colocated ? "colocated" : "distributed" },
   });
 } catch (error) {
-  console.error(`start: the API did not start: ${(error as Error).message}`);
+  console.error(`start: the API (on ${apiRuntime}) did not start: ${(error as Error).message}`);
   await shutdown(1);
 }
+if (api) console.log(`start: API on ${api.runtime}, pid ${api.pid}`);
 if (sandbox && api) sandbox.payment.webhookUrl = `${api.url}/webhooks/payment`;
 await Promise.all(workersReady);
-console.log(`\nready: API ${api?.url}   docs ${api?.url}/docs   (Ctrl-C stops everything)\n`);
+console.log(
+  `\nready: API ${api?.url} on ${api?.runtime}   docs ${api?.url}/docs   (Ctrl-C stops everything)\n`,
+);
 
 async function shutdown(code = 0): Promise<never> {
   if (!stopping) {

@@ -14,6 +14,7 @@
  *   RESONATE_BIN=… npm run load -- --server real   the real Resonate server instead of ours
  *   RESONATE_BIN=… npm run load -- --server both   the same run on ours, then on the real one: one report
  *   npm run load -- --messages-poll-interval 100   the server's message delivery period (the real one's default)
+ *   npm run load -- --api-runtime deno       the API on Deno (src/main.deno.ts) instead of Bun
  *
  * Checked by the tool itself for each server (exit 1 when one fails): every
  * answer within the deadline + 50 ms; no 500 and no failed connection; every
@@ -24,6 +25,7 @@ import { accessSync, constants, statSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { SERVER_TUNING, type ServerKind } from "../resonate-server.ts";
 import { DEFAULT_SYNCHRONOUS, SYNCHRONOUS_MODES, type Synchronous } from "../server/log.ts";
+import { API_RUNTIMES, isApiRuntime } from "../service.ts";
 import { renderHtml } from "./html.ts";
 import { ratio, table } from "./report.ts";
 import { measure, type RunSettings, type ServerRun } from "./run.ts";
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     synchronous: { type: "string" },
     server: { type: "string" },
     "messages-poll-interval": { type: "string" },
+    "api-runtime": { type: "string" },
     "quote-timeout-ms": { type: "string", default: "5000" },
     "max-waiting": { type: "string", default: "200" },
     url: { type: "string" },
@@ -77,6 +80,11 @@ for (const flag of ["server", "synchronous", "messages-poll-interval"] as const)
   if (values[flag] !== undefined && values.url)
     refuse(`--${flag} sets the server this tool starts; it does not go with --url`);
 }
+if (values["api-runtime"] !== undefined && values.url)
+  refuse("--api-runtime sets the API this tool starts; it does not go with --url");
+const apiRuntime = values["api-runtime"] ?? "bun";
+if (!isApiRuntime(apiRuntime))
+  refuse(`--api-runtime must be one of ${API_RUNTIMES.join(", ")}, got "${values["api-runtime"]}"`);
 
 const SERVER_CHOICES = ["harness", "real", "both"] as const;
 type ServerChoice = (typeof SERVER_CHOICES)[number];
@@ -128,6 +136,7 @@ const settings: RunSettings = {
     : { rate: values.rate === undefined ? 500 : num("rate", 1) },
   pricingWorkers: values.colocated ? 0 : num("pricing-workers", 1),
   colocated: values.colocated,
+  apiRuntime,
   killWorkers: values["kill-workers"],
   findCapacity: values["find-capacity"],
   quoteTimeoutMs: num("quote-timeout-ms", 1),
@@ -142,7 +151,10 @@ const servers: ServerSettings[] = kinds.map((kind) => ({
 }));
 
 // ---------------------------------------------------------------- run
-/** The header line: which servers, how they poll, what the API and workers do, and how ours syncs. */
+/**
+ * The header line: which servers, how they poll, the API's runtime, what the
+ * API and workers do, and how ours syncs.
+ */
 function header(): string {
   const what = `deadline ${deadlineMs} ms, ${settings.colocated ? "quotes computed in the API (colocated)" : `${settings.pricingWorkers} pricing worker(s)`}`;
   if (servers.length === 0)
@@ -151,7 +163,7 @@ function header(): string {
   const synced = kinds.includes("harness")
     ? `, ${kinds.length > 1 ? "harness " : ""}server commits synced: ${synchronous}`
     : "";
-  return `load: ${kinds.length > 1 ? "servers" : "server"} ${kinds.join(" then ")} (${poll}), ${what}${synced}`;
+  return `load: ${kinds.length > 1 ? "servers" : "server"} ${kinds.join(" then ")} (${poll}), API on ${apiRuntime}, ${what}${synced}`;
 }
 
 let exitCode = 0;
@@ -163,7 +175,10 @@ try {
     // Each server gets a system of its own, started fresh and stopped before the next one starts.
     const system = server ? await startSystem(server, settings) : runningSystem(values.url as string);
     try {
-      if (server) console.log(`load: ${server.kind} server at ${system.server?.url}, API ${system.apiUrl}`);
+      if (server)
+        console.log(
+          `load: ${server.kind} server at ${system.server?.url}, API ${system.apiUrl} on ${apiRuntime}`,
+        );
       const label = (phase: string) => (both && server ? `${server.kind}:${phase}` : phase);
       results.push({ kind: server?.kind ?? null, run: await measure(system, settings, server, label) });
     } finally {
@@ -183,6 +198,7 @@ try {
   const report = {
     server: values.url ? null : serverChoice,
     servers: kinds,
+    api_runtime: values.url ? null : apiRuntime,
     messages_poll_interval_ms: servers.length > 0 ? messagesPollIntervalMs : null,
     timeouts_poll_interval_ms: servers.length > 0 ? SERVER_TUNING.timeoutsPollIntervalMs : null,
     deadline_ms: deadlineMs,
@@ -222,7 +238,7 @@ try {
   if (values.json)
     writeFileSync(values.json, `${JSON.stringify({ ...report, timelines: phases }, null, 2)}\n`);
   if (values.html) {
-    const title = `Load test: POST /price-quote${kinds.length > 0 ? ` on ${kinds.join(" and ")}` : ""}`;
+    const title = `Load test: POST /price-quote${kinds.length > 0 ? ` on ${kinds.join(" and ")}, API on ${apiRuntime}` : ""}`;
     writeFileSync(values.html, renderHtml(title, phases, report));
   }
   exitCode = failures.length === 0 ? 0 : 1;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { ChildProcess } from "../process.ts";
 import { type ResonateServer, type ServerKind, startResonateServer } from "../resonate-server.ts";
 import type { Synchronous } from "../server/log.ts";
-import { spawnApi, spawnWorker } from "../service.ts";
+import { type ApiRuntime, spawnApi, spawnWorker } from "../service.ts";
 
 /** How the load tool starts one server. */
 export interface ServerSettings {
@@ -26,6 +26,8 @@ export interface SystemSettings {
   maxWaiting: number;
   /** The API computes the quotes itself, and no worker is started. */
   colocated: boolean;
+  /** The runtime the API runs on (the workers and our server run on Bun either way). */
+  apiRuntime: ApiRuntime;
   pricingWorkers: number;
 }
 
@@ -82,7 +84,7 @@ export async function startSystem(server: ServerSettings, s: SystemSettings): Pr
       children.push(...(await spawnWorker({ group: "db", env })));
       pricing.push(...(await spawnWorker({ group: "pricing-workers", count: s.pricingWorkers, env })));
     }
-    const api = await spawnApi({ env });
+    const api = await spawnApi({ runtime: s.apiRuntime, env });
     children.push(api);
     const started = resonate;
     return {

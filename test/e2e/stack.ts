@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import {
   type ApiProcess,
+  type ApiRuntime,
   type ChildProcess,
   type ResonateServer,
   type Sandbox,
@@ -27,11 +28,13 @@ export interface Stack extends AsyncDisposable {
 
 /**
  * The whole system as separate processes: a Resonate server, one worker
- * process per group in `groups`, the API, and the sandbox third parties in
- * this process. Everything on OS-chosen ports, in a fresh data folder.
+ * process per group in `groups`, the API (on `apiRuntime`, Bun by default),
+ * and the sandbox third parties in this process. Everything on OS-chosen
+ * ports, in a fresh data folder.
  */
 export async function startStack(
   opts: {
+    apiRuntime?: ApiRuntime;
     groups?: readonly string[];
     env?: Record<string, string>;
     apiEnv?: Record<string, string>;
@@ -69,7 +72,7 @@ export async function startStack(
     for (const group of opts.groups ?? GROUPS) {
       workers.push(...(await spawnWorker({ group, env: { ...env, ...opts.workerEnv?.[group] } })));
     }
-    const api = await spawnApi({ env: { ...env, ...opts.apiEnv } });
+    const api = await spawnApi({ runtime: opts.apiRuntime, env: { ...env, ...opts.apiEnv } });
     scope.defer(() => api.stop());
     sandbox.payment.webhookUrl = `${api.url}/webhooks/payment`;
     return { server, sandbox, api, workers, dataDir, env, stop, [Symbol.asyncDispose]: stop };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort, sendWebhook, spawnProcess, waitFor } from "../../harness/index.ts";
@@ -113,5 +113,69 @@ describe("npm start (harness/start.ts)", () => {
       }
     },
     E2E_TIMEOUT + 30_000,
+  );
+
+  test("refuses an API_RUNTIME it does not know with exit 2 and a message that names it, before it starts anything", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "start-test-"));
+    try {
+      await using run = spawnProcess({
+        name: "start",
+        cmd: [process.execPath, START],
+        // Free ports all the same, so a launcher that went on would clash with nothing.
+        env: {
+          DATA_DIR: dataDir,
+          API_RUNTIME: "node",
+          PORT: String(freePort()),
+          RESONATE_PORT: String(freePort()),
+          SANDBOX_PORT: String(freePort()),
+        },
+      });
+      expect(await run.exited).toBe(2);
+      expect(run.output()).toContain('start: API_RUNTIME must be one of bun, deno, got "node"');
+      expect(run.output()).not.toContain("resonate server");
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test(
+    "with API_RUNTIME=deno (what npm run start:deno sets) the API runs on Deno, the launcher says so, and SIGTERM stops it",
+    async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "start-test-"));
+      const env = {
+        DATA_DIR: dataDir,
+        PORT: String(freePort()),
+        RESONATE_PORT: String(freePort()),
+        SANDBOX_PORT: String(freePort()),
+        WEBHOOK_SECRET: SECRET,
+        // No worker processes: what this test is about is the API's runtime.
+        MODE: "colocated",
+        API_RUNTIME: "deno",
+      };
+      const api = { url: `http://127.0.0.1:${env.PORT}` };
+      try {
+        await using start = spawnProcess({
+          name: "start",
+          cmd: [process.execPath, START],
+          env,
+          readyLine: /^ready: API /,
+          readyTimeoutMs: 30_000,
+        });
+        await start.ready;
+        expect(start.output()).toContain(`\nready: API ${api.url} on deno `);
+        const apiPid = Number(/^start: API on deno, pid (\d+)$/m.exec(start.output())?.[1]);
+        expect(readFileSync(`/proc/${apiPid}/cmdline`, "utf8").split("\0")).toContain(
+          resolve(import.meta.dir, "../../src/main.deno.ts"),
+        );
+        expect(await call(api, "POST", "/price-quote", { sku: "sku-1", qty: 1 })).toMatchObject({
+          status: 200,
+        });
+        expect(await start.stop()).toBe(0);
+        expect(alive(apiPid)).toBe(false);
+      } finally {
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    E2E_TIMEOUT,
   );
 });

@@ -190,16 +190,47 @@ describe("npm run load", () => {
         { env: { RESONATE_BIN: "/nonexistent/resonate" } },
       );
       expect(output).toContain(
-        `load: server harness (messages polled every 5 ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), deadline 1000 ms, 1 pricing worker(s), server commits synced: normal`,
+        `load: server harness (messages polled every 5 ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), API on bun, deadline 1000 ms, 1 pricing worker(s), server commits synced: normal`,
       );
       expect(report).toMatchObject({
         server: "harness",
         servers: ["harness"],
+        api_runtime: "bun",
         messages_poll_interval_ms: 5,
         timeouts_poll_interval_ms: SERVER_TUNING.timeoutsPollIntervalMs,
         checks: "passed",
       });
       expect(report.durable.status).toEqual({ 200: 40 });
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "with --api-runtime deno, the API runs on Deno, and the header, the JSON and the HTML name it",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "load-test-"));
+      try {
+        const html = join(dir, "load.html");
+        const { output, report } = await loadRun(
+          ["--api-runtime", "deno", "--duration", "1", "--rate", "40", "--warmup", "0"],
+          { html },
+        );
+        expect(output).toContain(
+          `load: server harness (messages polled every ${SERVER_TUNING.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), API on deno, deadline 1000 ms, 1 pricing worker(s), server commits synced: normal`,
+        );
+        expect(output).toMatch(/^load: harness server at http:\S+, API http:\S+ on deno$/m);
+        expect(report).toMatchObject({ server: "harness", api_runtime: "deno", checks: "passed" });
+        expect(report.durable.status).toEqual({ 200: 40 });
+        expect(report.baseline.status).toEqual({ 200: 40 });
+        expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
+          ["api", "db#0", "load-generator", "pricing-workers#0", "resonate-server"].sort(),
+        );
+        expect(readFileSync(html, "utf8")).toContain(
+          "<title>Load test: POST /price-quote on harness, API on deno</title>",
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
     E2E_TIMEOUT,
   );
@@ -215,7 +246,7 @@ describe("npm run load", () => {
           { env: { RESONATE_BIN: standInBinary(dir) }, html },
         );
         expect(output).toContain(
-          `load: servers harness then real (messages polled every ${SERVER_TUNING.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), deadline 1000 ms, 1 pricing worker(s), harness server commits synced: normal`,
+          `load: servers harness then real (messages polled every ${SERVER_TUNING.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), API on bun, deadline 1000 ms, 1 pricing worker(s), harness server commits synced: normal`,
         );
         const rows = output
           .split("\n")
@@ -226,6 +257,7 @@ describe("npm run load", () => {
         expect(report).toMatchObject({
           server: "both",
           servers: ["harness", "real"],
+          api_runtime: "bun",
           messages_poll_interval_ms: SERVER_TUNING.messagesPollIntervalMs,
           timeouts_poll_interval_ms: SERVER_TUNING.timeoutsPollIntervalMs,
           checks: "passed",
@@ -269,6 +301,11 @@ describe("npm run load", () => {
           "--synchronous sets the server this tool starts; it does not go with --url",
         ],
         [["--server", "nope"], '--server must be one of harness, real, both, got "nope"'],
+        [["--api-runtime", "node"], '--api-runtime must be one of bun, deno, got "node"'],
+        [
+          ["--api-runtime", "deno", "--url", "http://127.0.0.1:9"],
+          "--api-runtime sets the API this tool starts; it does not go with --url",
+        ],
         [
           ["--server", "real"],
           "--server real runs the real server that RESONATE_BIN names, and it is not set",
