@@ -35,19 +35,22 @@ const portReleased = (port: number) => {
   }
 };
 
+/** The launcher's environment: its state in `dataDir`, free ports for the API, server and sandbox, and `extra`. */
+const launcherEnv = (dataDir: string, extra: Record<string, string>) => ({
+  DATA_DIR: dataDir,
+  PORT: String(freePort()),
+  RESONATE_PORT: String(freePort()),
+  SANDBOX_PORT: String(freePort()),
+  WEBHOOK_SECRET: SECRET,
+  ...extra,
+});
+
 describe("npm start (harness/start.ts)", () => {
   test(
     "starts everything, stops every process it started on SIGTERM, and resumes in-flight work on restart",
     async () => {
       const dataDir = mkdtempSync(join(tmpdir(), "start-test-"));
-      const env = {
-        DATA_DIR: dataDir,
-        PORT: String(freePort()),
-        RESONATE_PORT: String(freePort()),
-        SANDBOX_PORT: String(freePort()),
-        WEBHOOK_SECRET: SECRET,
-        RESONATE_TTL_MS: "2000",
-      };
+      const env = launcherEnv(dataDir, { RESONATE_TTL_MS: "2000" });
       const api = { url: `http://127.0.0.1:${env.PORT}` };
       const launch = () =>
         spawnProcess({
@@ -142,16 +145,8 @@ describe("npm start (harness/start.ts)", () => {
     "with API_RUNTIME=deno (what npm run start:deno sets) the API runs on Deno, the launcher says so, and SIGTERM stops it",
     async () => {
       const dataDir = mkdtempSync(join(tmpdir(), "start-test-"));
-      const env = {
-        DATA_DIR: dataDir,
-        PORT: String(freePort()),
-        RESONATE_PORT: String(freePort()),
-        SANDBOX_PORT: String(freePort()),
-        WEBHOOK_SECRET: SECRET,
-        // No worker processes: what this test is about is the API's runtime.
-        MODE: "colocated",
-        API_RUNTIME: "deno",
-      };
+      // No worker processes: what this test is about is the API's runtime.
+      const env = launcherEnv(dataDir, { MODE: "colocated", API_RUNTIME: "deno" });
       const api = { url: `http://127.0.0.1:${env.PORT}` };
       try {
         await using start = spawnProcess({
