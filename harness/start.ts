@@ -20,7 +20,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, GROUPS, loadConfig } from "../src/config.ts";
-import { exitWithParent } from "../src/shared/parent.ts";
+import { exitWithParent } from "../src/parent-process.ts";
 import { startSandbox } from "./fakes/sandbox.ts";
 import type { ChildProcess } from "./process.ts";
 import { defaultServerKind, type ResonateServer, startResonateServer } from "./resonate-server.ts";

@@ -8,8 +8,8 @@ import { registerGroup } from "../workers/register.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, GROUPS, loadConfig, targetsFor } from "./config.ts";
 import { makeDeps } from "./deps.ts";
-import { resonateClient } from "./shared/network.ts";
-import { exitWithParent } from "./shared/parent.ts";
+import { exitWithParent } from "./parent-process.ts";
+import { resonateClient } from "./resonate/network.ts";
 
 export interface BootedApi {
   app: ReturnType<typeof createApp>;

@@ -1,7 +1,7 @@
 import type { Resonate } from "@resonatehq/sdk";
 import type { Config, Targets } from "./config.ts";
 import { notFound } from "./errors.ts";
-import { isNotFound, Launcher } from "./shared/durable.ts";
+import { isNotFound, Launcher } from "./resonate/durable.ts";
 
 /** What every feature's service functions get: the Resonate client, config, where functions run, a clock. */
 export interface Deps {

@@ -9,7 +9,7 @@ import {
   type ResonateServer,
   spawnProcess,
 } from "../harness/index.ts";
-import { type EventStream, openEventStream } from "../src/shared/http-client.ts";
+import { type EventStream, openEventStream } from "../src/resonate/http-client.ts";
 
 const WORKER = resolve(import.meta.dir, "fixtures/sdk-worker-fixture.ts");
 const CLIENT = resolve(import.meta.dir, "fixtures/sdk-client-fixture.ts");

@@ -8,8 +8,8 @@
  * environment variables as the API (see README).
  */
 import { ConfigError, GROUPS, type Group, loadConfig, targetsFor } from "../src/config.ts";
-import { resonateClient } from "../src/shared/network.ts";
-import { exitWithParent } from "../src/shared/parent.ts";
+import { exitWithParent } from "../src/parent-process.ts";
+import { resonateClient } from "../src/resonate/network.ts";
 import { registerGroup } from "./register.ts";
 
 const group = process.argv[2] as Group | undefined;

@@ -15,7 +15,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
-import { exitWithParent } from "../../src/shared/parent.ts";
+import { exitWithParent } from "../../src/parent-process.ts";
 import { serveProtocol } from "./http.ts";
 import { SYNCHRONOUS_MODES, type Synchronous } from "./log.ts";
 import { ProtocolServer, SERVER_DEFAULTS, type ServerOptions } from "./server.ts";

@@ -4,7 +4,7 @@
  * request changes nothing.
  */
 
-import { originOf } from "../../src/shared/task-leases.ts";
+import { originOf } from "../../src/resonate/task-leases.ts";
 
 export const PROTOCOL_VERSION = "2026-04-01";
 

@@ -1,7 +1,7 @@
 import { Elysia, t } from "elysia";
 import type { Deps } from "../deps.ts";
 import { ErrorBody, unavailable } from "../errors.ts";
-import { isNotFound } from "../shared/durable.ts";
+import { isNotFound } from "../resonate/durable.ts";
 
 /** Liveness, and readiness = the Resonate server answers. */
 export const healthRoutes = (deps: Deps) =>

@@ -1,6 +1,6 @@
 import { type Deps, readPromise } from "../deps.ts";
 import { conflict, notFound } from "../errors.ts";
-import { decodeValue, invocationOf, jobStatus, type PromiseState } from "../shared/durable.ts";
+import { decodeValue, invocationOf, jobStatus, type PromiseState } from "../resonate/durable.ts";
 import type { Job, SubmitJob } from "./model.ts";
 
 /** The workflows a client may read as jobs (not their internal child promises). */

@@ -3,7 +3,7 @@ import type { Quote } from "../../workers/pricing.ts";
 import { type Deps, readPromise } from "../deps.ts";
 import { HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
 import { errorMessage } from "../jobs/service.ts";
-import { decodeValue } from "../shared/durable.ts";
+import { decodeValue } from "../resonate/durable.ts";
 import type { QuoteBody, QuoteRequest } from "./model.ts";
 
 const QUOTE_ID = /^quote:[0-9a-f]{32}$/;

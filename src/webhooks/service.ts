@@ -4,7 +4,7 @@ import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import { type Deps, readPromise } from "../deps.ts";
 import { conflict, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
 import { shipJobId } from "../orders/index.ts";
-import { decodeValue, encodeValue, isNotFound } from "../shared/durable.ts";
+import { decodeValue, encodeValue, isNotFound } from "../resonate/durable.ts";
 import type { Accepted, ApprovalWebhook, PaymentWebhook } from "./model.ts";
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Context, Message, Network, Request, Response } from "@resonatehq/sdk";
-import { resonateClient } from "../../src/shared/network.ts";
-import { HeartbeatingNetwork, originOf } from "../../src/shared/task-leases.ts";
+import { resonateClient } from "../../src/resonate/network.ts";
+import { HeartbeatingNetwork, originOf } from "../../src/resonate/task-leases.ts";
 
 const VERSION = "2026-04-01";
 const head = (corrId = "c") => ({ corrId, version: VERSION });

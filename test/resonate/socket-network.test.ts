@@ -10,9 +10,9 @@ import {
   HttpClientError,
   openEventStream,
   type ServerSentEvent,
-} from "../../src/shared/http-client.ts";
-import { SocketNetwork, type SocketNetworkOptions } from "../../src/shared/network.ts";
-import { fetchTransport, socketTransport } from "../../src/shared/transport.ts";
+} from "../../src/resonate/http-client.ts";
+import { SocketNetwork, type SocketNetworkOptions } from "../../src/resonate/network.ts";
+import { fetchTransport, socketTransport } from "../../src/resonate/transport.ts";
 
 const stops: (() => unknown)[] = [];
 afterEach(async () => {
