@@ -1,6 +1,6 @@
 import { openapi } from "@elysiajs/openapi";
 import { Elysia } from "elysia";
-import { benchRoutes } from "./bench/index.ts";
+import { type BaselineQuote, benchRoutes } from "./bench/index.ts";
 import type { Deps } from "./deps.ts";
 import { errorHandler } from "./errors.ts";
 import { healthRoutes } from "./health/index.ts";
@@ -14,7 +14,12 @@ import { webhookRoutes } from "./webhooks/index.ts";
 /** The HTTP API, built from its dependencies; `src/main.ts` is what listens. */
 export function createApp(
   deps: Deps,
-  opts: { webhookSecret: string; quoteGate?: WaitGate; benchRoutes?: boolean },
+  opts: {
+    webhookSecret: string;
+    quoteGate?: WaitGate;
+    /** Mounts the benchmark routes (`BENCH_ROUTES=1`), with the in-process quote they compare against. */
+    bench?: BaselineQuote;
+  },
 ) {
   const quoteGate = opts.quoteGate ?? new WaitGate(deps.config.quoteMaxWaiting);
   const app = new Elysia()
@@ -38,7 +43,7 @@ export function createApp(
     .use(webhookRoutes(deps, opts.webhookSecret))
     .use(quoteRoutes(deps, quoteGate))
     .use(userRoutes(deps));
-  return opts.benchRoutes ? app.use(benchRoutes(quoteGate)) : app;
+  return opts.bench ? app.use(benchRoutes(quoteGate, opts.bench)) : app;
 }
 
 export type App = ReturnType<typeof createApp>;

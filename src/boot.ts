@@ -4,6 +4,7 @@
  * in co-located mode, and builds the app. The entrypoints (`main.ts` on
  * Bun, `main.deno.ts` on Deno) only serve it and stop it.
  */
+import { baselineQuote } from "../workers/pricing.ts";
 import { registerGroup } from "../workers/register.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, GROUPS, loadConfig, targetsFor } from "./config.ts";
@@ -40,7 +41,7 @@ export async function bootApi(): Promise<BootedApi> {
   }
   const app = createApp(makeDeps(resonate, config, targets), {
     webhookSecret: config.webhookSecret as string,
-    benchRoutes: config.benchRoutes,
+    ...(config.benchRoutes ? { bench: baselineQuote() } : {}),
   });
   // Results reach this process on its message stream: it serves once that is open.
   await streamOpen;

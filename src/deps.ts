@@ -1,15 +1,19 @@
 import type { Resonate } from "@resonatehq/sdk";
+import { BoundedMap } from "./bounded-map.ts";
 import type { Config, Targets } from "./config.ts";
 import { notFound } from "./errors.ts";
-import { isNotFound, Launcher } from "./resonate/durable.ts";
+import { isNotFound } from "./resonate/durable.ts";
+import { Launcher } from "./resonate/launcher.ts";
 
-/** What every feature's service functions get: the Resonate client, config, where functions run, a clock. */
+/** What every feature's service functions get: the Resonate client, config, where functions run, a clock, caches. */
 export interface Deps {
   resonate: Resonate;
   launcher: Launcher;
   config: Config;
   targets: Targets;
   now: () => number;
+  /** Approval promise ids by order, once the workflow has registered them (they never change). */
+  approvalIds: BoundedMap<string, string>;
 }
 
 export function makeDeps(
@@ -18,7 +22,14 @@ export function makeDeps(
   targets: Targets,
   now: () => number = Date.now,
 ): Deps {
-  return { resonate, launcher: new Launcher(resonate, config.colocated), config, targets, now };
+  return {
+    resonate,
+    launcher: new Launcher(resonate, config.colocated),
+    config,
+    targets,
+    now,
+    approvalIds: new BoundedMap(100_000),
+  };
 }
 
 export type PromiseRecord = Awaited<ReturnType<Resonate["promises"]["get"]>>;

@@ -101,6 +101,13 @@ function fieldName(path: string): string {
     .join("");
 }
 
+/** The message of a rejected durable function's value (an error, a string or anything else). */
+export function errorMessage(value: unknown): string {
+  if (typeof value === "object" && value !== null && "message" in value) return String(value.message);
+  if (value === undefined) return "failed";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
 /**
  * Turns every error into `{error: {code, message, details?}}`: HttpError as
  * it says, validation failures as 422 naming each field, unknown routes as

@@ -1,6 +1,7 @@
 import type { Context, Resonate } from "@resonatehq/sdk";
 import type { Targets } from "../src/config.ts";
-import type { LineItem, OrderRow, PricedLine } from "./db.ts";
+import { Business, Db, type LineItem, type OrderRow, type PricedLine } from "../src/functions.ts";
+import { register, rpc } from "../src/resonate/contract.ts";
 import { probe } from "./probes.ts";
 
 export interface BusinessDeps {
@@ -18,15 +19,16 @@ export function loyaltyDiscount(history: Pick<OrderRow, "status">[], subtotalCen
 
 /** `place_order(userId, orderId, cart)`: history and prices from the db group, a loyalty discount, the insert. */
 export function registerBusinessFunctions(resonate: Resonate, deps: BusinessDeps): void {
-  resonate.register(
-    "place_order",
+  register(
+    resonate,
+    Business.placeOrder,
     function* (ctx: Context, userId: string, orderId: string, cart: LineItem[]) {
       const db = ctx.options({ target: deps.targets.db });
-      const history = yield* ctx.rpc<OrderRow[]>("query_orders", userId, db);
+      const history = yield* rpc(ctx, Db.queryOrders, [userId], db);
       const lines: PricedLine[] = [];
       for (const item of cart) {
-        const product = yield* ctx.rpc<{ unit_price_cents: number } | null>("get_price", item.sku, db);
-        if (!product) return { error: "unknown_sku", sku: item.sku };
+        const product = yield* rpc(ctx, Db.getPrice, [item.sku], db);
+        if (!product) return { error: "unknown_sku" as const, sku: item.sku };
         lines.push({
           ...item,
           unit_price_cents: product.unit_price_cents,
@@ -40,20 +42,23 @@ export function registerBusinessFunctions(resonate: Resonate, deps: BusinessDeps
         probe("business.price.after", ctx.id);
         return priced;
       });
-      const order = yield* ctx.rpc<OrderRow>(
-        "insert_order",
-        {
-          order_id: orderId,
-          user_id: userId,
-          kind: "checkout",
-          status: "completed",
-          items: lines,
-          total_cents: subtotal - discount,
-          discount_cents: discount,
-          charge_id: null,
-          tracking: null,
-          created_at: createdAt,
-        } satisfies OrderRow,
+      const order = yield* rpc(
+        ctx,
+        Db.insertOrder,
+        [
+          {
+            order_id: orderId,
+            user_id: userId,
+            kind: "checkout",
+            status: "completed",
+            items: lines,
+            total_cents: subtotal - discount,
+            discount_cents: discount,
+            charge_id: null,
+            tracking: null,
+            created_at: createdAt,
+          } satisfies OrderRow,
+        ],
         db,
       );
       return { order };

@@ -1,36 +1,20 @@
 import type { Context, Resonate } from "@resonatehq/sdk";
+import {
+  Db,
+  type LineItem,
+  type ListPrice,
+  type OrderRow,
+  type PricedLine,
+  type Reservation,
+} from "../src/functions.ts";
+import { type DurableFunction, register } from "../src/resonate/contract.ts";
 import { probe } from "./probes.ts";
 import { openSql, type Query, type Sql, type SqlDriver } from "./sql.ts";
 
 /** The service database: the only thing the `db` group touches. */
 export type Database = Sql;
 
-export interface LineItem {
-  sku: string;
-  qty: number;
-}
-
-export interface PricedLine extends LineItem {
-  unit_price_cents: number;
-  line_cents: number;
-}
-
-export interface OrderRow {
-  order_id: string;
-  user_id: string | null;
-  kind: string;
-  status: string;
-  items: PricedLine[];
-  total_cents: number;
-  discount_cents: number;
-  charge_id: string | null;
-  tracking: string | null;
-  created_at: number;
-}
-
-export type Reservation =
-  | { ok: true; reservation_id: string; lines: PricedLine[]; total_cents: number }
-  | { ok: false; reservation_id: string; reason: string };
+export type { LineItem, OrderRow, PricedLine, Reservation };
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS products (
@@ -199,17 +183,14 @@ export async function queryOrders(sql: Database, userId: string): Promise<OrderR
   return rows.map(fromRaw);
 }
 
-export async function getPrice(
-  sql: Database,
-  sku: string,
-): Promise<{ sku: string; unit_price_cents: number } | null> {
+export async function getPrice(sql: Database, sku: string): Promise<ListPrice | null> {
   const [row] = await sql<{ sku: string; unit_price_cents: number }>`
     SELECT sku, unit_price_cents FROM products WHERE sku = ${sku}`;
   return row ? { sku: row.sku, unit_price_cents: Number(row.unit_price_cents) } : null;
 }
 
 /** The whole price list, as a pricing worker keeps it. */
-export async function listPrices(sql: Database): Promise<{ sku: string; unit_price_cents: number }[]> {
+export async function listPrices(sql: Database): Promise<ListPrice[]> {
   const rows = await sql<{ sku: string; unit_price_cents: number }>`
     SELECT sku, unit_price_cents FROM products ORDER BY sku`;
   return rows.map((row) => ({ sku: row.sku, unit_price_cents: Number(row.unit_price_cents) }));
@@ -244,19 +225,22 @@ const db = (ctx: Context) => ctx.getDependency("db") as Database;
  * middle of the RPC.
  */
 export function registerDbFunctions(resonate: Resonate): void {
-  const leaf = <A extends unknown[], T>(name: string, fn: (sql: Database, ...args: A) => Promise<T>) =>
-    resonate.register(name, async (ctx: Context, ...args: A) => {
-      probe(`db.${name}.before`, ctx.id);
-      const result = await fn(db(ctx), ...args);
-      probe(`db.${name}.after`, ctx.id);
+  const leaf = <A extends unknown[], T>(
+    fn: DurableFunction<A, T>,
+    query: (sql: Database, ...args: A) => Promise<T>,
+  ) =>
+    register(resonate, fn, async (ctx: Context, ...args: A) => {
+      probe(`db.${fn.name}.before`, ctx.id);
+      const result = await query(db(ctx), ...args);
+      probe(`db.${fn.name}.after`, ctx.id);
       return result;
     });
-  leaf("query_orders", queryOrders);
-  leaf("insert_order", insertOrder);
-  leaf("reserve_stock", reserveStock);
-  leaf("release_stock", releaseStock);
-  leaf("get_price", getPrice);
-  leaf("list_prices", listPrices);
-  leaf("register_callback", registerCallback);
-  leaf("find_callback", findCallback);
+  leaf(Db.queryOrders, queryOrders);
+  leaf(Db.insertOrder, insertOrder);
+  leaf(Db.reserveStock, reserveStock);
+  leaf(Db.releaseStock, releaseStock);
+  leaf(Db.getPrice, getPrice);
+  leaf(Db.listPrices, listPrices);
+  leaf(Db.registerCallback, registerCallback);
+  leaf(Db.findCallback, findCallback);
 }

@@ -1,6 +1,16 @@
 import type { Context, Resonate } from "@resonatehq/sdk";
 import type { Targets } from "../src/config.ts";
-import type { LineItem, OrderRow, Reservation } from "./db.ts";
+import {
+  type ApprovalDecision,
+  Db,
+  type LineItem,
+  type OrderResult,
+  type OrderRow,
+  Orders,
+  type PaymentOutcome,
+  type ShipResult,
+} from "../src/functions.ts";
+import { register, rpc } from "../src/resonate/contract.ts";
 import { probe } from "./probes.ts";
 import type { CarrierClient, PaymentClient } from "./third-parties.ts";
 
@@ -20,28 +30,7 @@ async function shipStep(ctx: Context, deps: OrderDeps, orderId: string) {
   return shipment;
 }
 
-/** What the payment provider's webhook settles the payment promise with. */
-export interface PaymentOutcome {
-  type: "charge.succeeded" | "charge.failed";
-  charge_id: string;
-  failure_code?: string;
-}
-
-/** What the approval webhook settles the approval promise with. */
-export interface ApprovalDecision {
-  approved: boolean;
-  approver?: string;
-  reason?: string;
-}
-
-export type OrderResult =
-  | { order_id: string; status: "completed"; total_cents: number; charge_id: string; tracking_number: string }
-  | { order_id: string; status: "payment_failed"; total_cents: number; charge_id: string; reason: string }
-  | { order_id: string; status: "rejected"; reason: string };
-
-export type ShipResult =
-  | { order_id: string; status: "shipped"; approver?: string; tracking_number: string }
-  | { order_id: string; status: "rejected"; approver?: string; reason?: string };
+export type { ApprovalDecision, OrderResult, PaymentOutcome, ShipResult };
 
 /** Checks an order's lines; the first problem found, or null. */
 export function validateItems(items: LineItem[]): string | null {
@@ -68,8 +57,9 @@ export function validateItems(items: LineItem[]): string | null {
 export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): void {
   const db = (ctx: Context) => ctx.options({ target: deps.targets.db });
 
-  resonate.register(
-    "process_order",
+  register(
+    resonate,
+    Orders.processOrder,
     function* (ctx: Context, orderId: string, items: LineItem[], source = "tok_visa") {
       const problem = yield* ctx.run(() => {
         probe("order.validate", ctx.id);
@@ -77,7 +67,7 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
       });
       if (problem) return { order_id: orderId, status: "rejected", reason: problem } satisfies OrderResult;
 
-      const reservation = yield* ctx.rpc<Reservation>("reserve_stock", ctx.id, items, db(ctx));
+      const reservation = yield* rpc(ctx, Db.reserveStock, [ctx.id, items], db(ctx));
       if (!reservation.ok)
         return { order_id: orderId, status: "rejected", reason: reservation.reason } satisfies OrderResult;
 
@@ -111,9 +101,9 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
       });
 
       if (outcome.type !== "charge.succeeded") {
-        yield* ctx.rpc("release_stock", ctx.id, db(ctx));
+        yield* rpc(ctx, Db.releaseStock, [ctx.id], db(ctx));
         const createdAt = yield* ctx.date.now();
-        yield* ctx.rpc("insert_order", { ...row("payment_failed", null), created_at: createdAt }, db(ctx));
+        yield* rpc(ctx, Db.insertOrder, [{ ...row("payment_failed", null), created_at: createdAt }], db(ctx));
         return {
           order_id: orderId,
           status: "payment_failed",
@@ -125,9 +115,10 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
 
       const shipment = yield* ctx.run(() => shipStep(ctx, deps, orderId));
       const createdAt = yield* ctx.date.now();
-      yield* ctx.rpc(
-        "insert_order",
-        { ...row("completed", shipment.tracking_number), created_at: createdAt },
+      yield* rpc(
+        ctx,
+        Db.insertOrder,
+        [{ ...row("completed", shipment.tracking_number), created_at: createdAt }],
         db(ctx),
       );
       return {
@@ -145,9 +136,9 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
    * db group so the approval webhook can find it, wait, then (after the
    * cooling-off pause) ship, or stop.
    */
-  resonate.register("approve_then_ship", function* (ctx: Context, orderId: string) {
+  register(resonate, Orders.approveThenShip, function* (ctx: Context, orderId: string) {
     const approval = yield* ctx.promise<ApprovalDecision>();
-    yield* ctx.rpc("register_callback", "approval", orderId, approval.id, db(ctx));
+    yield* rpc(ctx, Db.registerCallback, ["approval", orderId, approval.id], db(ctx));
     const decision = yield* approval;
     if (!decision.approved) {
       return {

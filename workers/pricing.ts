@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context, Resonate } from "@resonatehq/sdk";
 import type { Targets } from "../src/config.ts";
-import { discountBps } from "./db.ts";
+import { Db, Pricing, type Quote } from "../src/functions.ts";
+import { clientRpc, register, rpc } from "../src/resonate/contract.ts";
+import { catalogue, discountBps } from "./db.ts";
 import { probe } from "./probes.ts";
 
 export interface PricingDeps {
@@ -12,15 +14,7 @@ export interface PricingDeps {
   prices: PriceBook;
 }
 
-export interface Quote {
-  sku: string;
-  qty: number;
-  customer_id: string | null;
-  unit_price_cents: number;
-  discount_bps: number;
-  price_cents: number;
-  currency: "USD";
-}
+export type { Quote };
 
 export class UnknownSku extends Error {
   override name = "UnknownSku";
@@ -68,12 +62,13 @@ export class PriceBook {
   /** Reads the list of the current window (once per process at a time); a failed read keeps the old list. */
   refresh(): Promise<void> {
     const window = Math.floor(this.now() / this.refreshMs);
-    this.#reading ??= this.resonate
-      .rpc<{ sku: string; unit_price_cents: number }[]>(
-        `prices:${window}`,
-        "list_prices",
-        this.resonate.options({ target: this.target, timeout: this.refreshMs }),
-      )
+    this.#reading ??= clientRpc(
+      this.resonate,
+      `prices:${window}`,
+      Db.listPrices,
+      [],
+      this.resonate.options({ target: this.target, timeout: this.refreshMs }),
+    )
       .then((rows) => {
         if (window < this.#window) return;
         this.#prices = new Map(rows.map((row) => [row.sku, row.unit_price_cents]));
@@ -107,35 +102,59 @@ export class PriceBook {
  * run again (its worker died) prices from one lookup, never a mix.
  */
 export function registerPricingFunctions(resonate: Resonate, deps: PricingDeps): void {
-  resonate.register("compute_quote", function* (ctx: Context, sku: string, qty: number, customer?: string) {
-    if (deps.delayMs > 0) {
-      yield* ctx.run(async () => {
-        probe("pricing.delay", ctx.id);
-        await sleep(deps.delayMs);
-      });
-    }
-    let unitCents = deps.prices.price(sku);
-    if (unitCents === undefined) {
-      const product = yield* ctx.rpc<{ sku: string; unit_price_cents: number } | null>(
-        "get_price",
+  register(
+    resonate,
+    Pricing.computeQuote,
+    function* (ctx: Context, sku: string, qty: number, customer?: string) {
+      if (deps.delayMs > 0) {
+        yield* ctx.run(async () => {
+          probe("pricing.delay", ctx.id);
+          await sleep(deps.delayMs);
+        });
+      }
+      let unitCents = deps.prices.price(sku);
+      if (unitCents === undefined) {
+        const product = yield* rpc(ctx, Db.getPrice, [sku], ctx.options({ target: deps.targets.db }));
+        if (!product) throw new UnknownSku(`unknown sku ${sku}`);
+        unitCents = product.unit_price_cents;
+      }
+      // The price is a pure function of the lookup, so it needs no step of its own
+      // (a step would cost two more round trips to the server on every quote).
+      const bps = discountBps(qty, customer);
+      probe("pricing.compute", ctx.id);
+      return {
         sku,
-        ctx.options({ target: deps.targets.db }),
-      );
-      if (!product) throw new UnknownSku(`unknown sku ${sku}`);
-      unitCents = product.unit_price_cents;
-    }
-    // The price is a pure function of the lookup, so it needs no step of its own
-    // (a step would cost two more round trips to the server on every quote).
+        qty,
+        customer_id: customer ?? null,
+        unit_price_cents: unitCents,
+        discount_bps: bps,
+        price_cents: quotePrice(unitCents, qty, bps),
+        currency: "USD",
+      } satisfies Quote;
+    },
+  );
+}
+
+/**
+ * The same quote from the seeded catalogue, in this process, with no
+ * durability and no database: the baseline the load tool measures the
+ * durable route against (`POST /bench/price-quote`). Undefined for an
+ * unknown sku.
+ */
+export function baselineQuote(): (sku: string, qty: number, customer?: string) => Quote | undefined {
+  const prices = new Map(catalogue().map((p) => [p.sku, p.unit_price_cents]));
+  return (sku, qty, customer) => {
+    const unit = prices.get(sku);
+    if (unit === undefined) return undefined;
     const bps = discountBps(qty, customer);
-    probe("pricing.compute", ctx.id);
     return {
       sku,
       qty,
       customer_id: customer ?? null,
-      unit_price_cents: unitCents,
+      unit_price_cents: unit,
       discount_bps: bps,
-      price_cents: quotePrice(unitCents, qty, bps),
+      price_cents: quotePrice(unit, qty, bps),
       currency: "USD",
-    } satisfies Quote;
-  });
+    };
+  };
 }

@@ -1,11 +1,12 @@
 import { Elysia, t } from "elysia";
-import { catalogue, discountBps } from "../../workers/db.ts";
-import { quotePrice } from "../../workers/pricing.ts";
 import { ErrorBody, unprocessable } from "../errors.ts";
+import type { Quote } from "../functions.ts";
 import { QuoteModels } from "../quotes/model.ts";
 import type { WaitGate } from "../quotes/service.ts";
 
-const prices = new Map(catalogue().map((p) => [p.sku, p.unit_price_cents]));
+/** The same quote computed in this process, undefined for an unknown sku (the pricing group's `baselineQuote`). */
+export type BaselineQuote = (sku: string, qty: number, customer?: string) => Quote | undefined;
+
 const money = (cents: number) => `${Math.trunc(cents / 100)}.${String(cents % 100).padStart(2, "0")}`;
 
 /**
@@ -16,25 +17,23 @@ const money = (cents: number) => `${Math.trunc(cents / 100)}.${String(cents % 10
  * - `GET /bench/stats`: this process's memory after a full GC, and how many
  *   quote requests are waiting, to check that load leaves nothing behind.
  */
-export const benchRoutes = (gate: WaitGate) =>
+export const benchRoutes = (gate: WaitGate, baseline: BaselineQuote) =>
   new Elysia({ name: "bench", prefix: "/bench" })
     .post(
       "/price-quote",
       ({ body }) => {
-        const unit = prices.get(body.sku);
-        if (unit === undefined) throw unprocessable("unknown_sku", `unknown sku ${body.sku}`);
-        const bps = discountBps(body.qty, body.customer_id);
-        const cents = quotePrice(unit, body.qty, bps);
+        const quote = baseline(body.sku, body.qty, body.customer_id);
+        if (!quote) throw unprocessable("unknown_sku", `unknown sku ${body.sku}`);
         return {
           quote_id: `baseline:${body.sku}:${body.qty}:${body.customer_id ?? ""}`,
-          sku: body.sku,
-          qty: body.qty,
-          customer_id: body.customer_id ?? null,
-          unit_price: money(unit),
-          discount_bps: bps,
-          price: money(cents),
-          price_cents: cents,
-          currency: "USD",
+          sku: quote.sku,
+          qty: quote.qty,
+          customer_id: quote.customer_id,
+          unit_price: money(quote.unit_price_cents),
+          discount_bps: quote.discount_bps,
+          price: money(quote.price_cents),
+          price_cents: quote.price_cents,
+          currency: quote.currency,
         };
       },
       {

@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
-import type { Quote } from "../../workers/pricing.ts";
 import { type Deps, readPromise } from "../deps.ts";
-import { HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
-import { errorMessage } from "../jobs/service.ts";
+import { errorMessage, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
+import { Pricing, type Quote } from "../functions.ts";
 import { decodeValue } from "../resonate/durable.ts";
 import type { QuoteBody, QuoteRequest } from "./model.ts";
 
@@ -125,10 +124,10 @@ export async function requestQuote(
     signal.addEventListener("abort", onAbort, { once: true });
   });
   try {
-    const begun = deps.launcher.begin<Quote>(
+    const begun = deps.launcher.begin(
+      Pricing.computeQuote,
       id,
-      "compute_quote",
-      [req.sku, req.qty, ...(req.customer_id ? [req.customer_id] : [])],
+      req.customer_id ? [req.sku, req.qty, req.customer_id] : [req.sku, req.qty],
       { target: deps.targets.pricing, timeout: deps.config.quoteTimeoutMs },
     );
     const started = await Promise.race([begun, expired]);

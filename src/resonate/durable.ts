@@ -1,5 +1,3 @@
-import type { Resonate, ResonateHandle } from "@resonatehq/sdk";
-
 /**
  * The one encoding for data this service hands to Resonate outside a
  * durable function (promise settles from webhooks): base64 of UTF-8 JSON,
@@ -41,40 +39,4 @@ export function jobStatus(state: PromiseState): "running" | "done" | "failed" | 
 /** The SDK's error codes are numbers on `serverError.code`; 404 means the id is unknown. */
 export function isNotFound(error: unknown): boolean {
   return (error as { serverError?: { code?: number } } | undefined)?.serverError?.code === 404;
-}
-
-/**
- * Starts durable functions the way the deployment is laid out: by RPC to
- * a worker group, or in this process (`beginRun`) when co-located.
- */
-export class Launcher {
-  /** Options by target and timeout: building them parses the target as a URL, on every request otherwise. */
-  readonly #options = new Map<string, ReturnType<Resonate["options"]>>();
-
-  constructor(
-    readonly resonate: Resonate,
-    readonly colocated: boolean,
-  ) {}
-
-  #optionsFor(target: string | undefined, timeout: number): ReturnType<Resonate["options"]> {
-    const key = `${target ?? ""}\n${timeout}`;
-    let options = this.#options.get(key);
-    if (!options) {
-      options = this.resonate.options(target === undefined ? { timeout } : { target, timeout });
-      this.#options.set(key, options);
-    }
-    return options;
-  }
-
-  begin<T>(
-    id: string,
-    func: string,
-    args: unknown[],
-    opts: { target: string; timeout: number },
-  ): Promise<ResonateHandle<T>> {
-    if (this.colocated) {
-      return this.resonate.beginRun<T>(id, func, ...args, this.#optionsFor(undefined, opts.timeout));
-    }
-    return this.resonate.beginRpc<T>(id, func, ...args, this.#optionsFor(opts.target, opts.timeout));
-  }
 }

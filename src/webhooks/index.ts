@@ -1,7 +1,7 @@
 import { Elysia, t } from "elysia";
 import type { Deps } from "../deps.ts";
 import { ErrorBody } from "../errors.ts";
-import { Slug } from "../jobs/model.ts";
+import { Slug } from "../schemas.ts";
 import { type ApprovalWebhook, type PaymentWebhook, WebhookModels } from "./model.ts";
 import { acceptApproval, acceptPayment, parseBody, verifySignature } from "./service.ts";
 

@@ -3,7 +3,8 @@ import { Value } from "@sinclair/typebox/value";
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import { type Deps, readPromise } from "../deps.ts";
 import { conflict, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
-import { shipJobId } from "../orders/index.ts";
+import { Db } from "../functions.ts";
+import { shipJobId } from "../orders/service.ts";
 import { decodeValue, encodeValue, isNotFound } from "../resonate/durable.ts";
 import type { Accepted, ApprovalWebhook, PaymentWebhook } from "./model.ts";
 
@@ -75,20 +76,17 @@ async function settleOnce<T extends { webhook_id: string }>(
   return stored.webhook_id !== value.webhook_id;
 }
 
-/** Approval promise ids by order, once the workflow has registered them (they never change). */
-const approvalIds = new Map<string, string>();
-
 async function approvalPromiseId(deps: Deps, orderId: string): Promise<string | null> {
-  const cached = approvalIds.get(orderId);
+  const cached = deps.approvalIds.get(orderId);
   if (cached) return cached;
-  const handle = await deps.launcher.begin<string | null>(
+  const handle = await deps.launcher.begin(
+    Db.findCallback,
     `lookup:approval:${orderId}:${crypto.randomUUID()}`,
-    "find_callback",
     ["approval", orderId],
     { target: deps.targets.db, timeout: 10_000 },
   );
   const id = await handle.result();
-  if (id) approvalIds.set(orderId, id);
+  if (id) deps.approvalIds.set(orderId, id);
   return id;
 }
 

@@ -1,0 +1,63 @@
+import type { Deps } from "../deps.ts";
+import { HttpError, unprocessable } from "../errors.ts";
+import { Business, type CheckoutResult, Db } from "../functions.ts";
+import type { Order } from "./model.ts";
+
+/** How long POST /users/:id/orders waits for the order before answering 202 with the job. */
+const CHECKOUT_WAIT_MS = 10_000;
+
+/** The Idempotency-Key header of a checkout: required, 1-128 letters, digits, _ or -. */
+export function idempotencyKey(header: string | undefined): string {
+  if (!header) throw new HttpError(400, "missing_idempotency_key", "the Idempotency-Key header is required");
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(header)) {
+    throw new HttpError(
+      400,
+      "invalid_idempotency_key",
+      "Idempotency-Key must be 1-128 letters, digits, _ or -",
+    );
+  }
+  return header;
+}
+
+/** `place_order` in the business group, once per Idempotency-Key. */
+export async function placeOrder(
+  deps: Deps,
+  userId: string,
+  key: string,
+  cart: { sku: string; qty: number }[],
+): Promise<{ order: Order } | { pending: string }> {
+  const id = `checkout:${userId}:${key}`;
+  const orderId = `${userId}:${key}`;
+  await deps.launcher.startOnce(
+    Business.placeOrder,
+    id,
+    [userId, orderId, cart],
+    { target: deps.targets.business, timeout: deps.config.workflowTimeoutMs },
+    () =>
+      unprocessable(
+        "idempotency_key_reused",
+        `Idempotency-Key ${key} was already used with a different request`,
+      ),
+  );
+  const handle = await deps.resonate.get<CheckoutResult>(id);
+  let timer: Timer | undefined;
+  const result = await Promise.race([
+    handle.result(),
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, CHECKOUT_WAIT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  if (result === undefined) return { pending: id };
+  if ("error" in result) throw unprocessable("unknown_sku", `unknown sku ${result.sku}`);
+  return { order: result.order };
+}
+
+export async function listOrders(deps: Deps, userId: string): Promise<Order[]> {
+  const handle = await deps.launcher.begin(
+    Db.queryOrders,
+    `lookup:orders:${userId}:${crypto.randomUUID()}`,
+    [userId],
+    { target: deps.targets.db, timeout: 10_000 },
+  );
+  return handle.result();
+}

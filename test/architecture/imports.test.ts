@@ -1,0 +1,105 @@
+/**
+ * Which folder may import which. `src/` is the API and what workers share
+ * with it (contracts, config, the Resonate adapter); `workers/` may use it;
+ * only `src/boot.ts`, the composition root of co-located mode, imports a
+ * worker module. Neither imports the harness or the tests. And every
+ * durable function is named in one place, `src/functions.ts`: nowhere else
+ * writes a function's name as a string.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { Business, Db, Orders, Pricing } from "../../src/functions.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+
+/** Folders a file in each top folder may import from (its own included). */
+const ALLOWED: Record<string, string[]> = {
+  src: ["src"],
+  workers: ["workers", "src"],
+  harness: ["harness", "src", "workers"],
+  test: ["test", "harness", "src", "workers"],
+};
+/** The one file allowed past its folder's rule, and what it may reach. */
+const COMPOSITION_ROOTS: Record<string, string[]> = { "src/boot.ts": ["workers"] };
+
+const IMPORT =
+  /(?:^|[\s;])(?:import|export)\b[^'"`;]*?\bfrom\s*["']([^"']+)["']|\bimport\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s+["']([^"']+)["']/gm;
+
+/** The relative specifiers a module imports, type-only imports and re-exports included. */
+export function importsOf(code: string): string[] {
+  return [...code.matchAll(IMPORT)]
+    .map((m) => m[1] ?? m[2] ?? m[3] ?? "")
+    .filter((spec) => spec.startsWith("."));
+}
+
+/** The imports of `file` (repo-relative) that break the direction rules, as "file → target". */
+export function violations(file: string, code: string): string[] {
+  const top = file.split("/")[0] as string;
+  const allowed = [...(ALLOWED[top] ?? []), ...(COMPOSITION_ROOTS[file] ?? [])];
+  return importsOf(code)
+    .map((spec) => relative(ROOT, resolve(ROOT, dirname(file), spec)))
+    .filter((target) => !target.startsWith("node_modules/"))
+    .filter((target) => !allowed.includes(target.split("/")[0] as string))
+    .map((target) => `${file} → ${target}`);
+}
+
+const sources = (folder: string) =>
+  [...new Bun.Glob(`${folder}/**/*.ts`).scanSync({ cwd: ROOT })].filter((f) => !f.includes("node_modules"));
+
+describe("import direction", () => {
+  test("the checker finds imports of every form, type-only ones too", () => {
+    const code = [
+      `import type { Quote } from "../../workers/pricing.ts";`,
+      `import { a,\n  b } from "../x.ts";`,
+      `export { c } from "./y.ts";`,
+      `const m = await import("../../harness/z.ts");`,
+      `import "./side-effect.ts";`,
+      `import { Elysia } from "elysia";`,
+    ].join("\n");
+    expect(importsOf(code)).toEqual([
+      "../../workers/pricing.ts",
+      "../x.ts",
+      "./y.ts",
+      "../../harness/z.ts",
+      "./side-effect.ts",
+    ]);
+  });
+
+  test("a src → workers import outside the composition root is a violation", () => {
+    expect(
+      violations("src/quotes/service.ts", `import type { Quote } from "../../workers/pricing.ts";`),
+    ).toEqual(["src/quotes/service.ts → workers/pricing.ts"]);
+    expect(violations("src/boot.ts", `import { registerGroup } from "../workers/register.ts";`)).toEqual([]);
+    expect(violations("workers/db.ts", `import { x } from "../harness/process.ts";`)).toEqual([
+      "workers/db.ts → harness/process.ts",
+    ]);
+    expect(violations("src/app.ts", `import { x } from "../test/support/http.ts";`)).toEqual([
+      "src/app.ts → test/support/http.ts",
+    ]);
+  });
+
+  test("src/ imports only src/ (but the composition root), workers/ never the harness or the tests", () => {
+    const found = ["src", "workers", "harness", "test"]
+      .flatMap(sources)
+      .flatMap((file) => violations(file, readFileSync(join(ROOT, file), "utf8")));
+    expect(found).toEqual([]);
+  });
+});
+
+describe("durable function names", () => {
+  const names = [Pricing, Orders, Business, Db].flatMap((group) => Object.values(group).map((fn) => fn.name));
+
+  test("every contract has its own name", () => {
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  test("no file but src/functions.ts writes a durable function's name as a string", () => {
+    const quoted = new RegExp(`["'](${names.join("|")})["']`);
+    const found = ["src", "workers", "harness", "test"]
+      .flatMap(sources)
+      .filter((file) => file !== "src/functions.ts")
+      .filter((file) => quoted.test(readFileSync(join(ROOT, file), "utf8")));
+    expect(found).toEqual([]);
+  });
+});
