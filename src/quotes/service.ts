@@ -24,7 +24,8 @@ export function waitBudgetMs(prefer: string | null, deadlineMs: number, capMs: n
 
 const money = (cents: number) => `${Math.trunc(cents / 100)}.${String(cents % 100).padStart(2, "0")}`;
 
-function toBody(id: string, q: Quote): QuoteBody {
+/** The answer of the quote routes for a computed quote. */
+export function toBody(id: string, q: Quote): QuoteBody {
   return {
     quote_id: id,
     sku: q.sku,
