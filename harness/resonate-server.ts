@@ -1,7 +1,6 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type ChildProcess, freePort, spawnProcess } from "./process.ts";
+import { tempDir } from "./scope.ts";
 import { waitFor } from "./wait-for.ts";
 
 const SERVER_MAIN = resolve(import.meta.dir, "server/main.ts");
@@ -31,7 +30,7 @@ export function defaultServerKind(): ServerKind {
 
 /**
  * What only our harness server offers, so a test that needs it can ask
- * (see `requireCapability` in `test/fixtures.ts`) and skip on the real one.
+ * (see `requireCapability` in `test/support/capability.ts`) and skip on the real one.
  */
 export const HARNESS_ONLY = {
   /** `--trace`: an NDJSON line per protocol call. */
@@ -144,8 +143,8 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     throw new Error("startResonateServer: kind real needs bin or RESONATE_BIN");
   const tickMs = opts.tickMs ?? SERVER_TUNING.timeoutsPollIntervalMs;
   const messagesMs = opts.messagesPollIntervalMs ?? SERVER_TUNING.messagesPollIntervalMs;
-  const tempDir = opts.dbPath ? undefined : mkdtempSync(join(tmpdir(), "resonate-server-"));
-  const dbPath = opts.dbPath ?? join(tempDir as string, "resonate.db");
+  const temp = opts.dbPath ? undefined : tempDir("resonate-server-");
+  const dbPath = opts.dbPath ?? join(temp?.path as string, "resonate.db");
   let port = opts.port ?? 0;
   if (bin && port === 0) port = freePort();
   /** The flags both servers take, with the same meaning. */
@@ -227,7 +226,13 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     return child;
   };
 
-  let current = await launch();
+  let current: ChildProcess;
+  try {
+    current = await launch();
+  } catch (error) {
+    temp?.remove();
+    throw error;
+  }
 
   const handle: ResonateServer = {
     kind: bin ? "real" : "harness",
@@ -244,7 +249,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     },
     async stop() {
       await current.stop();
-      if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+      temp?.remove();
     },
     async kill() {
       current.kill("SIGKILL");

@@ -1,5 +1,6 @@
 import { Database } from "bun:sqlite";
-import { apiError, fingerprint, idempotentReply, json, randomId, readJsonObject } from "./http.ts";
+import { jsonReply } from "../http-reply.ts";
+import { apiError, fingerprint, idempotentReply, randomId, readJsonObject } from "./http.ts";
 
 export interface Shipment {
   id: string;
@@ -32,7 +33,7 @@ export class Carrier {
     const path = url.pathname.replace(/^.*?\/v1\//, "/v1/");
     if (req.method === "GET" && path === "/v1/shipments") {
       const orderId = url.searchParams.get("order_id");
-      return json(200, { data: orderId ? this.shipmentsFor(orderId) : this.shipments() });
+      return jsonReply(200, { data: orderId ? this.shipmentsFor(orderId) : this.shipments() });
     }
     if (req.method !== "POST" || path !== "/v1/shipments") {
       return apiError(404, "not_found", `no route ${req.method} ${url.pathname}`);

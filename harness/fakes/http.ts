@@ -1,10 +1,9 @@
 /** Small helpers shared by the fake third parties. */
 
-export const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+import { jsonReply } from "../http-reply.ts";
 
 export const apiError = (status: number, type: string, message: string) =>
-  json(status, { error: { type, message } });
+  jsonReply(status, { error: { type, message } });
 
 /** Reads a JSON object body; a string is the error to answer with. */
 export async function readJsonObject(req: Request): Promise<Record<string, unknown> | string> {
@@ -45,6 +44,6 @@ export function idempotentReply<T>(
       `Idempotency-Key ${key} was already used with a different request`,
     );
   }
-  if ("replay" in outcome) return json(200, outcome.replay, { "idempotent-replayed": "true" });
-  return json(createdStatus, outcome.created);
+  if ("replay" in outcome) return jsonReply(200, outcome.replay, { "idempotent-replayed": "true" });
+  return jsonReply(createdStatus, outcome.created);
 }

@@ -1,6 +1,7 @@
 import { Database } from "bun:sqlite";
 import { Webhook } from "standardwebhooks";
-import { apiError, fingerprint, idempotentReply, json, randomId, readJsonObject } from "./http.ts";
+import { jsonReply } from "../http-reply.ts";
+import { apiError, fingerprint, idempotentReply, randomId, readJsonObject } from "./http.ts";
 
 /** Options of the fake payment provider. */
 export interface PaymentProviderOptions {
@@ -72,12 +73,12 @@ export class PaymentProvider {
     if (req.method === "POST" && path === "/v1/charges") return this.#createCharge(req);
     if (req.method === "GET" && path === "/v1/charges") {
       const orderId = url.searchParams.get("order_id");
-      return json(200, { data: orderId ? this.chargesFor(orderId) : this.charges() });
+      return jsonReply(200, { data: orderId ? this.chargesFor(orderId) : this.charges() });
     }
     const one = /^\/v1\/charges\/([^/]+)$/.exec(path);
     if (req.method === "GET" && one?.[1]) {
       const charge = this.#db.query<Charge, [string]>("SELECT * FROM charges WHERE id = ?").get(one[1]);
-      return charge ? json(200, strip(charge)) : apiError(404, "not_found", `no charge ${one[1]}`);
+      return charge ? jsonReply(200, strip(charge)) : apiError(404, "not_found", `no charge ${one[1]}`);
     }
     return apiError(404, "not_found", `no route ${req.method} ${url.pathname}`);
   };

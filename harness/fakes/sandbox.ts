@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Carrier } from "./carrier.ts";
+import { apiError } from "./http.ts";
 import { PaymentProvider } from "./payment.ts";
 
 export interface SandboxOptions {
@@ -42,10 +43,7 @@ export function startSandbox(opts: SandboxOptions): Sandbox {
       const path = new URL(req.url).pathname;
       if (path.startsWith("/payment/")) return payment.fetch(req);
       if (path.startsWith("/carrier/")) return carrier.fetch(req);
-      return new Response(JSON.stringify({ error: { type: "not_found", message: `no route ${path}` } }), {
-        status: 404,
-        headers: { "content-type": "application/json" },
-      });
+      return apiError(404, "not_found", `no route ${path}`);
     },
   });
   const stopDelivering = payment.startDelivering();

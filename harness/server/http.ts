@@ -1,7 +1,5 @@
+import { jsonReply } from "../http-reply.ts";
 import type { ProtocolServer } from "./server.ts";
-
-const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
 
 /** Reads a request body; undefined when it is larger than `limit` bytes. */
 async function readBody(req: Request, limit: number): Promise<string | undefined> {
@@ -36,33 +34,36 @@ export function serveProtocol(
         POST: async (req) => {
           const raw = await readBody(req, opts.maxBodyBytes);
           if (raw === undefined) {
-            return json(413, {
+            return jsonReply(413, {
               kind: "unknown",
               head: { corrId: "0", status: 413, version: "" },
               data: `Request body exceeds the limit of ${opts.maxBodyBytes} bytes`,
             });
           }
           const reply = await server.handle(raw);
-          return json(reply.status, reply.body);
+          return jsonReply(reply.status, reply.body);
         },
       },
     },
     fetch: async (req) => {
       const path = new URL(req.url).pathname;
-      if (path === "/") return json(405, { error: "use POST / for protocol requests" }, { allow: "POST" });
+      if (path === "/")
+        return jsonReply(405, { error: "use POST / for protocol requests" }, { allow: "POST" });
       if (path === "/healthz" || path === "/health") {
-        return json(200, { status: "ok", connections: server.hub.size, resident: server.resident });
+        return jsonReply(200, { status: "ok", connections: server.hub.size, resident: server.resident });
       }
-      if (path === "/ready" || path === "/readyz") return json(200, { status: "ready" });
+      if (path === "/ready" || path === "/readyz") return jsonReply(200, { status: "ready" });
       const poll = /^\/poll\/([^/]+)\/([^/]+)$/.exec(path);
       if (poll && req.method === "GET") {
         const [, group = "", pid = ""] = poll;
         return server.hub.open(decodeURIComponent(group), decodeURIComponent(pid), req.signal);
       }
       if (LEGACY_ROUTES.test(path)) {
-        return json(410, { error: "This endpoint is no longer supported. Please update to the latest SDK." });
+        return jsonReply(410, {
+          error: "This endpoint is no longer supported. Please update to the latest SDK.",
+        });
       }
-      return json(404, { error: `no route for ${req.method} ${path}` });
+      return jsonReply(404, { error: `no route for ${req.method} ${path}` });
     },
   });
 }
