@@ -1,7 +1,7 @@
 /**
  * The test harness: real processes, real HTTP, real SQLite files.
  *
- *   import { startResonateServer, spawnProcess, waitFor } from "../harness";
+ *   import { startSystem, startResonateServer, spawnProcess, waitFor } from "../harness";
  */
 
 export { Carrier, type Shipment } from "./fakes/carrier.ts";
@@ -34,10 +34,24 @@ export {
   type ApiProcess,
   type ApiRuntime,
   isApiRuntime,
+  POOL_DEFAULTS,
   type SpawnApiOptions,
   type SpawnWorkerOptions,
   spawnApi,
   spawnWorker,
+  spawnWorkerPool,
+  type WorkerEvent,
+  type WorkerPool,
+  type WorkerPoolOptions,
+  type WorkerSlot,
 } from "./service.ts";
+export {
+  SYSTEM_DEFAULTS,
+  type System,
+  type SystemEvent,
+  type SystemMode,
+  type SystemOptions,
+  startSystem,
+} from "./system.ts";
 export { type WaitForOptions, waitFor } from "./wait-for.ts";
 export { type Delivery, type SendWebhookOptions, sendWebhook, webhookHeaders } from "./webhooks.ts";

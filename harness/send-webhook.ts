@@ -9,26 +9,26 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { parseFlags } from "./cli.ts";
 import { sendWebhook } from "./webhooks.ts";
 
-const [kind, ...rest] = process.argv.slice(2);
+const { positionals, fail } = parseFlags(
+  {},
+  {
+    tool: "send-webhook",
+    usage: "npm run webhook -- approval <order_id> '<json>' | payment '<json>'",
+    positionals: true,
+  },
+);
+const [kind, ...rest] = positionals;
 const api = (process.env.API_URL ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`).replace(/\/+$/, "");
-let path: string;
-let body: string | undefined;
-if (kind === "approval" && rest[0]) {
-  path = `/webhooks/approval/${encodeURIComponent(rest[0])}`;
-  body = rest[1];
-} else if (kind === "payment") {
-  path = "/webhooks/payment";
-  body = rest[0];
-} else {
-  console.error("usage: send-webhook.ts approval <order_id> '<json>' | payment '<json>'");
-  process.exit(2);
-}
-if (body === undefined) {
-  console.error("send-webhook: the JSON body is missing");
-  process.exit(2);
-}
+const { path, body: given } =
+  kind === "approval" && rest[0]
+    ? { path: `/webhooks/approval/${encodeURIComponent(rest[0])}`, body: rest[1] }
+    : kind === "payment"
+      ? { path: "/webhooks/payment", body: rest[0] }
+      : fail(kind === "approval" ? "approval needs an order id" : "say which webhook: approval or payment");
+const body = given ?? fail("the JSON body is missing");
 const secretFile = join(resolve(process.env.DATA_DIR ?? ".data"), "webhook-secret");
 const secret =
   process.env.WEBHOOK_SECRET || (existsSync(secretFile) ? readFileSync(secretFile, "utf8").trim() : "");

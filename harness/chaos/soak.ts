@@ -7,42 +7,36 @@
  * Exits 1 if any workflow was lost or any effect happened twice.
  */
 import { writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { parseFlags } from "../cli.ts";
 import { summaryLine } from "./invariants.ts";
 import { seededRandom } from "./rng.ts";
 import { startChaos } from "./scheduler.ts";
 import { CHAOS_SECRET, startChaosStack } from "./stack.ts";
 import { runWorkload, waitQuiescent } from "./workload.ts";
 
-const { values } = parseArgs({
-  args: Bun.argv.slice(2),
-  options: {
-    workflows: { type: "string", default: "1000" },
-    kills: { type: "string", default: "200" },
-    "server-restarts": { type: "string", default: "3" },
-    "api-restarts": { type: "string", default: "1" },
-    seed: { type: "string", default: "42" },
-    "workers-per-group": { type: "string", default: "2" },
-    concurrency: { type: "string", default: "16" },
+const count = (fallback: number) =>
+  ({ type: "number", min: 0, integer: true, expected: "a whole number", default: fallback }) as const;
+const { values, fail } = parseFlags(
+  {
+    workflows: count(1000),
+    kills: count(200),
+    "server-restarts": count(3),
+    "api-restarts": count(1),
+    seed: count(42),
+    "workers-per-group": count(2),
+    concurrency: count(16),
     "kill-interval-ms": { type: "string", default: "100-400" },
-    "quiesce-timeout-s": { type: "string", default: "180" },
+    "quiesce-timeout-s": count(180),
     json: { type: "string" },
   },
-});
-
-const num = (name: keyof typeof values) => {
-  const n = Number(values[name]);
-  if (!Number.isInteger(n) || n < 0) {
-    console.error(`chaos: --${name} must be a whole number, got "${values[name]}"`);
-    process.exit(2);
-  }
-  return n;
-};
-const seed = num("seed");
-const workflows = num("workflows");
-const kills = num("kills");
-const perGroup = Math.max(1, num("workers-per-group"));
-const [killMin, killMax] = String(values["kill-interval-ms"]).split("-").map(Number) as [number, number];
+  { tool: "chaos", usage: "npm run chaos -- [--workflows <n>] [--kills <n>] [--seed <n>] [flags]" },
+);
+const { seed, workflows, kills } = values;
+const perGroup = Math.max(1, values["workers-per-group"]);
+const interval =
+  /^(\d+)-(\d+)$/.exec(values["kill-interval-ms"]) ??
+  fail(`--kill-interval-ms must be <min>-<max> in ms, got "${values["kill-interval-ms"]}"`);
+const [killMin, killMax] = [Number(interval[1]), Number(interval[2])];
 
 const started = Date.now();
 console.log(
@@ -60,10 +54,10 @@ try {
     pool: stack.pool,
     intervalMs: [killMin, killMax],
     maxKills: kills,
-    server: { handle: stack.server, restarts: num("server-restarts") },
+    server: { handle: stack.server, restarts: values["server-restarts"] },
     extra: {
       name: "api",
-      restarts: num("api-restarts"),
+      restarts: values["api-restarts"],
       kill: () => stack.api.kill(),
       restart: () => stack.api.restart(),
     },
@@ -78,7 +72,7 @@ try {
     webhookSecret: CHAOS_SECRET,
     rng: seededRandom(seed + 1),
     count: workflows,
-    concurrency: num("concurrency"),
+    concurrency: values.concurrency,
     prefix: `soak${seed}`,
     retryForMs: 120_000,
   });
@@ -87,7 +81,7 @@ try {
   console.log(
     `chaos: workload submitted in ${Math.round((Date.now() - started) / 1000)} s; waiting for quiescence`,
   );
-  await waitQuiescent(stack.server.url, work.accepted, num("quiesce-timeout-s") * 1000);
+  await waitQuiescent(stack.server.url, work.accepted, values["quiesce-timeout-s"] * 1000);
   const report = await stack.report(work.accepted, work.webhooks);
   const full = {
     seed,

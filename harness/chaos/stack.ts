@@ -2,12 +2,12 @@ import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { PaymentProvider } from "../fakes/payment.ts";
-import { freePort } from "../process.ts";
-import { type ResonateServer, startResonateServer } from "../resonate-server.ts";
+import type { ResonateServer } from "../resonate-server.ts";
 import { openScope } from "../scope.ts";
-import { type ApiProcess, spawnApi } from "../service.ts";
+import type { ApiProcess } from "../service.ts";
+import { startSystem } from "../system.ts";
 import { checkInvariants, type InvariantReport, type WebhookTally } from "./invariants.ts";
-import { startWorkerPool, type WorkerPool } from "./pool.ts";
+import { CHAOS_PRELOAD, CHAOS_SUPERVISION, type WorkerPool } from "./pool.ts";
 import { seededRandom } from "./rng.ts";
 
 export const CHAOS_SECRET = `whsec_${Buffer.from("chaos-harness-secret-0123456789ab").toString("base64")}`;
@@ -77,50 +77,44 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
   const ledgers = join(dataDir, "ledgers");
   const stop = () => scope.close();
   try {
-    const server = await startResonateServer({
-      dbPath: join(dataDir, "resonate.db"),
-      retryTimeoutMs: 1_000,
-      tickMs: 100,
-    });
-    scope.defer(() => server.stop());
-    const apiPort = freePort();
-    const apiUrl = `http://127.0.0.1:${apiPort}`;
-    const env = {
-      RESONATE_URL: server.url,
-      WEBHOOK_SECRET: CHAOS_SECRET,
-      PAYMENT_URL: "http://payment.fake",
-      CARRIER_URL: "http://carrier.fake",
-      FAKES_LEDGER_DIR: ledgers,
-      DATA_DIR: dataDir,
-      RESONATE_TTL_MS: String(opts.ttlMs ?? 1_000),
-      PROBE_LOG: join(dataDir, "probes.ndjson"),
-      CRASH_DIR: join(dataDir, "crashes"),
-      CRASH_AT: opts.crashAt ?? "",
-      ...opts.env,
-    };
-    const pool = await startWorkerPool({
-      groups: opts.groups ?? { "order-workers": 1, "pricing-workers": 1, db: 1, business: 1 },
-      env,
+    const probeLog = join(dataDir, "probes.ndjson");
+    const system = await startSystem({
+      dataDir,
+      server: { retryTimeoutMs: 1_000, tickMs: 100 },
+      workers: opts.groups ?? { "order-workers": 1, "pricing-workers": 1, db: 1, business: 1 },
+      supervise: CHAOS_SUPERVISION,
+      workerBunArgs: ["--preload", CHAOS_PRELOAD],
+      // Answered inside each worker by the preload's msw fakes.
+      paymentUrl: "http://payment.fake",
+      carrierUrl: "http://carrier.fake",
+      webhookSecret: CHAOS_SECRET,
+      env: {
+        FAKES_LEDGER_DIR: ledgers,
+        RESONATE_TTL_MS: String(opts.ttlMs ?? 1_000),
+        PROBE_LOG: probeLog,
+        CRASH_DIR: join(dataDir, "crashes"),
+        CRASH_AT: opts.crashAt ?? "",
+        ...opts.env,
+      },
       groupEnv: opts.groupEnv,
+      apiEnv: opts.apiEnv,
+      onEvent: (event) => {
+        // A worker killed while starting (or a start that failed) is simply tried again.
+        if (event.type === "worker-start-failed" && process.env.DEBUG)
+          console.error(`pool: ${event.slot.group}#${event.slot.index} failed to start:`, event.error);
+      },
     });
-    scope.defer(() => pool.stop());
-
-    const launchApi = () => spawnApi({ env: { ...env, ...opts.apiEnv, PORT: String(apiPort) } });
-    let apiProcess = await launchApi();
-    scope.defer(() => apiProcess.stop());
+    scope.defer(() => system.stop());
+    const server = system.server;
+    if (!server) throw new Error("startChaosStack: the system started no server");
+    const apiUrl = system.apiUrl;
     const api: RestartableApi = {
       url: apiUrl,
       get process() {
-        return apiProcess;
+        return system.api;
       },
-      async kill() {
-        apiProcess.kill("SIGKILL");
-        await apiProcess.exited;
-      },
-      async restart() {
-        await apiProcess.stop();
-        apiProcess = await launchApi();
-      },
+      kill: () => system.killApi(),
+      restart: () => system.restartApi(),
     };
 
     const dispatcher = new PaymentProvider({
@@ -144,9 +138,9 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
     return {
       dataDir,
       server,
-      pool,
+      pool: system.workers,
       api,
-      probeLog: env.PROBE_LOG,
+      probeLog,
       paymentLedger,
       carrierLedger,
       databasePath,

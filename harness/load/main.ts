@@ -22,158 +22,166 @@
  * the load.
  */
 import { accessSync, constants, statSync, writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { parseFlags } from "../cli.ts";
 import { SERVER_TUNING, type ServerKind } from "../resonate-server.ts";
 import { DEFAULT_SYNCHRONOUS, SYNCHRONOUS_MODES, type Synchronous } from "../server/log.ts";
-import { API_RUNTIMES, isApiRuntime } from "../service.ts";
+import { API_RUNTIMES, type ApiRuntime } from "../service.ts";
 import { renderHtml } from "./html.ts";
 import { ratio, table } from "./report.ts";
 import { measure, type RunSettings, type ServerRun } from "./run.ts";
-import { runningSystem, type ServerSettings, startSystem } from "./system.ts";
-
-const { values } = parseArgs({
-  args: Bun.argv.slice(2),
-  options: {
-    duration: { type: "string", default: "10" },
-    runs: { type: "string", default: "1" },
-    warmup: { type: "string" },
-    rate: { type: "string" },
-    concurrency: { type: "string" },
-    "deadline-ms": { type: "string", default: "1000" },
-    repeat: { type: "string", default: "0" },
-    "pricing-workers": { type: "string", default: "1" },
-    "find-capacity": { type: "boolean", default: false },
-    "kill-workers": { type: "boolean", default: false },
-    colocated: { type: "boolean", default: false },
-    synchronous: { type: "string" },
-    server: { type: "string" },
-    "messages-poll-interval": { type: "string" },
-    "api-runtime": { type: "string" },
-    "quote-timeout-ms": { type: "string", default: "5000" },
-    "max-waiting": { type: "string", default: "200" },
-    url: { type: "string" },
-    json: { type: "string" },
-    html: { type: "string" },
-  },
-});
-
-// ---------------------------------------------------------------- flags
-function refuse(message: string): never {
-  console.error(`load: ${message}`);
-  process.exit(2);
-}
-function num(name: keyof typeof values, min = 0): number {
-  const n = Number(values[name]);
-  if (!Number.isFinite(n) || n < min) refuse(`--${name} must be a number ≥ ${min}, got "${values[name]}"`);
-  return n;
-}
-const deadlineMs = num("deadline-ms", 1);
-const durationS = num("duration", 1);
-const repeat = num("repeat");
-const runs = num("runs", 1);
-if (!Number.isInteger(runs)) refuse(`--runs must be a whole number ≥ 1, got "${values.runs}"`);
-if (repeat > 1) refuse("--repeat is the share of requests that repeat a recent quote, 0 to 1");
-if (values.colocated && (values["kill-workers"] || values.url)) {
-  refuse("--colocated starts its own API with no workers; it goes with neither --kill-workers nor --url");
-}
-for (const flag of ["server", "synchronous", "messages-poll-interval"] as const) {
-  if (values[flag] !== undefined && values.url)
-    refuse(`--${flag} sets the server this tool starts; it does not go with --url`);
-}
-if (values["api-runtime"] !== undefined && values.url)
-  refuse("--api-runtime sets the API this tool starts; it does not go with --url");
-const apiRuntime = values["api-runtime"] ?? "bun";
-if (!isApiRuntime(apiRuntime))
-  refuse(`--api-runtime must be one of ${API_RUNTIMES.join(", ")}, got "${values["api-runtime"]}"`);
+import { runningSystem, type ServerSettings, startLoadSystem } from "./system.ts";
 
 const SERVER_CHOICES = ["harness", "real", "both"] as const;
 type ServerChoice = (typeof SERVER_CHOICES)[number];
-const serverChoice = (values.server ?? "harness") as ServerChoice;
-if (!SERVER_CHOICES.includes(serverChoice))
-  refuse(`--server must be one of ${SERVER_CHOICES.join(", ")}, got "${values.server}"`);
-/** The servers to run on, in order; none with --url (the system there is not ours to know). */
-const kinds: ServerKind[] = values.url ? [] : serverChoice === "both" ? ["harness", "real"] : [serverChoice];
 
-const synchronous = (values.synchronous ?? DEFAULT_SYNCHRONOUS) as Synchronous;
-if (!SYNCHRONOUS_MODES.includes(synchronous))
-  refuse(`--synchronous must be one of ${SYNCHRONOUS_MODES.join(", ")}, got "${values.synchronous}"`);
-if (values.synchronous && serverChoice === "real")
-  refuse("--synchronous sets our server's commit log; the real server has none, so not with --server real");
-
-const messagesPollIntervalMs =
-  values["messages-poll-interval"] === undefined
-    ? SERVER_TUNING.messagesPollIntervalMs
-    : num("messages-poll-interval", 1);
-if (!Number.isInteger(messagesPollIntervalMs))
-  refuse(
-    `--messages-poll-interval must be a whole number of ms ≥ 1, got "${values["messages-poll-interval"]}"`,
-  );
-
-/** The real binary, from RESONATE_BIN; refuses to go on without one. */
-function realBinary(): string {
-  const bin = process.env.RESONATE_BIN;
-  if (!bin)
-    refuse(`--server ${serverChoice} runs the real server that RESONATE_BIN names, and it is not set`);
-  try {
-    accessSync(bin, constants.X_OK);
-    if (!statSync(bin).isFile()) throw new Error("not a file");
-  } catch {
-    refuse(`RESONATE_BIN=${bin} is not an executable file (--server ${serverChoice})`);
-  }
-  return bin;
+/** Everything the flags ask for, checked. */
+interface LoadPlan {
+  /** `--url`: an API that runs already; then no server is started. */
+  url: string | undefined;
+  serverChoice: ServerChoice;
+  /** The servers to run on, in order; none with --url (the system there is not ours to know). */
+  kinds: ServerKind[];
+  servers: ServerSettings[];
+  synchronous: Synchronous;
+  messagesPollIntervalMs: number;
+  apiRuntime: ApiRuntime;
+  settings: RunSettings;
+  json: string | undefined;
+  html: string | undefined;
 }
-const realBin = kinds.includes("real") ? realBinary() : undefined;
 
-/** Everything a measured run does, the same on every server of `--server both`. */
-const settings: RunSettings = {
-  deadlineMs,
-  durationS,
-  warmupS: values.warmup === undefined ? durationS : num("warmup"),
-  runs,
-  repeat,
-  shape: values.concurrency
-    ? { concurrency: num("concurrency", 1) }
-    : { rate: values.rate === undefined ? 500 : num("rate", 1) },
-  pricingWorkers: values.colocated ? 0 : num("pricing-workers", 1),
-  colocated: values.colocated,
-  apiRuntime,
-  killWorkers: values["kill-workers"],
-  findCapacity: values["find-capacity"],
-  quoteTimeoutMs: num("quote-timeout-ms", 1),
-  maxWaiting: num("max-waiting", 1),
-};
-const servers: ServerSettings[] = kinds.map((kind) => ({
-  kind,
-  bin: kind === "real" ? realBin : undefined,
-  synchronous: kind === "harness" ? synchronous : undefined,
-  messagesPollIntervalMs,
-  timeoutsPollIntervalMs: SERVER_TUNING.timeoutsPollIntervalMs,
-}));
+// ---------------------------------------------------------------- flags
+/** Reads the command line; a bad flag, or flags that do not go together, exit 2 with a message. */
+function readPlan(args: string[]): LoadPlan {
+  const { values, fail } = parseFlags(
+    {
+      duration: { type: "number", min: 1, default: 10 },
+      runs: { type: "number", min: 1, integer: true, default: 1 },
+      warmup: { type: "number", min: 0 },
+      rate: { type: "number", min: 1 },
+      concurrency: { type: "number", min: 1 },
+      "deadline-ms": { type: "number", min: 1, default: 1000 },
+      repeat: { type: "number", min: 0, default: 0 },
+      "pricing-workers": { type: "number", min: 1, default: 1 },
+      "find-capacity": { type: "boolean" },
+      "kill-workers": { type: "boolean" },
+      colocated: { type: "boolean" },
+      synchronous: { type: "enum", values: SYNCHRONOUS_MODES },
+      server: { type: "enum", values: SERVER_CHOICES },
+      "messages-poll-interval": { type: "number", min: 1, integer: true, unit: "ms" },
+      "api-runtime": { type: "enum", values: API_RUNTIMES },
+      "quote-timeout-ms": { type: "number", min: 1, default: 5000 },
+      "max-waiting": { type: "number", min: 1, default: 200 },
+      url: { type: "string" },
+      json: { type: "string" },
+      html: { type: "string" },
+    },
+    {
+      tool: "load",
+      usage: "npm run load -- [--duration <s>] [--rate <req/s> | --concurrency <n>] [flags]",
+      args,
+    },
+  );
+  if (values.repeat > 1) fail("--repeat is the share of requests that repeat a recent quote, 0 to 1");
+  if (values.colocated && (values["kill-workers"] || values.url)) {
+    fail("--colocated starts its own API with no workers; it goes with neither --kill-workers nor --url");
+  }
+  for (const flag of ["server", "synchronous", "messages-poll-interval"] as const) {
+    if (values[flag] !== undefined && values.url)
+      fail(`--${flag} sets the server this tool starts; it does not go with --url`);
+  }
+  if (values["api-runtime"] !== undefined && values.url)
+    fail("--api-runtime sets the API this tool starts; it does not go with --url");
+  const apiRuntime = values["api-runtime"] ?? "bun";
+  const serverChoice = values.server ?? "harness";
+  const kinds: ServerKind[] = values.url
+    ? []
+    : serverChoice === "both"
+      ? ["harness", "real"]
+      : [serverChoice];
+  if (values.synchronous && serverChoice === "real")
+    fail("--synchronous sets our server's commit log; the real server has none, so not with --server real");
+  const synchronous = values.synchronous ?? DEFAULT_SYNCHRONOUS;
+  const messagesPollIntervalMs = values["messages-poll-interval"] ?? SERVER_TUNING.messagesPollIntervalMs;
+
+  /** The real binary, from RESONATE_BIN; refuses to go on without one. */
+  const realBinary = (): string => {
+    const bin = process.env.RESONATE_BIN;
+    if (!bin)
+      return fail(`--server ${serverChoice} runs the real server that RESONATE_BIN names, and it is not set`);
+    try {
+      accessSync(bin, constants.X_OK);
+      if (!statSync(bin).isFile()) throw new Error("not a file");
+    } catch {
+      fail(`RESONATE_BIN=${bin} is not an executable file (--server ${serverChoice})`);
+    }
+    return bin;
+  };
+  const realBin = kinds.includes("real") ? realBinary() : undefined;
+
+  const durationS = values.duration;
+  return {
+    url: values.url,
+    serverChoice,
+    kinds,
+    servers: kinds.map((kind) => ({
+      kind,
+      bin: kind === "real" ? realBin : undefined,
+      synchronous: kind === "harness" ? synchronous : undefined,
+      messagesPollIntervalMs,
+      timeoutsPollIntervalMs: SERVER_TUNING.timeoutsPollIntervalMs,
+    })),
+    synchronous,
+    messagesPollIntervalMs,
+    apiRuntime,
+    /** Everything a measured run does, the same on every server of `--server both`. */
+    settings: {
+      deadlineMs: values["deadline-ms"],
+      durationS,
+      warmupS: values.warmup ?? durationS,
+      runs: values.runs,
+      repeat: values.repeat,
+      shape:
+        values.concurrency !== undefined ? { concurrency: values.concurrency } : { rate: values.rate ?? 500 },
+      pricingWorkers: values.colocated ? 0 : values["pricing-workers"],
+      colocated: values.colocated,
+      apiRuntime,
+      killWorkers: values["kill-workers"],
+      findCapacity: values["find-capacity"],
+      quoteTimeoutMs: values["quote-timeout-ms"],
+      maxWaiting: values["max-waiting"],
+    },
+    json: values.json,
+    html: values.html,
+  };
+}
 
 // ---------------------------------------------------------------- run
 /**
  * The header line: which servers, how they poll, the API's runtime, what the
  * API and workers do, and how ours syncs.
  */
-function header(): string {
-  const what = `deadline ${deadlineMs} ms, ${settings.colocated ? "quotes computed in the API (colocated)" : `${settings.pricingWorkers} pricing worker(s)`}`;
-  if (servers.length === 0)
-    return `load: API ${values.url} (already running; its server is not known here), ${what}`;
-  const poll = `messages polled every ${messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms`;
+function header(plan: LoadPlan): string {
+  const { settings, kinds } = plan;
+  const what = `deadline ${settings.deadlineMs} ms, ${settings.colocated ? "quotes computed in the API (colocated)" : `${settings.pricingWorkers} pricing worker(s)`}`;
+  if (plan.servers.length === 0)
+    return `load: API ${plan.url} (already running; its server is not known here), ${what}`;
+  const poll = `messages polled every ${plan.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms`;
   const synced = kinds.includes("harness")
-    ? `, ${kinds.length > 1 ? "harness " : ""}server commits synced: ${synchronous}`
+    ? `, ${kinds.length > 1 ? "harness " : ""}server commits synced: ${plan.synchronous}`
     : "";
-  return `load: ${kinds.length > 1 ? "servers" : "server"} ${kinds.join(" then ")} (${poll}), API on ${apiRuntime}, ${what}${synced}`;
+  return `load: ${kinds.length > 1 ? "servers" : "server"} ${kinds.join(" then ")} (${poll}), API on ${plan.apiRuntime}, ${what}${synced}`;
 }
 
-let exitCode = 0;
-try {
+/** Runs every server's measured run, prints and writes the reports; resolves with the exit code. */
+async function runLoad(plan: LoadPlan): Promise<number> {
+  const { settings, servers, kinds, apiRuntime } = plan;
   const both = servers.length > 1;
-  console.log(header());
+  console.log(header(plan));
   const results: { kind: ServerKind | null; run: ServerRun }[] = [];
   for (const server of servers.length > 0 ? servers : [undefined]) {
     // Each server gets a system of its own, started fresh and stopped before the next one starts.
-    const system = server ? await startSystem(server, settings) : runningSystem(values.url as string);
+    const system = server ? await startLoadSystem(server, settings) : runningSystem(plan.url as string);
     try {
       if (server)
         console.log(
@@ -196,14 +204,14 @@ try {
       ? { durable_p50: ratio(real.p50_ms, harness.p50_ms), durable_p99: ratio(real.p99_ms, harness.p99_ms) }
       : undefined;
   const report = {
-    server: values.url ? null : serverChoice,
+    server: plan.url ? null : plan.serverChoice,
     servers: kinds,
-    api_runtime: values.url ? null : apiRuntime,
-    messages_poll_interval_ms: servers.length > 0 ? messagesPollIntervalMs : null,
+    api_runtime: plan.url ? null : apiRuntime,
+    messages_poll_interval_ms: servers.length > 0 ? plan.messagesPollIntervalMs : null,
     timeouts_poll_interval_ms: servers.length > 0 ? SERVER_TUNING.timeoutsPollIntervalMs : null,
-    deadline_ms: deadlineMs,
+    deadline_ms: settings.deadlineMs,
     shape: settings.shape,
-    repeat,
+    repeat: settings.repeat,
     pricing_workers: settings.pricingWorkers,
     colocated: settings.colocated,
     kill_workers: settings.killWorkers,
@@ -235,15 +243,18 @@ try {
       2,
     ),
   );
-  if (values.json)
-    writeFileSync(values.json, `${JSON.stringify({ ...report, timelines: phases }, null, 2)}\n`);
-  if (values.html) {
+  if (plan.json) writeFileSync(plan.json, `${JSON.stringify({ ...report, timelines: phases }, null, 2)}\n`);
+  if (plan.html) {
     const title = `Load test: POST /price-quote${kinds.length > 0 ? ` on ${kinds.join(" and ")}, API on ${apiRuntime}` : ""}`;
-    writeFileSync(values.html, renderHtml(title, phases, report));
+    writeFileSync(plan.html, renderHtml(title, phases, report));
   }
-  exitCode = failures.length === 0 ? 0 : 1;
-} catch (error) {
-  console.error("load:", error);
-  exitCode = 1;
+  return failures.length === 0 ? 0 : 1;
 }
-process.exit(exitCode);
+
+const plan = readPlan(Bun.argv.slice(2));
+process.exit(
+  await runLoad(plan).catch((error: unknown) => {
+    console.error("load:", error);
+    return 1;
+  }),
+);

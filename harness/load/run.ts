@@ -3,7 +3,7 @@ import { drive } from "./driver.ts";
 import { watch } from "./procstat.ts";
 import { type PhaseResult, Recorder } from "./recorder.ts";
 import { perRun, pick, ratio } from "./report.ts";
-import type { ServerSettings, System, SystemSettings } from "./system.ts";
+import type { LoadSystem, ServerSettings, SystemSettings } from "./system.ts";
 
 /** Everything a measured run does: the same on every server of `--server both`. */
 export interface RunSettings extends SystemSettings {
@@ -41,7 +41,7 @@ function quoteBodies(repeatShare: number): () => { sku: string; qty: number; cus
 
 /** What the phases of one server's run share. */
 interface Run {
-  readonly system: System;
+  readonly system: LoadSystem;
   readonly settings: RunSettings;
   readonly body: ReturnType<typeof quoteBodies>;
   /** Quotes answered 202 and not yet seen done. */
@@ -66,11 +66,7 @@ async function phase(
       while (killing) {
         await Bun.sleep(1_500);
         if (!killing) break;
-        const victim = system.pricing.shift();
-        if (!victim) break;
-        victim.kill("SIGKILL");
-        await victim.exited;
-        await system.addPricingWorker();
+        if (!(await system.replacePricingWorker())) break;
       }
     })();
   }
@@ -136,7 +132,7 @@ async function settle202s(
 }
 
 async function apiStats(
-  system: System,
+  system: LoadSystem,
 ): Promise<{ rss: number; heap_used: number; waiting: number } | undefined> {
   const res = await fetch(`${system.apiUrl}/bench/stats`).catch(() => undefined);
   return res?.ok ? ((await res.json()) as { rss: number; heap_used: number; waiting: number }) : undefined;
@@ -155,7 +151,7 @@ export interface ServerRun {
  * ramp) on `system`, settles the quotes answered 202 and checks the run.
  */
 export async function measure(
-  system: System,
+  system: LoadSystem,
   s: RunSettings,
   server: ServerSettings | undefined,
   label: (phase: string) => string,

@@ -1,10 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { ChildProcess } from "../process.ts";
-import { type ResonateServer, type ServerKind, startResonateServer } from "../resonate-server.ts";
+import type { ResonateServer, ServerKind } from "../resonate-server.ts";
 import type { Synchronous } from "../server/log.ts";
-import { type ApiRuntime, spawnApi, spawnWorker } from "../service.ts";
+import type { ApiRuntime, WorkerSlot } from "../service.ts";
+import { startSystem } from "../system.ts";
 
 /** How the load tool starts one server. */
 export interface ServerSettings {
@@ -32,90 +30,90 @@ export interface SystemSettings {
 }
 
 /** One run's processes: a server, workers and an API this tool started, or the API at `--url`. */
-export interface System {
+export interface LoadSystem {
   readonly apiUrl: string;
   readonly server: ResonateServer | undefined;
   /** The server's state folder, where this tool started the server. */
   readonly dataDir: string | undefined;
-  /** The pricing workers now running (`--kill-workers` replaces them). */
-  readonly pricing: ChildProcess[];
-  /** Starts one more pricing worker with the same environment and adds it to `pricing`. */
-  addPricingWorker(): Promise<void>;
+  /**
+   * SIGKILLs the pricing worker that has run longest and starts its
+   * replacement; resolves once that one is ready, with false when there is
+   * no pricing worker.
+   */
+  replacePricingWorker(): Promise<boolean>;
   /** The processes whose CPU and memory the report shows. */
   watched(): { name: string; pid: number }[];
   stop(): Promise<void>;
 }
 
-/** Starts a fresh server of `server.kind`, the workers and the API; stops what it started if one fails. */
-export async function startSystem(server: ServerSettings, s: SystemSettings): Promise<System> {
-  const dataDir = mkdtempSync(join(tmpdir(), "load-"));
-  const children: ChildProcess[] = [];
-  const pricing: ChildProcess[] = [];
-  let resonate: ResonateServer | undefined;
-  const stop = async () => {
-    await Promise.all([...children, ...pricing].map((c) => c.stop()));
-    await resonate?.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  };
-  try {
+const named = (c: ChildProcess) => ({ name: c.name, pid: c.pid });
+
+/** Starts a fresh server of `server.kind`, the workers and the API (`startSystem`); stops what it started if one fails. */
+export async function startLoadSystem(server: ServerSettings, s: SystemSettings): Promise<LoadSystem> {
+  const system = await startSystem({
+    mode: s.colocated ? "colocated" : "distributed",
+    workers: { db: 1, "pricing-workers": s.pricingWorkers },
     // Short retry timeout: an execute written to a worker that was just killed is offered again within a second.
-    resonate = await startResonateServer({
-      dbPath: join(dataDir, "resonate.db"),
+    server: {
       retryTimeoutMs: 1_000,
       synchronous: server.synchronous,
       messagesPollIntervalMs: server.messagesPollIntervalMs,
       tickMs: server.timeoutsPollIntervalMs,
       kind: server.kind,
       bin: server.bin,
-    });
-    const env = {
-      RESONATE_URL: resonate.url,
-      DATA_DIR: dataDir,
-      WEBHOOK_SECRET: `whsec_${Buffer.from("load-test-secret-0123456789abcdef").toString("base64")}`,
+    },
+    // Quotes call no third party.
+    sandbox: false,
+    apiRuntime: s.apiRuntime,
+    env: {
       QUOTE_DEADLINE_MS: String(s.deadlineMs),
       QUOTE_MAX_WAIT_MS: String(Math.max(s.deadlineMs, 10_000)),
       QUOTE_TIMEOUT_MS: String(s.quoteTimeoutMs),
       QUOTE_MAX_WAITING: String(s.maxWaiting),
       RESONATE_TTL_MS: "1000",
       BENCH_ROUTES: "1",
-      MODE: s.colocated ? "colocated" : "distributed",
-    };
-    if (!s.colocated) {
-      children.push(...(await spawnWorker({ group: "db", env })));
-      pricing.push(...(await spawnWorker({ group: "pricing-workers", count: s.pricingWorkers, env })));
-    }
-    const api = await spawnApi({ runtime: s.apiRuntime, env });
-    children.push(api);
-    const started = resonate;
-    return {
-      apiUrl: api.url,
-      server: started,
-      dataDir,
-      pricing,
-      async addPricingWorker() {
-        pricing.push(...(await spawnWorker({ group: "pricing-workers", env })));
-      },
-      watched: () => [
+    },
+  });
+  const started = system.server;
+  if (!started) {
+    await system.stop();
+    throw new Error("startLoadSystem: the system started no server");
+  }
+  const pricingSlots = system.workers.slots.filter((slot) => slot.group === "pricing-workers");
+  /** Pricing slots, the one whose process has run longest first. */
+  const replaceOrder: WorkerSlot[] = [...pricingSlots];
+  return {
+    apiUrl: system.apiUrl,
+    server: started,
+    dataDir: system.dataDir,
+    async replacePricingWorker() {
+      const slot = replaceOrder.shift();
+      if (!slot) return false;
+      await system.workers.replace(slot);
+      replaceOrder.push(slot);
+      return true;
+    },
+    watched: () => {
+      const live = system.workers.live();
+      return [
         { name: "load-generator", pid: process.pid },
         { name: "resonate-server", pid: started.process.pid },
-        ...[...children, ...pricing].map((c) => ({ name: c.name, pid: c.pid })),
-      ],
-      stop,
-    };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+        ...live.filter((c) => !pricingSlots.some((slot) => slot.current === c)).map(named),
+        named(system.api),
+        ...pricingSlots.flatMap((slot) => (slot.current ? [named(slot.current)] : [])),
+      ];
+    },
+    stop: () => system.stop(),
+  };
 }
 
 /** The API at `--url`: nothing to start or stop, and no process of it to watch but the load generator. */
-export function runningSystem(url: string): System {
+export function runningSystem(url: string): LoadSystem {
   return {
     apiUrl: url.replace(/\/+$/, ""),
     server: undefined,
     dataDir: undefined,
-    pricing: [],
-    addPricingWorker: async () => {},
+    replacePricingWorker: async () => false,
     watched: () => [{ name: "load-generator", pid: process.pid }],
     stop: async () => {},
   };

@@ -10,30 +10,25 @@
  * WAL written, the time to write and commit it, and the time of the
  * checkpoint that copies it into the database file.
  */
-import { mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { statSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { Pricing } from "../../src/functions.ts";
+import { parseFlags } from "../cli.ts";
+import { tempDir } from "../scope.ts";
 import { IndexedEngine } from "./engine.ts";
 import type { Request } from "./engine-types.ts";
 import { encodeRecord } from "./log.ts";
 import { SERVER_DEFAULTS } from "./server.ts";
 import { commitOps, openTables, outboxEntry, type StoreOp, Tables } from "./store.ts";
 
-const { values } = parseArgs({
-  options: {
-    segments: { type: "string", default: "20" },
-    "segment-bytes": { type: "string", default: String(SERVER_DEFAULTS.segmentBytes) },
-  },
-});
-function positive(flag: "segments" | "segment-bytes"): number {
-  const value = Number(values[flag]);
-  if (Number.isInteger(value) && value > 0) return value;
-  console.error(`--${flag} must be a positive integer, got "${values[flag]}"`);
-  process.exit(2);
-}
-const segments = positive("segments");
-const segmentBytes = positive("segment-bytes");
+const positiveInteger = (fallback: number) =>
+  ({ type: "number", min: 1, integer: true, expected: "a positive integer", default: fallback }) as const;
+const { values } = parseFlags(
+  { segments: positiveInteger(20), "segment-bytes": positiveInteger(SERVER_DEFAULTS.segmentBytes) },
+  { tool: "bench:fold", usage: "bun run bench:fold [--segments <n>] [--segment-bytes <n>]" },
+);
+const segments = values.segments;
+const segmentBytes = values["segment-bytes"];
 
 const engine = new IndexedEngine();
 let quotes = 0;
@@ -58,7 +53,11 @@ function call(kind: Request["kind"], data: unknown, now: number): StoreOp[] {
 function quote(): StoreOp[][] {
   const now = Date.now();
   const id = `quote:${crypto.randomUUID().replaceAll("-", "")}`;
-  const args = { func: "compute_quote", args: [`sku-${quotes % 100}`, 41, `c-${quotes}`], version: 1 };
+  const args = {
+    func: Pricing.computeQuote.name,
+    args: [`sku-${quotes % 100}`, 41, `c-${quotes}`],
+    version: 1,
+  };
   const result = { sku: "sku-8", qty: 41, customer_id: `c-${quotes}`, price_cents: 58_191, currency: "USD" };
   const data = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64");
   quotes++;
@@ -111,8 +110,8 @@ function segment(): StoreOp[][] {
   }
 }
 
-const dir = mkdtempSync(join(tmpdir(), "fold-bench-"));
-const path = join(dir, "resonate.db");
+using dir = tempDir("fold-bench-");
+const path = join(dir.path, "resonate.db");
 const db = openTables(path);
 try {
   db.exec("PRAGMA cache_size = -65536;");
@@ -142,5 +141,4 @@ try {
   console.log(`database file: ${(statSync(path).size / 2 ** 20).toFixed(1)} MiB`);
 } finally {
   db.close();
-  rmSync(dir, { recursive: true, force: true });
 }

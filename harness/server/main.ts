@@ -14,79 +14,90 @@
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { parseArgs } from "node:util";
 import { exitWithParent } from "../../src/parent-process.ts";
+import { parseFlags } from "../cli.ts";
 import { serveProtocol } from "./http.ts";
-import { SYNCHRONOUS_MODES, type Synchronous } from "./log.ts";
+import { SYNCHRONOUS_MODES } from "./log.ts";
 import { ProtocolServer, SERVER_DEFAULTS, type ServerOptions } from "./server.ts";
 
+const ms = (fallback: number) =>
+  ({
+    type: "number",
+    min: 1,
+    integer: true,
+    expected: "a positive number of milliseconds",
+    default: fallback,
+  }) as const;
+const { values } = parseFlags(
+  {
+    port: { type: "number", min: 0, max: 65535, integer: true, expected: "0-65535", default: 8001 },
+    host: { type: "string", default: "127.0.0.1" },
+    db: { type: "string", default: ".data/resonate.db" },
+    trace: { type: "string" },
+    "tasks-lease-timeout": ms(SERVER_DEFAULTS.leaseTimeoutMs),
+    "tasks-retry-timeout": ms(SERVER_DEFAULTS.retryTimeoutMs),
+    "timeouts-poll-interval": ms(SERVER_DEFAULTS.tickMs),
+    "messages-poll-interval": ms(SERVER_DEFAULTS.messagesPollIntervalMs),
+    "messages-batch-size": {
+      type: "number",
+      min: 1,
+      integer: true,
+      expected: "a positive number of messages",
+      default: SERVER_DEFAULTS.messagesBatchSize,
+    },
+    "transports-http-poll-keepalive-interval": ms(SERVER_DEFAULTS.keepAliveMs),
+    "transports-http-poll-max-connections": {
+      type: "number",
+      min: 1,
+      integer: true,
+      expected: "a positive number of connections",
+      default: SERVER_DEFAULTS.maxConnections,
+    },
+    "max-body-bytes": {
+      type: "number",
+      min: 1,
+      integer: true,
+      expected: "a positive number of bytes",
+      default: SERVER_DEFAULTS.maxBodyBytes,
+    },
+    "log-segment-bytes": {
+      type: "number",
+      min: 1,
+      integer: true,
+      expected: "a positive number of bytes",
+      default: SERVER_DEFAULTS.segmentBytes,
+    },
+    synchronous: { type: "enum", values: SYNCHRONOUS_MODES, default: SERVER_DEFAULTS.synchronous },
+    debug: { type: "boolean" },
+  },
+  { tool: "resonate server", usage: "bun harness/server/main.ts [--port <n>] [--db <file>] [flags]" },
+);
+
+/** Refuses to go on with exit 2, as a bad flag does. */
 function fail(message: string): never {
   console.error(`resonate server: ${message}`);
   process.exit(2);
 }
 
-function positive(name: string, raw: string | undefined, fallback: number, unit: string): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) fail(`--${name} must be a positive number of ${unit}, got "${raw}"`);
-  return n;
-}
-
-let values: Record<string, string | boolean | undefined>;
-try {
-  ({ values } = parseArgs({
-    args: Bun.argv.slice(2),
-    options: {
-      port: { type: "string", default: "8001" },
-      host: { type: "string", default: "127.0.0.1" },
-      db: { type: "string", default: ".data/resonate.db" },
-      trace: { type: "string" },
-      "tasks-lease-timeout": { type: "string" },
-      "tasks-retry-timeout": { type: "string" },
-      "timeouts-poll-interval": { type: "string" },
-      "messages-poll-interval": { type: "string" },
-      "messages-batch-size": { type: "string" },
-      "transports-http-poll-keepalive-interval": { type: "string" },
-      "transports-http-poll-max-connections": { type: "string" },
-      "max-body-bytes": { type: "string" },
-      "log-segment-bytes": { type: "string" },
-      synchronous: { type: "string" },
-      debug: { type: "boolean", default: false },
-    },
-    strict: true,
-  }));
-} catch (error) {
-  fail((error as Error).message);
-}
-
-/** The flag `name` as a positive number of `unit`, or `fallback` when it is not given. */
-const flag = (name: string, fallback: number, unit = "milliseconds") =>
-  positive(name, values[name] as string | undefined, fallback, unit);
-
-const port = Number(values.port);
-if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0-65535, got "${values.port}"`);
-const dbPath = String(values.db);
+const port = values.port;
+const dbPath = values.db;
 mkdirSync(dirname(dbPath), { recursive: true });
 
-const maxBodyBytes = flag("max-body-bytes", SERVER_DEFAULTS.maxBodyBytes, "bytes");
-const synchronous = (values.synchronous ?? SERVER_DEFAULTS.synchronous) as Synchronous;
-if (!SYNCHRONOUS_MODES.includes(synchronous))
-  fail(`--synchronous must be one of ${SYNCHRONOUS_MODES.join(", ")}, got "${values.synchronous}"`);
-
+const maxBodyBytes = values["max-body-bytes"];
 const options: ServerOptions = {
   dbPath,
-  tracePath: values.trace as string | undefined,
-  leaseTimeoutMs: flag("tasks-lease-timeout", SERVER_DEFAULTS.leaseTimeoutMs),
-  retryTimeoutMs: flag("tasks-retry-timeout", SERVER_DEFAULTS.retryTimeoutMs),
-  tickMs: flag("timeouts-poll-interval", SERVER_DEFAULTS.tickMs),
-  messagesPollIntervalMs: flag("messages-poll-interval", SERVER_DEFAULTS.messagesPollIntervalMs),
-  messagesBatchSize: flag("messages-batch-size", SERVER_DEFAULTS.messagesBatchSize, "messages"),
-  keepAliveMs: flag("transports-http-poll-keepalive-interval", SERVER_DEFAULTS.keepAliveMs),
-  maxConnections: flag("transports-http-poll-max-connections", SERVER_DEFAULTS.maxConnections, "connections"),
+  tracePath: values.trace,
+  leaseTimeoutMs: values["tasks-lease-timeout"],
+  retryTimeoutMs: values["tasks-retry-timeout"],
+  tickMs: values["timeouts-poll-interval"],
+  messagesPollIntervalMs: values["messages-poll-interval"],
+  messagesBatchSize: values["messages-batch-size"],
+  keepAliveMs: values["transports-http-poll-keepalive-interval"],
+  maxConnections: values["transports-http-poll-max-connections"],
   maxBodyBytes,
-  segmentBytes: flag("log-segment-bytes", SERVER_DEFAULTS.segmentBytes, "bytes"),
-  synchronous,
-  debug: values.debug === true,
+  segmentBytes: values["log-segment-bytes"],
+  synchronous: values.synchronous,
+  debug: values.debug,
   onFatal: (error) => {
     console.error("resonate server: storage failure, stopping so a restart reloads from disk:", error);
     process.exit(1);
@@ -101,7 +112,7 @@ try {
 
 let http: ReturnType<typeof serveProtocol>;
 try {
-  http = serveProtocol(server, { hostname: String(values.host), port, maxBodyBytes });
+  http = serveProtocol(server, { hostname: values.host, port, maxBodyBytes });
 } catch (error) {
   fail(`cannot listen on ${values.host}:${port}: ${(error as Error).message}`);
 }

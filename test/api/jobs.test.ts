@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { waitFor } from "../../harness/index.ts";
-import { json, startColocatedApi } from "./setup.ts";
+import { startColocatedApi } from "../support/colocated-api.ts";
+import { json } from "../support/http.ts";
 
 let api: Awaited<ReturnType<typeof startColocatedApi>>;
 beforeAll(async () => {

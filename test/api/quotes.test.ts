@@ -1,17 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { waitFor } from "../../harness/index.ts";
-import { startColocatedApi } from "./setup.ts";
-
-const json = async (res: Response) => ({
-  status: res.status,
-  headers: res.headers,
-  body: (await res.json()) as Record<string, unknown>,
-});
+import { startColocatedApi } from "../support/colocated-api.ts";
+import { jsonInit, readReply } from "../support/http.ts";
 
 describe("POST /price-quote and GET /price-quote/:quote_id", () => {
   test("answers 200 with a deterministic price; the same request gets the same stored quote", async () => {
     await using api = await startColocatedApi();
-    const first = await json(
+    const first = await readReply(
       await api.request("POST", "/price-quote", { sku: "sku-7", qty: 12, customer_id: "vip-1" }),
     );
     expect(first.status).toBe(200);
@@ -24,21 +19,21 @@ describe("POST /price-quote and GET /price-quote/:quote_id", () => {
       price: "144.51",
       currency: "USD",
     });
-    const again = await json(
+    const again = await readReply(
       await api.request("POST", "/price-quote", { sku: "sku-7", qty: 12, customer_id: "vip-1" }),
     );
     expect(again.body).toEqual(first.body);
-    const other = await json(
+    const other = await readReply(
       await api.request("POST", "/price-quote", { sku: "sku-7", qty: 13, customer_id: "vip-1" }),
     );
     expect(other.body.quote_id).not.toBe(first.body.quote_id);
-    const read = await json(await api.request("GET", `/price-quote/${first.body.quote_id}`));
+    const read = await readReply(await api.request("GET", `/price-quote/${first.body.quote_id}`));
     expect(read).toMatchObject({ status: 200, body: first.body });
   });
 
   test("past the deadline it answers 202 with Location and Retry-After, and the quote completes", async () => {
     await using api = await startColocatedApi({ PRICING_DELAY_MS: "800", QUOTE_DEADLINE_MS: "100" });
-    const res = await json(await api.request("POST", "/price-quote", { sku: "sku-2", qty: 1 }));
+    const res = await readReply(await api.request("POST", "/price-quote", { sku: "sku-2", qty: 1 }));
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ quote_id: expect.stringMatching(/^quote:[0-9a-f]{32}$/), status: "pending" });
     expect(res.headers.get("location")).toBe(`/price-quote/${encodeURIComponent(String(res.body.quote_id))}`);
@@ -46,7 +41,7 @@ describe("POST /price-quote and GET /price-quote/:quote_id", () => {
     const location = res.headers.get("location") as string;
     expect((await api.request("GET", location)).status).toBe(202);
     const done = await waitFor(async () => {
-      const r = await json(await api.request("GET", location));
+      const r = await readReply(await api.request("GET", location));
       return r.status === 200 ? r : undefined;
     });
     expect(done.body).toMatchObject({ quote_id: res.body.quote_id, sku: "sku-2", price: expect.any(String) });
@@ -70,7 +65,7 @@ describe("POST /price-quote and GET /price-quote/:quote_id", () => {
     });
     const waiting = api.request("POST", "/price-quote", { sku: "sku-4", qty: 1 });
     await waitFor(() => api.quoteGate.waiting === 1, { message: "first request waiting" });
-    const shed = await json(await api.request("POST", "/price-quote", { sku: "sku-5", qty: 1 }));
+    const shed = await readReply(await api.request("POST", "/price-quote", { sku: "sku-5", qty: 1 }));
     expect(shed.status).toBe(503);
     expect(shed.headers.get("retry-after")).toBe("1");
     expect(shed.body.error).toMatchObject({ code: "overloaded" });
@@ -83,9 +78,7 @@ describe("POST /price-quote and GET /price-quote/:quote_id", () => {
     const client = new AbortController();
     const pending = api.app.handle(
       new Request("http://api.test/price-quote", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ sku: "sku-11", qty: 1 }),
+        ...jsonInit("POST", { sku: "sku-11", qty: 1 }),
         signal: client.signal,
       }),
     );
@@ -106,10 +99,10 @@ describe("POST /price-quote and GET /price-quote/:quote_id", () => {
       QUOTE_TIMEOUT_MS: "300",
       QUOTE_DEADLINE_MS: "100",
     });
-    const res = await json(await api.request("POST", "/price-quote", { sku: "sku-6", qty: 1 }));
+    const res = await readReply(await api.request("POST", "/price-quote", { sku: "sku-6", qty: 1 }));
     expect(res.status).toBe(202);
     const timedOut = await waitFor(async () => {
-      const r = await json(await api.request("GET", String(res.headers.get("location"))));
+      const r = await readReply(await api.request("GET", String(res.headers.get("location"))));
       return r.status === 504 ? r : undefined;
     });
     expect(timedOut.body.error).toMatchObject({ code: "quote_timed_out" });
@@ -122,7 +115,7 @@ describe("POST /price-quote and GET /price-quote/:quote_id", () => {
     ["a bad customer id", { sku: "sku-1", qty: 1, customer_id: "a.b" }, 422, "validation_failed"],
   ])("%s is a %i", async (_what, body, status, code) => {
     await using api = await startColocatedApi();
-    const res = await json(await api.request("POST", "/price-quote", body));
+    const res = await readReply(await api.request("POST", "/price-quote", body));
     expect(res.status).toBe(status);
     expect(res.body.error).toMatchObject({ code });
   });

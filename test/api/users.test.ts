@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { json, startColocatedApi } from "./setup.ts";
+import { startColocatedApi } from "../support/colocated-api.ts";
+import { json } from "../support/http.ts";
 
 let api: Awaited<ReturnType<typeof startColocatedApi>>;
 beforeAll(async () => {

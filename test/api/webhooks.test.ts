@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { waitFor } from "../../harness/index.ts";
-import { json, signedHeaders, startColocatedApi, TEST_SECRET } from "./setup.ts";
+import { startColocatedApi } from "../support/colocated-api.ts";
+import { json } from "../support/http.ts";
+import { signedHeaders, TEST_SECRET, WRONG_SECRET } from "../support/secrets.ts";
 
 let api: Awaited<ReturnType<typeof startColocatedApi>>;
 beforeAll(async () => {
@@ -67,10 +69,7 @@ describe("POST /webhooks/approval/:id", () => {
 
   test.each([
     ["no signature headers", { "content-type": "application/json" }],
-    [
-      "a signature made with another secret",
-      signedHeaders('{"approved":true}', `whsec_${btoa("another-secret-another-secret!!")}`),
-    ],
+    ["a signature made with another secret", signedHeaders('{"approved":true}', WRONG_SECRET)],
     [
       "a stale timestamp",
       signedHeaders('{"approved":true}', TEST_SECRET, new Date(Date.now() - 10 * 60_000)),

@@ -5,11 +5,11 @@ import { between, pick, seededRandom } from "../../harness/chaos/rng.ts";
 import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
 import { waitQuiescent } from "../../harness/chaos/workload.ts";
 import { type Delivery, sendWebhook } from "../../harness/index.ts";
-import { call } from "../e2e/stack.ts";
-import { E2E_TIMEOUT } from "../fixtures.ts";
+import { call } from "../support/http.ts";
+import { E2E_TIMEOUT } from "../support/processes.ts";
+import { WRONG_SECRET } from "../support/secrets.ts";
 
 const SEED = Number(process.env.CHAOS_SEED ?? 7);
-const BAD_SECRET = `whsec_${Buffer.from("a-sender-with-the-wrong-secret!!").toString("base64")}`;
 
 let stack: ChaosStack;
 const accepted: string[] = [];
@@ -47,7 +47,7 @@ describe("webhook chaos: duplicates, concurrency, reordering, early delivery, co
           const attempts = await sendWebhook({
             url: `${stack.api.url}/webhooks/approval/${orderId}`,
             secret: CHAOS_SECRET,
-            signWith: plan.kind === "bad-signature" ? BAD_SECRET : undefined,
+            signWith: plan.kind === "bad-signature" ? WRONG_SECRET : undefined,
             at: plan.kind === "stale" ? new Date(Date.now() - 3_600_000) : undefined,
             body: JSON.stringify({ approved: plan.approved, approver: `sender-${plan.approved}` }),
             // Senders retry any non-2xx: 404 (order not created yet), 503 (not waiting yet), and

@@ -16,6 +16,7 @@ import {
   reserveStock,
 } from "../../workers/db.ts";
 import { defaultDriver } from "../../workers/sql.ts";
+import { sampleOrder } from "./sample-order.ts";
 
 const [url] = process.argv.slice(2);
 if (!url) throw new Error("usage: database-fixture.ts <database-url>");
@@ -23,18 +24,7 @@ if (!url) throw new Error("usage: database-fixture.ts <database-url>");
 const sql = await openDatabase(url);
 const stock = async (sku: string) =>
   Number((await sql<{ stock: number }>`SELECT stock FROM products WHERE sku = ${sku}`)[0]?.stock);
-const order = {
-  order_id: "u1:a",
-  user_id: "u1",
-  kind: "checkout",
-  status: "completed",
-  items: [{ sku: "sku-1", qty: 1, unit_price_cents: 199, line_cents: 199 }],
-  total_cents: 199,
-  discount_cents: 0,
-  charge_id: null,
-  tracking: null,
-  created_at: 1_700_000_000_000,
-};
+const order = sampleOrder("u1:a", "u1");
 try {
   // Each await in this literal runs in turn, in the order written.
   const result = {

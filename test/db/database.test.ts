@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Postgres, spawnProcess, startPostgres } from "../../harness/index.ts";
@@ -9,7 +8,6 @@ import {
   findCallback,
   getPrice,
   insertOrder,
-  type OrderRow,
   openDatabase,
   queryOrders,
   type Reservation,
@@ -18,7 +16,9 @@ import {
   reserveStock,
 } from "../../workers/db.ts";
 import { openSql, type SqlDriver } from "../../workers/sql.ts";
-import { E2E_TIMEOUT } from "../fixtures.ts";
+import { E2E_TIMEOUT } from "../support/processes.ts";
+import { tempDir } from "../support/temp.ts";
+import { sampleOrder } from "./sample-order.ts";
 
 interface Backend {
   url: string;
@@ -27,11 +27,8 @@ interface Backend {
 
 /** A database in a temporary folder, removed by `stop`. */
 function sqliteFile(): Promise<Backend> {
-  const dir = mkdtempSync(join(tmpdir(), "db-test-"));
-  return Promise.resolve({
-    url: `sqlite://${join(dir, "app.db")}`,
-    stop: async () => rmSync(dir, { recursive: true, force: true }),
-  });
+  const dir = tempDir("db-test-");
+  return Promise.resolve({ url: `sqlite://${join(dir.path, "app.db")}`, stop: async () => dir.remove() });
 }
 
 // One throwaway PostgreSQL server for the file, started when first asked for; each backend gets a database of its own.
@@ -64,18 +61,7 @@ const backends: [string, SqlDriver, () => Promise<Backend>][] = [
 const outcomes = (reservations: Reservation[]) =>
   reservations.map((r) => (r.ok ? "reserved" : r.reason)).sort();
 
-const order = (id: string, user: string, status = "completed"): OrderRow => ({
-  order_id: id,
-  user_id: user,
-  kind: "checkout",
-  status,
-  items: [{ sku: "sku-1", qty: 1, unit_price_cents: 199, line_cents: 199 }],
-  total_cents: 199,
-  discount_cents: 0,
-  charge_id: null,
-  tracking: null,
-  created_at: 1_700_000_000_000,
-});
+const order = sampleOrder;
 
 describe.each(backends)("the db group's database on %s", (_name, driver, start) => {
   let backend: Backend;

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { API_RUNTIMES, type ApiRuntime, sendWebhook } from "../../harness/index.ts";
-import { E2E_TIMEOUT } from "../fixtures.ts";
-import { answers200, call, jobDone, STACK_SECRET, type Stack, startStack } from "./stack.ts";
+import { answers200, call, jobDone, requestQuote } from "../support/http.ts";
+import { E2E_TIMEOUT } from "../support/processes.ts";
+import { TEST_SECRET, WRONG_SECRET } from "../support/secrets.ts";
+import { type Stack, startStack } from "./stack.ts";
 
 /**
  * The whole suite with the API on `runtime`; the workers and the server are
@@ -17,7 +19,7 @@ function serviceSuite(runtime: ApiRuntime) {
   ) =>
     sendWebhook({
       url: `${stack.api.url}/webhooks/approval/${id}`,
-      secret: STACK_SECRET,
+      secret: TEST_SECRET,
       body: JSON.stringify(body),
       ...extra,
     });
@@ -74,11 +76,7 @@ function serviceSuite(runtime: ApiRuntime) {
         ).at(-1);
         expect(accepted?.status).toBe(200);
 
-        const [bad] = await approval(
-          "e2e-2",
-          { approved: false },
-          { signWith: `whsec_${btoa("not-the-secret-not-the-secret!!")}` },
-        );
+        const [bad] = await approval("e2e-2", { approved: false }, { signWith: WRONG_SECRET });
         expect(bad?.status).toBe(401);
         const [stale] = await approval("e2e-2", { approved: true }, { at: new Date(Date.now() - 3_600_000) });
         expect(stale?.status).toBe(401);
@@ -198,13 +196,7 @@ function serviceSuite(runtime: ApiRuntime) {
           groups: ["db"],
           apiEnv: { QUOTE_TIMEOUT_MS: "700", QUOTE_MAX_WAIT_MS: "5000" },
         });
-        const res = await call(
-          none.api,
-          "POST",
-          "/price-quote",
-          { sku: "sku-8", qty: 1 },
-          { prefer: "wait=4" },
-        );
+        const res = await requestQuote(none.api, { sku: "sku-8", qty: 1 }, 4);
         expect(res.status).toBe(504);
         expect(res.body.error).toMatchObject({ code: "quote_timed_out" });
       },

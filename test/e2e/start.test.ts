@@ -1,13 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { freePort, sendWebhook, spawnProcess, waitFor } from "../../harness/index.ts";
-import { E2E_TIMEOUT } from "../fixtures.ts";
-import { call } from "./stack.ts";
+import { call } from "../support/http.ts";
+import { E2E_TIMEOUT } from "../support/processes.ts";
+import { TEST_SECRET } from "../support/secrets.ts";
+import { tempDir } from "../support/temp.ts";
 
 const START = resolve(import.meta.dir, "../../harness/start.ts");
-const SECRET = `whsec_${Buffer.from("start-test-secret-0123456789abcd").toString("base64")}`;
 
 /** Pids from the launcher's `start: worker <group>#<slot> pid <n>` lines, in order. */
 const workerPids = (output: string) =>
@@ -41,7 +41,7 @@ const launcherEnv = (dataDir: string, extra: Record<string, string>) => ({
   PORT: String(freePort()),
   RESONATE_PORT: String(freePort()),
   SANDBOX_PORT: String(freePort()),
-  WEBHOOK_SECRET: SECRET,
+  WEBHOOK_SECRET: TEST_SECRET,
   ...extra,
 });
 
@@ -49,8 +49,8 @@ describe("npm start (harness/start.ts)", () => {
   test(
     "starts everything, stops every process it started on SIGTERM, and resumes in-flight work on restart",
     async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), "start-test-"));
-      const env = launcherEnv(dataDir, { RESONATE_TTL_MS: "2000" });
+      using dataDir = tempDir("start-test-");
+      const env = launcherEnv(dataDir.path, { RESONATE_TTL_MS: "2000" });
       const api = { url: `http://127.0.0.1:${env.PORT}` };
       const launch = () =>
         spawnProcess({
@@ -60,116 +60,104 @@ describe("npm start (harness/start.ts)", () => {
           readyLine: /^ready: API /,
           readyTimeoutMs: 30_000,
         });
-      try {
-        await using first = launch();
-        await first.ready;
-        const pids = workerPids(first.output());
-        expect(pids).toHaveLength(4);
-        // A worker that dies is replaced.
-        const victim = pids[0] as number;
-        process.kill(victim, "SIGKILL");
-        await waitFor(() => workerPids(first.output()).length === 5, {
-          message: "worker replaced",
-        });
-        pids.push(...workerPids(first.output()).slice(4));
-        expect(await call(api, "POST", "/orders/held-1/approve-and-ship")).toMatchObject({ status: 202 });
-        await waitFor(async () => (await call(api, "GET", "/jobs/ship:held-1")).body.status === "running");
-        expect(await first.stop()).toBe(0);
-        for (const pid of pids) expect(alive(pid)).toBe(false);
+      await using first = launch();
+      await first.ready;
+      const pids = workerPids(first.output());
+      expect(pids).toHaveLength(4);
+      // A worker that dies is replaced.
+      const victim = pids[0] as number;
+      process.kill(victim, "SIGKILL");
+      await waitFor(() => workerPids(first.output()).length === 5, {
+        message: "worker replaced",
+      });
+      pids.push(...workerPids(first.output()).slice(4));
+      expect(await call(api, "POST", "/orders/held-1/approve-and-ship")).toMatchObject({ status: 202 });
+      await waitFor(async () => (await call(api, "GET", "/jobs/ship:held-1")).body.status === "running");
+      expect(await first.stop()).toBe(0);
+      for (const pid of pids) expect(alive(pid)).toBe(false);
 
-        await using second = launch();
-        await second.ready;
-        const deliveries = await sendWebhook({
-          url: `${api.url}/webhooks/approval/held-1`,
-          secret: SECRET,
-          body: JSON.stringify({ approved: true, approver: "after-restart" }),
-          retries: 40,
-          backoffMs: 50,
-        });
-        expect(deliveries.at(-1)?.status).toBe(200);
-        const done = await waitFor(
-          async () => {
-            const job = await call(api, "GET", "/jobs/ship:held-1");
-            return job.body.status === "done" ? job.body : undefined;
-          },
-          // The stop can catch the workflow's RPC to db just after its execute went to a db
-          // worker that was stopping: the task is then offered again after the server's retry
-          // timeout (30 s by default, as on the real server), not at once.
-          { timeout: 40_000, message: "held order shipped after restart" },
-        );
-        expect(done.result).toMatchObject({ status: "shipped", approver: "after-restart" });
+      await using second = launch();
+      await second.ready;
+      const deliveries = await sendWebhook({
+        url: `${api.url}/webhooks/approval/held-1`,
+        secret: TEST_SECRET,
+        body: JSON.stringify({ approved: true, approver: "after-restart" }),
+        retries: 40,
+        backoffMs: 50,
+      });
+      expect(deliveries.at(-1)?.status).toBe(200);
+      const done = await waitFor(
+        async () => {
+          const job = await call(api, "GET", "/jobs/ship:held-1");
+          return job.body.status === "done" ? job.body : undefined;
+        },
+        // The stop can catch the workflow's RPC to db just after its execute went to a db
+        // worker that was stopping: the task is then offered again after the server's retry
+        // timeout (30 s by default, as on the real server), not at once.
+        { timeout: 40_000, message: "held order shipped after restart" },
+      );
+      expect(done.result).toMatchObject({ status: "shipped", approver: "after-restart" });
 
-        // A launcher killed outright (no chance to clean up) still leaves no worker and no server behind.
-        const orphans = workerPids(second.output());
-        const resonatePort = Number(env.RESONATE_PORT);
-        expect((await fetch(`http://127.0.0.1:${resonatePort}/health`)).status).toBe(200);
-        second.kill("SIGKILL");
-        await second.exited;
-        await waitFor(() => orphans.every((pid) => !alive(pid)), {
-          message: "workers of a killed launcher exit",
-        });
-        await waitFor(() => portReleased(resonatePort), {
-          message: "the Resonate server of a killed launcher exits",
-        });
-      } finally {
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      // A launcher killed outright (no chance to clean up) still leaves no worker and no server behind.
+      const orphans = workerPids(second.output());
+      const resonatePort = Number(env.RESONATE_PORT);
+      expect((await fetch(`http://127.0.0.1:${resonatePort}/health`)).status).toBe(200);
+      second.kill("SIGKILL");
+      await second.exited;
+      await waitFor(() => orphans.every((pid) => !alive(pid)), {
+        message: "workers of a killed launcher exit",
+      });
+      await waitFor(() => portReleased(resonatePort), {
+        message: "the Resonate server of a killed launcher exits",
+      });
     },
     E2E_TIMEOUT + 30_000,
   );
 
   test("refuses an API_RUNTIME it does not know with exit 2 and a message that names it, before it starts anything", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "start-test-"));
-    try {
-      await using run = spawnProcess({
-        name: "start",
-        cmd: [process.execPath, START],
-        // Free ports all the same, so a launcher that went on would clash with nothing.
-        env: {
-          DATA_DIR: dataDir,
-          API_RUNTIME: "node",
-          PORT: String(freePort()),
-          RESONATE_PORT: String(freePort()),
-          SANDBOX_PORT: String(freePort()),
-        },
-      });
-      expect(await run.exited).toBe(2);
-      expect(run.output()).toContain('start: API_RUNTIME must be one of bun, deno, got "node"');
-      expect(run.output()).not.toContain("resonate server");
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
+    using dataDir = tempDir("start-test-");
+    await using run = spawnProcess({
+      name: "start",
+      cmd: [process.execPath, START],
+      // Free ports all the same, so a launcher that went on would clash with nothing.
+      env: {
+        DATA_DIR: dataDir.path,
+        API_RUNTIME: "node",
+        PORT: String(freePort()),
+        RESONATE_PORT: String(freePort()),
+        SANDBOX_PORT: String(freePort()),
+      },
+    });
+    expect(await run.exited).toBe(2);
+    expect(run.output()).toContain('start: API_RUNTIME must be one of bun, deno, got "node"');
+    expect(run.output()).not.toContain("resonate server");
   });
 
   test(
     "with API_RUNTIME=deno (what npm run start:deno sets) the API runs on Deno, the launcher says so, and SIGTERM stops it",
     async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), "start-test-"));
+      using dataDir = tempDir("start-test-");
       // No worker processes: what this test is about is the API's runtime.
-      const env = launcherEnv(dataDir, { MODE: "colocated", API_RUNTIME: "deno" });
+      const env = launcherEnv(dataDir.path, { MODE: "colocated", API_RUNTIME: "deno" });
       const api = { url: `http://127.0.0.1:${env.PORT}` };
-      try {
-        await using start = spawnProcess({
-          name: "start",
-          cmd: [process.execPath, START],
-          env,
-          readyLine: /^ready: API /,
-          readyTimeoutMs: 30_000,
-        });
-        await start.ready;
-        expect(start.output()).toContain(`\nready: API ${api.url} on deno `);
-        const apiPid = Number(/^start: API on deno, pid (\d+)$/m.exec(start.output())?.[1]);
-        expect(readFileSync(`/proc/${apiPid}/cmdline`, "utf8").split("\0")).toContain(
-          resolve(import.meta.dir, "../../src/main.deno.ts"),
-        );
-        expect(await call(api, "POST", "/price-quote", { sku: "sku-1", qty: 1 })).toMatchObject({
-          status: 200,
-        });
-        expect(await start.stop()).toBe(0);
-        expect(alive(apiPid)).toBe(false);
-      } finally {
-        rmSync(dataDir, { recursive: true, force: true });
-      }
+      await using start = spawnProcess({
+        name: "start",
+        cmd: [process.execPath, START],
+        env,
+        readyLine: /^ready: API /,
+        readyTimeoutMs: 30_000,
+      });
+      await start.ready;
+      expect(start.output()).toContain(`\nready: API ${api.url} on deno `);
+      const apiPid = Number(/^start: API on deno, pid (\d+)$/m.exec(start.output())?.[1]);
+      expect(readFileSync(`/proc/${apiPid}/cmdline`, "utf8").split("\0")).toContain(
+        resolve(import.meta.dir, "../../src/main.deno.ts"),
+      );
+      expect(await call(api, "POST", "/price-quote", { sku: "sku-1", qty: 1 })).toMatchObject({
+        status: 200,
+      });
+      expect(await start.stop()).toBe(0);
+      expect(alive(apiPid)).toBe(false);
     },
     E2E_TIMEOUT,
   );

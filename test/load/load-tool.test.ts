@@ -1,31 +1,34 @@
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import { SERVER_TUNING, spawnProcess } from "../../harness/index.ts";
-import { E2E_TIMEOUT } from "../fixtures.ts";
+import { E2E_TIMEOUT } from "../support/processes.ts";
+import { tempDir } from "../support/temp.ts";
 
 const LOAD = resolve(import.meta.dir, "../../harness/load/main.ts");
 const STAND_IN = resolve(import.meta.dir, "stand-in-resonate-fixture.ts");
 
 /**
- * Runs the load tool with `args` and `--json` (and `--html` into `html`, if
- * given); expects it to exit 0 and returns its output and JSON report.
+ * Runs the load tool with `args` and `--json` (and `--html`, if `html`);
+ * expects it to exit 0 and returns its output, JSON report and HTML page
+ * (empty without `html`).
  */
-async function loadRun(args: string[], opts: { env?: Record<string, string>; html?: string } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "load-test-"));
-  try {
-    const json = join(dir, "load.json");
-    await using run = spawnProcess({
-      name: "load",
-      cmd: [process.execPath, LOAD, ...args, "--json", json, ...(opts.html ? ["--html", opts.html] : [])],
-      env: opts.env,
-    });
-    expect(await run.exited).toBe(0);
-    return { output: run.output(), report: JSON.parse(readFileSync(json, "utf8")) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+async function loadRun(args: string[], opts: { env?: Record<string, string>; html?: boolean } = {}) {
+  using dir = tempDir("load-test-");
+  const json = join(dir.path, "load.json");
+  const html = join(dir.path, "load.html");
+  await using run = spawnProcess({
+    name: "load",
+    cmd: [process.execPath, LOAD, ...args, "--json", json, ...(opts.html ? ["--html", html] : [])],
+    env: opts.env,
+  });
+  expect(await run.exited).toBe(0);
+  return {
+    output: run.output(),
+    report: JSON.parse(readFileSync(json, "utf8")),
+    page: opts.html ? readFileSync(html, "utf8") : "",
+  };
 }
 
 /** An executable file in `dir` that runs the stand-in for the real binary; what RESONATE_BIN names. */
@@ -61,60 +64,47 @@ describe("npm run load", () => {
   test(
     "starts the system, drives the durable and baseline routes, and writes the table, JSON and HTML report",
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), "load-test-"));
-      try {
-        const json = join(dir, "load.json");
-        const html = join(dir, "load.html");
-        await using run = spawnProcess({
-          name: "load",
-          cmd: [process.execPath, LOAD, "--duration", "2", "--rate", "40", "--json", json, "--html", html],
-        });
-        expect(await run.exited).toBe(0);
-        expect(run.output()).toMatch(/^phase\s+req\s+req\/s\s+p50/m);
-        const report = JSON.parse(readFileSync(json, "utf8"));
-        for (const phase of ["durable", "baseline"]) {
-          expect(Object.keys(report[phase]).sort()).toEqual(
-            [
-              "requests",
-              "throughput",
-              "p50_ms",
-              "p90_ms",
-              "p99_ms",
-              "p999_ms",
-              "max_ms",
-              "status",
-              "deadline_violations",
-              "processes",
-              "machine",
-              "calibration_ms",
-              "fsync_us",
-            ].sort(),
-          );
-          expect(report[phase].requests).toBe(80);
-          expect(report[phase].status).toEqual({ 200: 80 });
-        }
-        expect(report.durable.calibration_ms).toBeGreaterThan(0);
-        expect(report.durable.fsync_us).toBeGreaterThan(0);
-        expect(report.ratio_p50).toBeGreaterThan(0);
-        expect(report.ratio_p99).toBeGreaterThan(0);
-        expect(report.deadline_violations).toBe(0);
-        expect(report.checks).toBe("passed");
-        expect(report.synchronous).toBe("normal");
-        expect(run.output()).toContain("server commits synced: normal");
-        expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
-          ["api", "db#0", "load-generator", "pricing-workers#0", "resonate-server"].sort(),
+      const { output, report, page } = await loadRun(["--duration", "2", "--rate", "40"], { html: true });
+      expect(output).toMatch(/^phase\s+req\s+req\/s\s+p50/m);
+      for (const phase of ["durable", "baseline"]) {
+        expect(Object.keys(report[phase]).sort()).toEqual(
+          [
+            "requests",
+            "throughput",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "p999_ms",
+            "max_ms",
+            "status",
+            "deadline_violations",
+            "processes",
+            "machine",
+            "calibration_ms",
+            "fsync_us",
+          ].sort(),
         );
-        expectScheduling(report.durable);
-        expect(run.output()).toMatch(/resonate-server\s+cpu\s+[\d.]+%\s+waiting\s+[\d.]+%\s+rss/);
-        expect(run.output()).toMatch(/machine\s+\d+ cores, [\d.]+% busy/);
-        const page = readFileSync(html, "utf8");
-        expect(page.match(/<svg/g)).toHaveLength(2);
-        expect(page).toContain("Latency over time");
-        expect(page).toContain("Latency distribution");
-        expect(page).toContain("waiting for a core");
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
+        expect(report[phase].requests).toBe(80);
+        expect(report[phase].status).toEqual({ 200: 80 });
       }
+      expect(report.durable.calibration_ms).toBeGreaterThan(0);
+      expect(report.durable.fsync_us).toBeGreaterThan(0);
+      expect(report.ratio_p50).toBeGreaterThan(0);
+      expect(report.ratio_p99).toBeGreaterThan(0);
+      expect(report.deadline_violations).toBe(0);
+      expect(report.checks).toBe("passed");
+      expect(report.synchronous).toBe("normal");
+      expect(output).toContain("server commits synced: normal");
+      expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
+        ["api", "db#0", "load-generator", "pricing-workers#0", "resonate-server"].sort(),
+      );
+      expectScheduling(report.durable);
+      expect(output).toMatch(/resonate-server\s+cpu\s+[\d.]+%\s+waiting\s+[\d.]+%\s+rss/);
+      expect(output).toMatch(/machine\s+\d+ cores, [\d.]+% busy/);
+      expect(page.match(/<svg/g)).toHaveLength(2);
+      expect(page).toContain("Latency over time");
+      expect(page).toContain("Latency distribution");
+      expect(page).toContain("waiting for a core");
     },
     E2E_TIMEOUT,
   );
@@ -208,29 +198,21 @@ describe("npm run load", () => {
   test(
     "with --api-runtime deno, the API runs on Deno, and the header, the JSON and the HTML name it",
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), "load-test-"));
-      try {
-        const html = join(dir, "load.html");
-        const { output, report } = await loadRun(
-          ["--api-runtime", "deno", "--duration", "1", "--rate", "40", "--warmup", "0"],
-          { html },
-        );
-        expect(output).toContain(
-          `load: server harness (messages polled every ${SERVER_TUNING.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), API on deno, deadline 1000 ms, 1 pricing worker(s), server commits synced: normal`,
-        );
-        expect(output).toMatch(/^load: harness server at http:\S+, API http:\S+ on deno$/m);
-        expect(report).toMatchObject({ server: "harness", api_runtime: "deno", checks: "passed" });
-        expect(report.durable.status).toEqual({ 200: 40 });
-        expect(report.baseline.status).toEqual({ 200: 40 });
-        expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
-          ["api", "db#0", "load-generator", "pricing-workers#0", "resonate-server"].sort(),
-        );
-        expect(readFileSync(html, "utf8")).toContain(
-          "<title>Load test: POST /price-quote on harness, API on deno</title>",
-        );
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      const { output, report, page } = await loadRun(
+        ["--api-runtime", "deno", "--duration", "1", "--rate", "40", "--warmup", "0"],
+        { html: true },
+      );
+      expect(output).toContain(
+        `load: server harness (messages polled every ${SERVER_TUNING.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), API on deno, deadline 1000 ms, 1 pricing worker(s), server commits synced: normal`,
+      );
+      expect(output).toMatch(/^load: harness server at http:\S+, API http:\S+ on deno$/m);
+      expect(report).toMatchObject({ server: "harness", api_runtime: "deno", checks: "passed" });
+      expect(report.durable.status).toEqual({ 200: 40 });
+      expect(report.baseline.status).toEqual({ 200: 40 });
+      expect(report.durable.processes.map((p: { name: string }) => p.name).sort()).toEqual(
+        ["api", "db#0", "load-generator", "pricing-workers#0", "resonate-server"].sort(),
+      );
+      expect(page).toContain("<title>Load test: POST /price-quote on harness, API on deno</title>");
     },
     E2E_TIMEOUT,
   );
@@ -238,50 +220,44 @@ describe("npm run load", () => {
   test(
     "with --server both, runs ours, then the binary RESONATE_BIN names (here a stand-in that runs ours), in one report whose rows name their server",
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), "load-test-"));
-      try {
-        const html = join(dir, "load.html");
-        const { output, report } = await loadRun(
-          ["--server", "both", "--duration", "1", "--rate", "40", "--warmup", "0"],
-          { env: { RESONATE_BIN: standInBinary(dir) }, html },
-        );
-        expect(output).toContain(
-          `load: servers harness then real (messages polled every ${SERVER_TUNING.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), API on bun, deadline 1000 ms, 1 pricing worker(s), harness server commits synced: normal`,
-        );
-        const rows = output
-          .split("\n")
-          .filter((line) => /^\S+\s+\d+\s+\d+\s+[\d.]+\s/.test(line))
-          .map((line) => line.split(/\s+/)[0]);
-        expect(rows).toEqual(["harness:durable", "harness:baseline", "real:durable", "real:baseline"]);
-        expect(output).toMatch(/^real\/harness, durable: p50 ×[\d.]+, p99 ×[\d.]+$/m);
-        expect(report).toMatchObject({
-          server: "both",
-          servers: ["harness", "real"],
-          api_runtime: "bun",
-          messages_poll_interval_ms: SERVER_TUNING.messagesPollIntervalMs,
-          timeouts_poll_interval_ms: SERVER_TUNING.timeoutsPollIntervalMs,
-          checks: "passed",
-        });
-        expect(Object.keys(report.by_server)).toEqual(["harness", "real"]);
-        expect(report.by_server.harness.synchronous).toBe("normal");
-        expect(report.by_server.real.synchronous).toBeNull();
-        for (const server of ["harness", "real"]) {
-          // The self-checks ran on each server's rows.
-          expect(report.by_server[server]).toMatchObject({ checks: "passed", deadline_violations: 0 });
-          expect(report.by_server[server].durable.status).toEqual({ 200: 40 });
-          expect(report.by_server[server].baseline.status).toEqual({ 200: 40 });
-        }
-        const { harness, real } = report.by_server;
-        expect(report.real_vs_harness).toEqual({
-          durable_p50: Math.round((real.durable.p50_ms / harness.durable.p50_ms) * 100) / 100,
-          durable_p99: Math.round((real.durable.p99_ms / harness.durable.p99_ms) * 100) / 100,
-        });
-        expect(report.timelines.map((p: { name: string }) => p.name)).toEqual(rows);
-        const page = readFileSync(html, "utf8");
-        for (const row of rows) expect(page).toContain(`<td>${row}</td>`);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
+      using bin = tempDir("load-test-");
+      const { output, report, page } = await loadRun(
+        ["--server", "both", "--duration", "1", "--rate", "40", "--warmup", "0"],
+        { env: { RESONATE_BIN: standInBinary(bin.path) }, html: true },
+      );
+      expect(output).toContain(
+        `load: servers harness then real (messages polled every ${SERVER_TUNING.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms), API on bun, deadline 1000 ms, 1 pricing worker(s), harness server commits synced: normal`,
+      );
+      const rows = output
+        .split("\n")
+        .filter((line) => /^\S+\s+\d+\s+\d+\s+[\d.]+\s/.test(line))
+        .map((line) => line.split(/\s+/)[0]);
+      expect(rows).toEqual(["harness:durable", "harness:baseline", "real:durable", "real:baseline"]);
+      expect(output).toMatch(/^real\/harness, durable: p50 ×[\d.]+, p99 ×[\d.]+$/m);
+      expect(report).toMatchObject({
+        server: "both",
+        servers: ["harness", "real"],
+        api_runtime: "bun",
+        messages_poll_interval_ms: SERVER_TUNING.messagesPollIntervalMs,
+        timeouts_poll_interval_ms: SERVER_TUNING.timeoutsPollIntervalMs,
+        checks: "passed",
+      });
+      expect(Object.keys(report.by_server)).toEqual(["harness", "real"]);
+      expect(report.by_server.harness.synchronous).toBe("normal");
+      expect(report.by_server.real.synchronous).toBeNull();
+      for (const server of ["harness", "real"]) {
+        // The self-checks ran on each server's rows.
+        expect(report.by_server[server]).toMatchObject({ checks: "passed", deadline_violations: 0 });
+        expect(report.by_server[server].durable.status).toEqual({ 200: 40 });
+        expect(report.by_server[server].baseline.status).toEqual({ 200: 40 });
       }
+      const { harness, real } = report.by_server;
+      expect(report.real_vs_harness).toEqual({
+        durable_p50: Math.round((real.durable.p50_ms / harness.durable.p50_ms) * 100) / 100,
+        durable_p99: Math.round((real.durable.p99_ms / harness.durable.p99_ms) * 100) / 100,
+      });
+      expect(report.timelines.map((p: { name: string }) => p.name)).toEqual(rows);
+      for (const row of rows) expect(page).toContain(`<td>${row}</td>`);
     },
     E2E_TIMEOUT,
   );

@@ -4,8 +4,8 @@ import { summaryLine } from "../../harness/chaos/invariants.ts";
 import { probeCount, readProbes } from "../../harness/chaos/probe-log.ts";
 import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
 import { sendWebhook } from "../../harness/index.ts";
-import { answers200, call, jobDone } from "../e2e/stack.ts";
-import { E2E_TIMEOUT } from "../fixtures.ts";
+import { answers200, call, jobDone, requestQuote } from "../support/http.ts";
+import { E2E_TIMEOUT } from "../support/processes.ts";
 
 /** The steps of process_order, in the order they run. */
 const ORDER_STEPS = [
@@ -156,13 +156,7 @@ describe("a worker killed at each crash point: a fresh worker finishes, nothing 
   test(
     "compute_quote, killed after computing the price: the quote still completes",
     async () => {
-      const res = await call(
-        stack.api,
-        "POST",
-        "/price-quote",
-        { sku: "sku-23", qty: 4 },
-        { prefer: "wait=1" },
-      );
+      const res = await requestQuote(stack.api, { sku: "sku-23", qty: 4 }, 1);
       expect([200, 202]).toContain(res.status);
       const quoteId = String(res.body.quote_id);
       const done = (await answers200(stack.api, `/price-quote/${quoteId}`)).body;

@@ -3,8 +3,8 @@ import { summaryLine } from "../../harness/chaos/invariants.ts";
 import { probeCount, readProbes } from "../../harness/chaos/probe-log.ts";
 import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
 import { getPromise, getTask, sendWebhook, waitFor } from "../../harness/index.ts";
-import { answers200, call, jobDone } from "../e2e/stack.ts";
-import { E2E_TIMEOUT } from "../fixtures.ts";
+import { answers200, call, jobDone, requestQuote } from "../support/http.ts";
+import { E2E_TIMEOUT } from "../support/processes.ts";
 
 let stack: ChaosStack;
 const accepted: string[] = [];
@@ -47,13 +47,7 @@ describe("the Resonate server killed and restarted under suspended and running w
       accepted.push("ship:rs-sleeping");
       expect((await approve("rs-sleeping")).at(-1)?.status).toBe(200);
       // A quote whose pricing step is running (the API → pricing RPC is open).
-      const quote = await call(
-        stack.api,
-        "POST",
-        "/price-quote",
-        { sku: "sku-31", qty: 2 },
-        { prefer: "wait=0.2" },
-      );
+      const quote = await requestQuote(stack.api, { sku: "sku-31", qty: 2 }, 0.2);
       expect(quote.status).toBe(202);
       const quoteId = String(quote.body.quote_id);
       // An order somewhere in its run.

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { PROTOCOL_VERSION, type ResonateServer, startResonateServer } from "../../harness/index.ts";
-import { E2E_TIMEOUT, requireCapability } from "../fixtures.ts";
+import { requireCapability } from "../support/capability.ts";
+import { jsonInit } from "../support/http.ts";
+import { E2E_TIMEOUT } from "../support/processes.ts";
 
 const head = { corrId: "c-1", version: PROTOCOL_VERSION };
 const far = () => Date.now() + 3_600_000;
@@ -14,11 +16,7 @@ afterAll(async () => {
 }, E2E_TIMEOUT);
 
 async function post(body: string | object) {
-  const res = await fetch(server.url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
+  const res = await fetch(server.url, jsonInit("POST", body));
   return {
     status: res.status,
     body: (await res.json()) as { kind: string; head: { corrId: string; status: number }; data: unknown },

@@ -16,7 +16,7 @@ import {
   segmentFiles,
 } from "../../harness/server/log.ts";
 import { openTables, recover, SCHEMA_VERSION, type StoreOp, Tables } from "../../harness/server/store.ts";
-import { tempDbPaths } from "../fixtures.ts";
+import { tempDbPaths } from "../support/temp.ts";
 
 const dbPath = tempDbPaths("commit-log-");
 

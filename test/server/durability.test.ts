@@ -7,7 +7,7 @@ import {
   startClientFixture,
   startWorkerFixture,
   stepCount,
-} from "../fixtures.ts";
+} from "../support/processes.ts";
 
 /** Every array in a snapshot sorted, since a reload may list records in another order. */
 function sorted(value: unknown): unknown {

@@ -4,15 +4,15 @@ import { IndexedEngine } from "../../harness/server/engine.ts";
 import type { EnginePromise } from "../../harness/server/engine-types.ts";
 import { ProtocolServer, SERVER_DEFAULTS } from "../../harness/server/server.ts";
 import { PROTOCOL_VERSION } from "../../harness/server/validate.ts";
+import { requireCapability } from "../support/capability.ts";
 import {
   clientResult,
   E2E_TIMEOUT,
-  requireCapability,
   runId,
   startClientFixture,
   startWorkerFixture,
-  tempDbPaths,
-} from "../fixtures.ts";
+} from "../support/processes.ts";
+import { tempDbPaths } from "../support/temp.ts";
 
 const dbPath = tempDbPaths("eviction-");
 

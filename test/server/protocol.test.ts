@@ -1,18 +1,18 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { getTask, protocolCall, startResonateServer, waitFor } from "../../harness/index.ts";
+import { requireCapability } from "../support/capability.ts";
 import {
   clientResult,
   E2E_TIMEOUT,
   openMessageStream,
-  requireCapability,
   runId,
   startClientFixture,
   startWorkerFixture,
   stepCount,
-} from "../fixtures.ts";
+} from "../support/processes.ts";
+import { tempDir } from "../support/temp.ts";
 
 describe("resonate server: protocol round trips between SDK processes", () => {
   test(
@@ -233,33 +233,29 @@ describe("resonate server: protocol round trips between SDK processes", () => {
   requireCapability("trace")(
     "--trace writes one {kind, now, req, res} line per protocol call",
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), "trace-"));
-      const tracePath = join(dir, "trace.ndjson");
-      try {
-        await using server = await startResonateServer({ tracePath });
-        const created = await protocolCall(server.url, "promise.create", {
-          id: "traced",
-          timeoutAt: Date.now() + 60_000,
-          tags: {},
-        });
-        await protocolCall(server.url, "promise.get", { id: "missing" });
-        const lines = readFileSync(tracePath, "utf8")
-          .trim()
-          .split("\n")
-          .map((l) => JSON.parse(l));
-        expect(lines.map((l) => [l.kind, l.res.head.status])).toEqual([
-          ["promise.create", 200],
-          ["promise.get", 404],
-        ]);
-        expect(lines[0]).toEqual({
-          kind: "promise.create",
-          now: expect.any(Number),
-          req: { id: "traced", timeoutAt: expect.any(Number), param: {}, tags: {} },
-          res: created.body,
-        });
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      using dir = tempDir("trace-");
+      const tracePath = join(dir.path, "trace.ndjson");
+      await using server = await startResonateServer({ tracePath });
+      const created = await protocolCall(server.url, "promise.create", {
+        id: "traced",
+        timeoutAt: Date.now() + 60_000,
+        tags: {},
+      });
+      await protocolCall(server.url, "promise.get", { id: "missing" });
+      const lines = readFileSync(tracePath, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(lines.map((l) => [l.kind, l.res.head.status])).toEqual([
+        ["promise.create", 200],
+        ["promise.get", 404],
+      ]);
+      expect(lines[0]).toEqual({
+        kind: "promise.create",
+        now: expect.any(Number),
+        req: { id: "traced", timeoutAt: expect.any(Number), param: {}, tags: {} },
+        res: created.body,
+      });
     },
     E2E_TIMEOUT,
   );

@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { type Context, Resonate } from "@resonatehq/sdk";
-import { PriceBook, type Quote, registerPricingFunctions } from "../../workers/pricing.ts";
+import { Resonate } from "@resonatehq/sdk";
+import { Db, Pricing, type Quote } from "../../src/functions.ts";
+import { register } from "../../src/resonate/contract.ts";
+import { PriceBook, registerPricingFunctions } from "../../workers/pricing.ts";
 
 const WINDOW_MS = 1_000;
 const TARGETS = { orders: "t", pricing: "t", db: "t", business: "t" };
@@ -17,12 +19,12 @@ function setup() {
     getPriceReads: 0,
     failing: false,
   };
-  resonate.register("list_prices", async (_ctx: Context) => {
+  register(resonate, Db.listPrices, async () => {
     db.listReads++;
     if (db.failing) throw new Error("database unavailable");
     return [...db.prices].map(([sku, unit_price_cents]) => ({ sku, unit_price_cents }));
   });
-  resonate.register("get_price", async (_ctx: Context, sku: string) => {
+  register(resonate, Db.getPrice, async (_ctx, sku) => {
     db.getPriceReads++;
     const unit = db.prices.get(sku);
     return unit === undefined ? null : { sku, unit_price_cents: unit };
@@ -95,7 +97,7 @@ describe("PriceBook: the price list a pricing worker keeps", () => {
 
 describe("compute_quote prices from the list, and asks the db group only when the list cannot answer", () => {
   async function quote(resonate: Resonate, id: string, sku: string, qty: number): Promise<Quote> {
-    return resonate.run<Quote>(id, "compute_quote", sku, qty);
+    return resonate.run<Quote>(id, Pricing.computeQuote.name, sku, qty);
   }
 
   test("a sku in the list: no db RPC; a sku missing from it or an old list: one; an unknown sku: an error", async () => {

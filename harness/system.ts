@@ -1,0 +1,323 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { GROUPS } from "../src/config.ts";
+import { type Sandbox, startSandbox } from "./fakes/sandbox.ts";
+import {
+  defaultServerKind,
+  type ResonateServer,
+  type ResonateServerOptions,
+  startResonateServer,
+} from "./resonate-server.ts";
+import { tempDir } from "./scope.ts";
+import {
+  type ApiProcess,
+  type ApiRuntime,
+  spawnApi,
+  spawnWorkerPool,
+  type WorkerEvent,
+  type WorkerPool,
+} from "./service.ts";
+
+/** Where the durable functions run: in worker processes per group, or all inside the API. */
+export type SystemMode = "distributed" | "colocated";
+
+/** Defaults of `startSystem`. */
+export const SYSTEM_DEFAULTS = {
+  mode: "distributed",
+  /** Worker processes of each group in `GROUPS` when `workers` is not given. */
+  workersPerGroup: 1,
+  apiRuntime: "bun",
+  /** The API's port: 0 lets the OS pick (a restart keeps the port it got). */
+  apiPort: 0,
+  /** Where the sandbox sends payment webhooks until the API is up, when its port is not known before (nothing listens there). */
+  webhookUrlBeforeApi: "http://127.0.0.1:9/not-listening-yet",
+  /** The file in the data folder that keeps a generated webhook secret. */
+  webhookSecretFile: "webhook-secret",
+} as const;
+
+/** Options of `startSystem`; every one has a default. */
+export interface SystemOptions {
+  /**
+   * `distributed` (the default): worker processes per group; `colocated`:
+   * no worker process, the API runs every durable function. Given to the
+   * API and the workers as MODE.
+   */
+  mode?: SystemMode;
+  /** Worker processes per group, e.g. `{ db: 1, "pricing-workers": 2 }`; a group left out gets none. Default one of each group. Ignored when colocated. */
+  workers?: Readonly<Record<string, number>>;
+  /**
+   * Replace a worker that dies and try a failed start again, pausing
+   * `restartDelayMs` (doubled for each further failed start up to
+   * `maxRestartDelayMs`; see `spawnWorkerPool`). Default false: a worker
+   * that fails to start fails `startSystem`, and a dead one stays dead.
+   */
+  supervise?: boolean | { restartDelayMs?: number; maxRestartDelayMs?: number };
+  /** Extra `bun` arguments for every worker, before its script (e.g. a `--preload`). */
+  workerBunArgs?: string[];
+  /**
+   * The Resonate server: options of the one to start (ours, or the real
+   * binary with `kind`/`bin`/`RESONATE_BIN`; its state file defaults to
+   * `resonate.db`, or `resonate-real.db` for the real one, in the data
+   * folder), or `{ url }` of a server that runs already. Default: ours.
+   */
+  server?: ResonateServerOptions | { url: string };
+  /** The runtime of the API process. Default bun. */
+  apiRuntime?: ApiRuntime;
+  /** The API's port. Default 0 (the OS picks); `restartApi()` keeps the one it got. */
+  apiPort?: number;
+  /** The payment provider's base URL (PAYMENT_URL). Default the sandbox's. */
+  paymentUrl?: string;
+  /** The carrier's base URL (CARRIER_URL). Default the sandbox's. */
+  carrierUrl?: string;
+  /**
+   * The fake payment provider and carrier served from this process, their
+   * ledgers in `<dataDir>/sandbox`: started unless both URLs above are
+   * given. `false`: none, and no URL is set for what was not given.
+   */
+  sandbox?: false | { port?: number; webhookDelayMs?: number };
+  /** State folder (DATA_DIR of the API and workers, the server's file, the ledgers), kept. Default a fresh temporary folder that `stop()` removes. */
+  dataDir?: string;
+  /** WEBHOOK_SECRET. Default the one kept in the data folder by an earlier start, else a new one, kept there. */
+  webhookSecret?: string;
+  /** Extra environment of the API and every worker, over what the system sets. */
+  env?: Record<string, string>;
+  /** Extra environment per worker group, over `env`. */
+  groupEnv?: Readonly<Record<string, Record<string, string>>>;
+  /** Extra environment of the API, over `env`. */
+  apiEnv?: Record<string, string>;
+  /** Aborting it during start-up stops what was started, and `startSystem` rejects with its reason. */
+  signal?: AbortSignal;
+  /** Told of each step of start-up, and of every worker that is ready, dies or fails to start. */
+  onEvent?: (event: SystemEvent) => void;
+}
+
+/** What `startSystem` did, for a launcher to report. */
+export type SystemEvent =
+  | { type: "secret-generated"; secret: string; file: string }
+  | { type: "server-started"; server: ResonateServer }
+  | { type: "sandbox-started"; sandbox: Sandbox }
+  | { type: "api-started"; api: ApiProcess }
+  | WorkerEvent;
+
+/** A running system: everything `startSystem` started, and how to reach it. */
+export interface System extends AsyncDisposable {
+  readonly mode: SystemMode;
+  readonly dataDir: string;
+  readonly webhookSecret: string;
+  readonly resonateUrl: string;
+  /** The server it started; undefined when `server` gave the URL of a running one. */
+  readonly server: ResonateServer | undefined;
+  readonly sandbox: Sandbox | undefined;
+  readonly paymentUrl: string | undefined;
+  readonly carrierUrl: string | undefined;
+  /** The environment the API and every worker got (before `groupEnv` and `apiEnv`). */
+  readonly env: Readonly<Record<string, string>>;
+  /** The worker processes (none when colocated). */
+  readonly workers: WorkerPool;
+  /** The API's current process. */
+  readonly api: ApiProcess;
+  /** The API's base URL; the same after `restartApi()`. */
+  readonly apiUrl: string;
+  /** SIGKILLs the API process; resolves once it is gone. */
+  killApi(): Promise<void>;
+  /** Stops the API process if it runs and starts a new one on the same port; resolves once it is ready. */
+  restartApi(): Promise<void>;
+  /** Stops the API, then the workers, then the sandbox and the server; removes a temporary data folder. */
+  stop(): Promise<void>;
+}
+
+/** `promise`, or its rejection with the abort reason once `signal` aborts first. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolvePromise, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolvePromise, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** The given secret, else the one kept in `dataDir`, else a new one that is kept there. */
+function webhookSecretIn(
+  dataDir: string,
+  given: string | undefined,
+  onEvent: SystemOptions["onEvent"],
+): string {
+  if (given) return given;
+  const file = join(dataDir, SYSTEM_DEFAULTS.webhookSecretFile);
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const secret = `whsec_${randomBytes(24).toString("base64")}`;
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  onEvent?.({ type: "secret-generated", secret, file });
+  return secret;
+}
+
+/**
+ * Starts the whole system: a Resonate server (or uses a running one), the
+ * sandbox third parties, worker processes per group and the API, in that
+ * order, each ready before the next starts (a process is ready once it has
+ * printed its ready line, which the API and the workers print once their
+ * Resonate message stream is open). If any of it fails, or `signal` aborts,
+ * what was started is stopped before the error is thrown.
+ *
+ *   await using system = await startSystem({ workers: { db: 1 } });
+ */
+export async function startSystem(options: SystemOptions = {}): Promise<System> {
+  const { signal, onEvent } = options;
+  const mode = options.mode ?? SYSTEM_DEFAULTS.mode;
+  const temporary = options.dataDir === undefined ? tempDir("system-") : undefined;
+  const dataDir = temporary?.path ?? resolve(options.dataDir as string);
+  mkdirSync(dataDir, { recursive: true });
+  /** Stop steps, run last-registered first; one that fails does not keep the others from running. */
+  const steps: (() => Promise<unknown>)[] = [];
+  if (temporary) steps.push(async () => temporary.remove());
+  let stopped: Promise<void> | undefined;
+  let workers: WorkerPool | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      // Workers that die while the API stops (a Ctrl-C reaches them too) are not replaced.
+      workers?.stopStarting();
+      for (const step of steps.toReversed()) await step().catch(() => {});
+    })();
+    return stopped;
+  };
+  /** Stops what `start` resolves with when the system stops, even if start-up gave up waiting for it. */
+  const stopWhenStarted = <T extends { stop(): Promise<unknown> }>(start: Promise<T>): Promise<T> => {
+    steps.push(() =>
+      start.then(
+        (started) => started.stop(),
+        () => {},
+      ),
+    );
+    return start;
+  };
+  /** Waits for `part` to be ready, giving up when `signal` aborts; the error names the part. */
+  const ready = <T>(part: string, start: Promise<T>): Promise<T> =>
+    abortable(start, signal).catch((error: unknown) => {
+      if (signal?.aborted) throw error;
+      throw new Error(`startSystem: ${part} did not start: ${(error as Error).message}`, { cause: error });
+    });
+
+  try {
+    signal?.throwIfAborted();
+    const webhookSecret = webhookSecretIn(dataDir, options.webhookSecret, onEvent);
+
+    const serverOptions = options.server ?? {};
+    let server: ResonateServer | undefined;
+    let resonateUrl: string;
+    if ("url" in serverOptions) {
+      resonateUrl = serverOptions.url.replace(/\/+$/, "");
+    } else {
+      const kind = serverOptions.kind ?? (serverOptions.bin ? "real" : defaultServerKind());
+      // The two servers' state files have different layouts, so each keeps its own.
+      const dbPath = join(dataDir, kind === "real" ? "resonate-real.db" : "resonate.db");
+      server = await ready(
+        "the Resonate server",
+        stopWhenStarted(startResonateServer({ dbPath, ...serverOptions })),
+      );
+      resonateUrl = server.url;
+      onEvent?.({ type: "server-started", server });
+    }
+
+    let apiPort = options.apiPort ?? SYSTEM_DEFAULTS.apiPort;
+    let sandbox: Sandbox | undefined;
+    const wantsSandbox = options.sandbox !== false && !(options.paymentUrl && options.carrierUrl);
+    if (wantsSandbox) {
+      const settings = options.sandbox || {};
+      try {
+        sandbox = startSandbox({
+          port: settings.port,
+          dataDir: join(dataDir, "sandbox"),
+          webhookUrl:
+            apiPort === 0
+              ? SYSTEM_DEFAULTS.webhookUrlBeforeApi
+              : `http://127.0.0.1:${apiPort}/webhooks/payment`,
+          webhookSecret,
+          webhookDelayMs: settings.webhookDelayMs,
+        });
+      } catch (error) {
+        throw new Error(`startSystem: the sandbox did not start: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      const started = sandbox;
+      steps.push(() => started.stop());
+      onEvent?.({ type: "sandbox-started", sandbox });
+    }
+    const paymentUrl = options.paymentUrl ?? sandbox?.paymentUrl;
+    const carrierUrl = options.carrierUrl ?? sandbox?.carrierUrl;
+
+    const env: Record<string, string> = {
+      RESONATE_URL: resonateUrl,
+      WEBHOOK_SECRET: webhookSecret,
+      DATA_DIR: dataDir,
+      MODE: mode,
+      ...(paymentUrl ? { PAYMENT_URL: paymentUrl } : {}),
+      ...(carrierUrl ? { CARRIER_URL: carrierUrl } : {}),
+      ...options.env,
+    };
+
+    const groups =
+      mode === "colocated"
+        ? {}
+        : (options.workers ??
+          Object.fromEntries(GROUPS.map((group) => [group, SYSTEM_DEFAULTS.workersPerGroup])));
+    const supervise = options.supervise ?? false;
+    const pool = spawnWorkerPool({
+      groups,
+      env,
+      groupEnv: options.groupEnv,
+      bunArgs: options.workerBunArgs,
+      restart: supervise !== false,
+      ...(typeof supervise === "object" ? supervise : {}),
+      onEvent,
+    });
+    workers = pool;
+    steps.push(() => pool.stop());
+    await ready("a worker", pool.ready());
+
+    const runtime = options.apiRuntime ?? SYSTEM_DEFAULTS.apiRuntime;
+    const launchApi = () => spawnApi({ runtime, env: { ...env, ...options.apiEnv, PORT: String(apiPort) } });
+    let api = await ready(`the API (on ${runtime})`, stopWhenStarted(launchApi()));
+    // A restarted API is stopped through this step too.
+    steps.push(() => api.stop());
+    apiPort = Number(new URL(api.url).port);
+    const apiUrl = api.url;
+    if (sandbox) sandbox.payment.webhookUrl = `${apiUrl}/webhooks/payment`;
+    onEvent?.({ type: "api-started", api });
+
+    return {
+      mode,
+      dataDir,
+      webhookSecret,
+      resonateUrl,
+      server,
+      sandbox,
+      paymentUrl,
+      carrierUrl,
+      env,
+      workers: pool,
+      get api() {
+        return api;
+      },
+      apiUrl,
+      async killApi() {
+        api.kill("SIGKILL");
+        await api.exited;
+      },
+      async restartApi() {
+        await api.stop();
+        api = await launchApi();
+      },
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -1,0 +1,64 @@
+import { join } from "node:path";
+import { Resonate } from "@resonatehq/sdk";
+import { startSandbox } from "../../harness/fakes/sandbox.ts";
+import { openScope } from "../../harness/scope.ts";
+import { type App, createApp } from "../../src/app.ts";
+import { type Config, GROUPS, loadConfig, targetsFor } from "../../src/config.ts";
+import { makeDeps } from "../../src/deps.ts";
+import { WaitGate } from "../../src/quotes/service.ts";
+import { registerGroup } from "../../workers/register.ts";
+import { jsonInit } from "./http.ts";
+import { TEST_SECRET } from "./secrets.ts";
+
+/**
+ * The API built in this process in co-located mode: Resonate's in-process
+ * network, every durable function registered here, a real SQLite database
+ * and the sandbox third parties on a free port. Requests go through
+ * `app.handle`; the app also listens on a free port only so the payment
+ * provider can deliver its webhooks. Its webhook secret is `TEST_SECRET`.
+ */
+export async function startColocatedApi(env: Record<string, string> = {}) {
+  const scope = openScope("api-test-");
+  const stop = () => scope.close();
+  try {
+    const sandbox = startSandbox({
+      dataDir: join(scope.dir, "sandbox"),
+      webhookUrl: "http://127.0.0.1:9/not-listening-yet",
+      webhookSecret: TEST_SECRET,
+      webhookDelayMs: 20,
+    });
+    scope.defer(() => sandbox.stop());
+    const config: Config = loadConfig({
+      DATA_DIR: scope.dir,
+      MODE: "colocated",
+      WEBHOOK_SECRET: TEST_SECRET,
+      PAYMENT_URL: sandbox.paymentUrl,
+      CARRIER_URL: sandbox.carrierUrl,
+      ...env,
+    });
+    const resonate = new Resonate({ group: "api", pid: "api-test" });
+    const targets = targetsFor(config, "api");
+    const closers: { close(): Promise<void> }[] = [];
+    // Stopped in reverse: the app, then the client, then what the groups registered.
+    scope.defer(async () => {
+      for (const c of closers) await c.close();
+    });
+    scope.defer(() => resonate.stop());
+    for (const g of GROUPS) closers.push(await registerGroup(resonate, g, config, targets));
+    const quoteGate = new WaitGate(config.quoteMaxWaiting);
+    const app: App = createApp(makeDeps(resonate, config, targets), {
+      webhookSecret: TEST_SECRET,
+      quoteGate,
+    });
+    app.listen({ port: 0, hostname: "127.0.0.1" });
+    scope.defer(() => app.stop());
+    sandbox.payment.webhookUrl = `http://127.0.0.1:${app.server?.port}/webhooks/payment`;
+
+    const request = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+      app.handle(new Request(`http://api.test${path}`, jsonInit(method, body, headers)));
+    return { app, config, sandbox, resonate, quoteGate, request, stop, [Symbol.asyncDispose]: stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
