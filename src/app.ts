@@ -1,15 +1,22 @@
-import { openapi } from "@elysiajs/openapi";
-import { Elysia } from "elysia";
+import { type AnyElysia, Elysia } from "elysia";
 import { type BaselineQuote, benchRoutes } from "./bench/index.ts";
 import type { Deps } from "./deps.ts";
+import { docsRoutes } from "./docs/index.ts";
 import { errorHandler } from "./errors.ts";
 import { healthRoutes } from "./health/index.ts";
+import { httpRules } from "./http-rules.ts";
 import { jobRoutes } from "./jobs/index.ts";
 import { orderRoutes } from "./orders/index.ts";
 import { quoteRoutes } from "./quotes/index.ts";
 import { WaitGate } from "./quotes/service.ts";
 import { userRoutes } from "./users/index.ts";
 import { webhookRoutes } from "./webhooks/index.ts";
+
+const DOCUMENT_INFO = {
+  title: "resonate-bun-edge",
+  version: "0.1.0",
+  description: "Durable workflows behind HTTP: every route starts, awaits or reads a Resonate workflow.",
+};
 
 /** The HTTP API, built from its dependencies; `src/main.ts` is what listens. */
 export function createApp(
@@ -22,28 +29,20 @@ export function createApp(
   },
 ) {
   const quoteGate = opts.quoteGate ?? new WaitGate(deps.config.quoteMaxWaiting);
+  // The document is derived from the whole app, once it is built.
+  let whole: AnyElysia | undefined;
   const app = new Elysia()
+    .use(httpRules(() => whole as AnyElysia))
     .use(errorHandler)
-    .use(
-      openapi({
-        path: "/docs",
-        documentation: {
-          info: {
-            title: "resonate-bun-edge",
-            version: "0.1.0",
-            description:
-              "Durable workflows behind HTTP: every route starts, awaits or reads a Resonate workflow.",
-          },
-        },
-      }),
-    )
+    .use(docsRoutes(() => whole as AnyElysia, DOCUMENT_INFO))
     .use(healthRoutes(deps))
     .use(jobRoutes(deps))
     .use(orderRoutes(deps))
     .use(webhookRoutes(deps, opts.webhookSecret))
     .use(quoteRoutes(deps, quoteGate))
     .use(userRoutes(deps));
-  return opts.bench ? app.use(benchRoutes(quoteGate, opts.bench)) : app;
+  whole = opts.bench ? app.use(benchRoutes(quoteGate, opts.bench)) : app;
+  return app;
 }
 
 export type App = ReturnType<typeof createApp>;

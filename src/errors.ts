@@ -1,16 +1,13 @@
 import { Elysia, t, ValidationError } from "elysia";
 
 /** The one error shape every route answers with. */
-export const ErrorBody = t.Object(
-  {
-    error: t.Object({
-      code: t.String(),
-      message: t.String(),
-      details: t.Optional(t.Unknown()),
-    }),
-  },
-  { $id: "#/components/schemas/Error" },
-);
+export const ErrorBody = t.Object({
+  error: t.Object({
+    code: t.String({ description: "stable, for programs: not_found, validation_failed, conflict, …" }),
+    message: t.String({ description: "for people" }),
+    details: t.Optional(t.Unknown({ description: "what was wrong, field by field, where it applies" })),
+  }),
+});
 export type ErrorBody = typeof ErrorBody.static;
 
 /** An error a route means to answer with: its status, a stable code, a message for people. */
@@ -144,6 +141,11 @@ export const errorHandler = new Elysia({ name: "error-handler" }).onError(
     if (code === "NOT_FOUND") {
       set.status = 404;
       return body("not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
+    }
+    if (code === "PARSE" && error.cause instanceof HttpError) {
+      // A rule a parse hook enforces (src/http-rules.ts): its own status.
+      set.status = error.cause.status;
+      return body(error.cause.code, error.cause.message);
     }
     if (code === "PARSE") {
       set.status = 400;

@@ -1,6 +1,7 @@
+import { Type } from "@sinclair/typebox";
 import { t } from "elysia";
 
-/** Schemas more than one feature uses. */
+/** Schemas more than one feature uses. Numbers are plain JSON Schema numbers: the API takes JSON bodies only, so no numeric strings. */
 
 /** Ids that become part of a durable promise id: no `.` (it separates lineage) and no `:` (it separates our prefixes). */
 export const Slug = t.String({
@@ -10,5 +11,5 @@ export const Slug = t.String({
 
 export const LineItem = t.Object({
   sku: t.String({ minLength: 1, maxLength: 64 }),
-  qty: t.Integer({ minimum: 1, maximum: 10_000 }),
+  qty: Type.Integer({ minimum: 1, maximum: 10_000 }),
 });

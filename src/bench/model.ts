@@ -1,5 +1,6 @@
+import { Type } from "@sinclair/typebox";
 import { t } from "elysia";
 
 export const BenchModels = {
-  stats: t.Object({ rss: t.Number(), heap_used: t.Number(), waiting: t.Number() }),
+  stats: t.Object({ rss: Type.Number(), heap_used: Type.Number(), waiting: Type.Number() }),
 } as const;

@@ -1,17 +1,18 @@
 import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
-import { ErrorBody } from "../errors.ts";
+import { models } from "../models.ts";
 import { HealthModels } from "./model.ts";
 import { checkReady } from "./service.ts";
 
 /** Liveness, and readiness = the Resonate server answers. */
 export const healthRoutes = (deps: Deps) =>
   new Elysia({ name: "health" })
+    .use(models)
     .get("/healthz", () => ({ status: "ok" as const }), {
       response: { 200: HealthModels.live },
       detail: { summary: "The API process is up", tags: ["health"] },
     })
     .get("/readyz", () => checkReady(deps), {
-      response: { 200: HealthModels.ready, 503: ErrorBody },
+      response: { 200: HealthModels.ready, 503: "Error" },
       detail: { summary: "The Resonate server answers", tags: ["health"] },
     });

@@ -1,11 +1,11 @@
 import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
-import { ErrorBody } from "../errors.ts";
+import { models } from "../models.ts";
 import { OrderModels } from "./model.ts";
 import { startApproval } from "./service.ts";
 
 export const orderRoutes = (deps: Deps) =>
-  new Elysia({ name: "orders", prefix: "/orders" }).post(
+  new Elysia({ name: "orders", prefix: "/orders" }).use(models).post(
     "/:id/approve-and-ship",
     async ({ params, set, status }) => {
       const id = await startApproval(deps, params.id);
@@ -14,7 +14,7 @@ export const orderRoutes = (deps: Deps) =>
     },
     {
       params: OrderModels.params,
-      response: { 202: OrderModels.pendingApproval, 409: ErrorBody, 422: ErrorBody },
+      response: { 202: "ApprovalPending", 409: "Error", 422: "Error" },
       detail: { summary: "Hold an order until the approval webhook decides, then ship it", tags: ["orders"] },
     },
   );

@@ -1,6 +1,6 @@
-import { Elysia, t } from "elysia";
+import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
-import { ErrorBody } from "../errors.ts";
+import { models } from "../models.ts";
 import { QuoteModels } from "./model.ts";
 import { QuoteCache, requestQuote, settledQuote, WaitGate, waitBudgetMs } from "./service.ts";
 
@@ -24,6 +24,7 @@ export const quoteRoutes = (
     return { quote_id: id, status: "pending" as const };
   };
   return new Elysia({ name: "quotes", prefix: "/price-quote" })
+    .use(models)
     .post(
       "",
       async ({ body, headers, request, set, status }) => {
@@ -36,14 +37,17 @@ export const quoteRoutes = (
         return outcome.kind === "done" ? outcome.body : status(202, pending(outcome.id, set));
       },
       {
-        body: QuoteModels.request,
-        headers: t.Object({ prefer: t.Optional(t.String({ description: "wait=<seconds> (RFC 7240)" })) }),
+        parse: "json",
+        body: "QuoteRequest",
+        headers: QuoteModels.headers,
         response: {
-          200: QuoteModels.quote,
-          202: QuoteModels.pending,
-          422: ErrorBody,
-          503: ErrorBody,
-          504: ErrorBody,
+          200: "Quote",
+          202: "QuotePending",
+          400: "Error",
+          415: "Error",
+          422: "Error",
+          503: "Error",
+          504: "Error",
         },
         detail: { summary: "Price quote within a deadline", tags: ["quotes"] },
       },
@@ -56,13 +60,7 @@ export const quoteRoutes = (
       },
       {
         params: QuoteModels.params,
-        response: {
-          200: QuoteModels.quote,
-          202: QuoteModels.pending,
-          404: ErrorBody,
-          422: ErrorBody,
-          504: ErrorBody,
-        },
+        response: { 200: "Quote", 202: "QuotePending", 404: "Error", 422: "Error", 504: "Error" },
         detail: { summary: "A quote that was still pending", tags: ["quotes"] },
       },
     );

@@ -1,18 +1,42 @@
-import { Elysia, t } from "elysia";
+import { type DocumentDecoration, Elysia, t } from "elysia";
 import type { Deps } from "../deps.ts";
-import { ErrorBody } from "../errors.ts";
+import { models } from "../models.ts";
 import { Slug } from "../schemas.ts";
 import { type ApprovalWebhook, type PaymentWebhook, WebhookModels } from "./model.ts";
 import { acceptApproval, acceptPayment, parseBody, verifySignature } from "./service.ts";
 
 const responses = {
-  200: WebhookModels.accepted,
-  401: ErrorBody,
-  404: ErrorBody,
-  409: ErrorBody,
-  422: ErrorBody,
-  503: ErrorBody,
-};
+  200: "WebhookAccepted",
+  400: "Error",
+  401: "Error",
+  404: "Error",
+  409: "Error",
+  415: "Error",
+  422: "Error",
+  503: "Error",
+} as const;
+
+/**
+ * What the document says of a webhook's request: a JSON body of `schema`
+ * and the three Standard Webhooks headers. The route itself reads the body
+ * as text, because the signature covers its exact bytes.
+ */
+const signed = (schema: "ApprovalWebhook" | "PaymentWebhook"): DocumentDecoration => ({
+  requestBody: {
+    required: true,
+    content: { "application/json": { schema: { $ref: `#/components/schemas/${schema}` } } },
+  },
+  parameters: [
+    { name: "webhook-id", description: "the delivery's id; a redelivery repeats it" },
+    { name: "webhook-timestamp", description: "seconds since the epoch; at most 5 minutes off" },
+    { name: "webhook-signature", description: "v1,<base64 HMAC-SHA256 of id.timestamp.body>" },
+  ].map((header) => ({
+    ...header,
+    in: "header" as const,
+    required: true,
+    schema: { type: "string", minLength: 1 },
+  })),
+});
 
 /**
  * Signed webhooks (Standard Webhooks). The body is read raw, because the
@@ -20,6 +44,7 @@ const responses = {
  */
 export const webhookRoutes = (deps: Deps, secret: string) =>
   new Elysia({ name: "webhooks", prefix: "/webhooks" })
+    .use(models)
     .post(
       "/approval/:id",
       ({ params, body, request }) => {
@@ -33,10 +58,14 @@ export const webhookRoutes = (deps: Deps, secret: string) =>
       },
       {
         parse: "text",
-        body: t.String({ description: "JSON: {approved, approver?, reason?}" }),
+        body: t.String(),
         params: t.Object({ id: Slug }),
         response: responses,
-        detail: { summary: "Approval decision for an order held by approve-and-ship", tags: ["webhooks"] },
+        detail: {
+          summary: "Approval decision for an order held by approve-and-ship",
+          tags: ["webhooks"],
+          ...signed("ApprovalWebhook"),
+        },
       },
     )
     .post(
@@ -47,10 +76,12 @@ export const webhookRoutes = (deps: Deps, secret: string) =>
       },
       {
         parse: "text",
-        body: t.String({
-          description: "JSON: {type: charge.succeeded|charge.failed, data: {charge_id, order_id, callback}}",
-        }),
+        body: t.String(),
         response: responses,
-        detail: { summary: "The payment provider's charge events", tags: ["webhooks"] },
+        detail: {
+          summary: "The payment provider's charge events",
+          tags: ["webhooks"],
+          ...signed("PaymentWebhook"),
+        },
       },
     );

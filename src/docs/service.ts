@@ -1,0 +1,106 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { toOpenAPISchema } from "@elysiajs/openapi";
+import type { AnyElysia } from "elysia";
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type Operation = { requestBody?: Json; parameters?: { name: string; in: string }[] } & Record<
+  string,
+  unknown
+>;
+
+export interface DocumentInfo {
+  title: string;
+  version: string;
+  description: string;
+}
+
+/** A copy of `value` without `$id`: Elysia names models by it, and JSON Schema 2020-12 forbids a fragment there. */
+function withoutIds(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutIds);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([key]) => key !== "$id")
+      .map(([key, v]) => [key, withoutIds(v)]),
+  );
+}
+
+/**
+ * The OpenAPI 3.1 document of `app`: what Elysia derives from each route's
+ * schemas, then what a route's `detail` declares beyond them, which Elysia
+ * would otherwise drop: a `requestBody` (the webhooks read theirs as text to
+ * check its signature, but it is JSON) and header `parameters` the route
+ * checks itself.
+ */
+export function openApiDocument(app: AnyElysia, info: DocumentInfo) {
+  const { paths, components } = withoutIds(
+    toOpenAPISchema(app, undefined, undefined, undefined, "3.1.0"),
+  ) as {
+    paths: Record<string, Record<string, Operation>>;
+    components: { schemas: Record<string, unknown> };
+  };
+  for (const route of app.routes) {
+    const detail = route.hooks?.detail as Operation | undefined;
+    const operation = paths[route.path.replace(/:([^/]+)/g, "{$1}")]?.[route.method.toLowerCase()];
+    if (!detail || !operation) continue;
+    if (detail.requestBody) operation.requestBody = detail.requestBody;
+    if (detail.parameters) {
+      const declared = (operation.parameters ?? []).filter(
+        (p) =>
+          !detail.parameters?.some((d) => d.name.toLowerCase() === p.name.toLowerCase() && d.in === p.in),
+      );
+      operation.parameters = [...declared, ...detail.parameters];
+    }
+  }
+  return { openapi: "3.1.0", info, paths, components };
+}
+
+/** The docs page's own files: Swagger UI from the pinned swagger-ui-dist package, and the line that starts it. */
+const SWAGGER_UI = dirname(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"));
+const ASSETS: Record<string, { type: string; read: () => string | Uint8Array }> = {
+  "swagger-ui.css": {
+    type: "text/css; charset=utf-8",
+    read: () => readFileSync(join(SWAGGER_UI, "swagger-ui.css")),
+  },
+  "swagger-ui-bundle.js": {
+    type: "text/javascript; charset=utf-8",
+    read: () => readFileSync(join(SWAGGER_UI, "swagger-ui-bundle.js")),
+  },
+  // No validator: Swagger UI would send the document to validator.swagger.io.
+  "docs.js": {
+    type: "text/javascript; charset=utf-8",
+    read: () =>
+      `window.ui = SwaggerUIBundle({ url: "/docs/json", dom_id: "#docs", validatorUrl: null, deepLinking: true });\n`,
+  },
+};
+const loaded = new Map<string, string | Uint8Array>();
+
+/** A docs asset by file name (read once), or undefined for any other name. */
+export function docsAsset(name: string): { type: string; body: string | Uint8Array } | undefined {
+  const asset = ASSETS[name];
+  if (!asset) return undefined;
+  let body = loaded.get(name);
+  if (body === undefined) {
+    body = asset.read();
+    loaded.set(name, body);
+  }
+  return { type: asset.type, body };
+}
+
+export const docsPage = (title: string) => `<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <title>${title}</title>
+    <link rel="stylesheet" href="/docs/assets/swagger-ui.css" />
+  </head>
+  <body>
+    <div id="docs"></div>
+    <script src="/docs/assets/swagger-ui-bundle.js"></script>
+    <script src="/docs/assets/docs.js"></script>
+  </body>
+</html>
+`;
