@@ -5,10 +5,11 @@ import { toOpenAPISchema } from "@elysiajs/openapi";
 import type { AnyElysia } from "elysia";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type Operation = { requestBody?: Json; parameters?: { name: string; in: string }[] } & Record<
-  string,
-  unknown
->;
+type Operation = {
+  requestBody?: Json;
+  parameters?: { name: string; in: string }[];
+  responses?: Record<string, Record<string, unknown>>;
+} & Record<string, unknown>;
 
 export interface DocumentInfo {
   title: string;
@@ -31,8 +32,9 @@ function withoutIds(value: unknown): unknown {
  * The OpenAPI 3.1 document of `app`: what Elysia derives from each route's
  * schemas, then what a route's `detail` declares beyond them, which Elysia
  * would otherwise drop: a `requestBody` (the webhooks read theirs as text to
- * check its signature, but it is JSON) and header `parameters` the route
- * checks itself.
+ * check its signature, but it is JSON), header `parameters` the route
+ * checks itself, and per status a response's `description`, `headers` and
+ * `links` (Elysia writes each status's response from its schema alone).
  */
 export function openApiDocument(app: AnyElysia, info: DocumentInfo) {
   const { paths, components } = withoutIds(
@@ -52,6 +54,14 @@ export function openApiDocument(app: AnyElysia, info: DocumentInfo) {
           !detail.parameters?.some((d) => d.name.toLowerCase() === p.name.toLowerCase() && d.in === p.in),
       );
       operation.parameters = [...declared, ...detail.parameters];
+    }
+    for (const [status, declared] of Object.entries(detail.responses ?? {})) {
+      const response = operation.responses?.[status];
+      if (!response)
+        throw new Error(
+          `${route.method} ${route.path}: detail.responses names ${status}, which the route does not answer`,
+        );
+      Object.assign(response, declared);
     }
   }
   return { openapi: "3.1.0", info, paths, components };

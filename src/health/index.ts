@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
-import { models } from "../models.ts";
+import { models, unavailableResponse } from "../models.ts";
 import { HealthModels } from "./model.ts";
 import { checkReady } from "./service.ts";
 
@@ -10,9 +10,14 @@ export const healthRoutes = (deps: Deps) =>
     .use(models)
     .get("/healthz", () => ({ status: "ok" as const }), {
       response: { 200: HealthModels.live },
-      detail: { summary: "The API process is up", tags: ["health"] },
+      detail: { operationId: "live", summary: "The API process is up", tags: ["health"] },
     })
     .get("/readyz", () => checkReady(deps), {
       response: { 200: HealthModels.ready, 503: "Error" },
-      detail: { summary: "The Resonate server answers", tags: ["health"] },
+      detail: {
+        operationId: "ready",
+        summary: "The Resonate server answers",
+        tags: ["health"],
+        responses: { 503: unavailableResponse },
+      },
     });

@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
-import { models } from "../models.ts";
+import { Links, models, ResponseHeaders } from "../models.ts";
 import { JobModels } from "./model.ts";
 import { getJob, submitJob } from "./service.ts";
 
@@ -19,11 +19,22 @@ export const jobRoutes = (deps: Deps) =>
         parse: "json",
         body: "JobSubmission",
         response: { 202: "JobStarted", 400: "Error", 409: "Error", 415: "Error", 422: "Error" },
-        detail: { summary: "Submit an order for processing", tags: ["jobs"] },
+        detail: {
+          operationId: "submitJob",
+          summary: "Submit an order for processing",
+          tags: ["jobs"],
+          responses: {
+            202: {
+              description: "The order's workflow runs (or was already running for the same order)",
+              headers: ResponseHeaders.location,
+              links: Links.readJob,
+            },
+          },
+        },
       },
     )
     .get("/:id", ({ params }) => getJob(deps, params.id), {
       params: JobModels.jobParams,
       response: { 200: "Job", 404: "Error", 422: "Error" },
-      detail: { summary: "Read a job's status without waiting", tags: ["jobs"] },
+      detail: { operationId: "getJob", summary: "Read a job's status without waiting", tags: ["jobs"] },
     });

@@ -1,16 +1,21 @@
 import { t } from "elysia";
-import { LineItem, Slug } from "../schemas.ts";
+import { LineItem, Slug, Text } from "../schemas.ts";
 
 export const JobModels = {
   submit: t.Object({
     order_id: Slug,
     items: t.Array(LineItem, { minItems: 1, maxItems: 100 }),
     payment_source: t.Optional(
-      t.String({ minLength: 1, maxLength: 64, description: "card token; tok_chargeDeclined is declined" }),
+      Text({
+        minLength: 1,
+        maxLength: 64,
+        description: "card token; tok_chargeDeclined is declined",
+        examples: ["tok_visa", "tok_chargeDeclined"],
+      }),
     ),
   }),
   started: t.Object({ job_id: t.String(), status: t.Literal("started") }),
-  jobParams: t.Object({ id: t.String({ minLength: 1, maxLength: 300 }) }),
+  jobParams: t.Object({ id: Text({ minLength: 1, maxLength: 300 }) }),
   job: t.Object({
     job_id: t.String(),
     status: t.Union([

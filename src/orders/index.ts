@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
-import { models } from "../models.ts";
+import { Links, linkTo, models, ResponseHeaders } from "../models.ts";
 import { OrderModels } from "./model.ts";
 import { startApproval } from "./service.ts";
 
@@ -15,6 +15,24 @@ export const orderRoutes = (deps: Deps) =>
     {
       params: OrderModels.params,
       response: { 202: "ApprovalPending", 409: "Error", 422: "Error" },
-      detail: { summary: "Hold an order until the approval webhook decides, then ship it", tags: ["orders"] },
+      detail: {
+        operationId: "approveAndShip",
+        summary: "Hold an order until the approval webhook decides, then ship it",
+        tags: ["orders"],
+        responses: {
+          202: {
+            description: "The order waits for its approval webhook",
+            headers: ResponseHeaders.location,
+            links: {
+              ...Links.readJob,
+              Decide: linkTo(
+                "approvalWebhook",
+                { "path.id": "$request.path.id" },
+                "the approval webhook that decides this order",
+              ),
+            },
+          },
+        },
+      },
     },
   );

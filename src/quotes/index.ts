@@ -1,11 +1,23 @@
 import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
-import { models } from "../models.ts";
+import { linkTo, models, ResponseHeaders, unavailableResponse } from "../models.ts";
 import { QuoteModels } from "./model.ts";
 import { QuoteCache, requestQuote, settledQuote, WaitGate, waitBudgetMs } from "./service.ts";
 
 /** Finished quotes kept in memory for repeated requests. */
 const QUOTE_CACHE_ENTRIES = 10_000;
+
+/** From an answer that names a quote to reading it again. */
+const readQuote = {
+  GetQuote: linkTo("getQuote", { "path.quote_id": "$response.body#/quote_id" }, "read this quote again"),
+};
+
+/** A quote still being computed: where to read it, and when to ask. */
+const pendingResponse = {
+  description: "The quote is still being computed; read it from Location",
+  headers: { ...ResponseHeaders.location, ...ResponseHeaders.retryAfter },
+  links: readQuote,
+};
 
 /**
  * Synchronous with a deadline: `POST /price-quote` answers 200 with the
@@ -49,7 +61,16 @@ export const quoteRoutes = (
           503: "Error",
           504: "Error",
         },
-        detail: { summary: "Price quote within a deadline", tags: ["quotes"] },
+        detail: {
+          operationId: "requestQuote",
+          summary: "Price quote within a deadline",
+          tags: ["quotes"],
+          responses: {
+            200: { description: "The quote", links: readQuote },
+            202: pendingResponse,
+            503: unavailableResponse,
+          },
+        },
       },
     )
     .get(
@@ -61,7 +82,12 @@ export const quoteRoutes = (
       {
         params: QuoteModels.params,
         response: { 200: "Quote", 202: "QuotePending", 404: "Error", 422: "Error", 504: "Error" },
-        detail: { summary: "A quote that was still pending", tags: ["quotes"] },
+        detail: {
+          operationId: "getQuote",
+          summary: "A quote that was still pending",
+          tags: ["quotes"],
+          responses: { 202: pendingResponse },
+        },
       },
     );
 };

@@ -1,9 +1,10 @@
 import { Type } from "@sinclair/typebox";
 import { t } from "elysia";
+import { Sku, Text } from "../schemas.ts";
 
 export const QuoteModels = {
   request: t.Object({
-    sku: t.String({ minLength: 1, maxLength: 64 }),
+    sku: Sku,
     qty: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     customer_id: t.Optional(t.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" })),
   }),
@@ -19,7 +20,7 @@ export const QuoteModels = {
     currency: t.String(),
   }),
   pending: t.Object({ quote_id: t.String(), status: t.Literal("pending") }),
-  params: t.Object({ quote_id: t.String({ minLength: 1, maxLength: 200 }) }),
+  params: t.Object({ quote_id: Text({ minLength: 1, maxLength: 200 }) }),
   headers: t.Object({
     prefer: t.Optional(
       t.String({

@@ -1,8 +1,17 @@
 import { Elysia } from "elysia";
 import type { Deps } from "../deps.ts";
-import { models } from "../models.ts";
+import { Links, linkTo, models, ResponseHeaders } from "../models.ts";
 import { UserModels } from "./model.ts";
 import { idempotencyKey, listOrders, placeOrder } from "./service.ts";
+
+/** From a checkout to the user's orders, which then include it. */
+const listOrdersLink = {
+  ListOrders: linkTo(
+    "listOrders",
+    { "path.id": "$request.path.id" },
+    "the user's orders, this one among them",
+  ),
+};
 
 export const userRoutes = (deps: Deps) =>
   new Elysia({ name: "users", prefix: "/users" })
@@ -24,8 +33,17 @@ export const userRoutes = (deps: Deps) =>
         body: "Checkout",
         response: { 201: "Order", 202: "CheckoutPending", 400: "Error", 415: "Error", 422: "Error" },
         detail: {
+          operationId: "placeOrder",
           summary: "Place an order (business group, which reads and writes through the db group)",
           tags: ["users"],
+          responses: {
+            201: { description: "The order, placed", links: listOrdersLink },
+            202: {
+              description: "The order was not placed within 10 s; its job goes on",
+              headers: ResponseHeaders.location,
+              links: { ...Links.readJob, ...listOrdersLink },
+            },
+          },
           // Checked by the route (400 when missing or malformed), not by the schema (which would say 422).
           parameters: [UserModels.idempotencyKeyParameter],
         },
@@ -37,6 +55,10 @@ export const userRoutes = (deps: Deps) =>
       {
         params: UserModels.params,
         response: { 200: "UserOrders", 422: "Error" },
-        detail: { summary: "A user's orders, read through the db group", tags: ["users"] },
+        detail: {
+          operationId: "listOrders",
+          summary: "A user's orders, read through the db group",
+          tags: ["users"],
+        },
       },
     );

@@ -1,6 +1,6 @@
 import { type DocumentDecoration, Elysia, t } from "elysia";
 import type { Deps } from "../deps.ts";
-import { models } from "../models.ts";
+import { models, unavailableResponse } from "../models.ts";
 import { Slug } from "../schemas.ts";
 import { type ApprovalWebhook, type PaymentWebhook, WebhookModels } from "./model.ts";
 import { acceptApproval, acceptPayment, parseBody, verifySignature } from "./service.ts";
@@ -27,15 +27,23 @@ const signed = (schema: "ApprovalWebhook" | "PaymentWebhook"): DocumentDecoratio
     content: { "application/json": { schema: { $ref: `#/components/schemas/${schema}` } } },
   },
   parameters: [
-    { name: "webhook-id", description: "the delivery's id; a redelivery repeats it" },
-    { name: "webhook-timestamp", description: "seconds since the epoch; at most 5 minutes off" },
-    { name: "webhook-signature", description: "v1,<base64 HMAC-SHA256 of id.timestamp.body>" },
-  ].map((header) => ({
-    ...header,
-    in: "header" as const,
-    required: true,
-    schema: { type: "string", minLength: 1 },
-  })),
+    {
+      name: "webhook-id",
+      description: "the delivery's id; a redelivery repeats it",
+      schema: { type: "string" as const, minLength: 1 },
+    },
+    {
+      name: "webhook-timestamp",
+      description: "seconds since the epoch; at most 5 minutes off",
+      schema: { type: "string" as const, pattern: "^[0-9]{1,12}$" },
+    },
+    {
+      name: "webhook-signature",
+      description: "v1,<base64 HMAC-SHA256 of id.timestamp.body>",
+      schema: { type: "string" as const, minLength: 1 },
+    },
+  ].map((header) => ({ ...header, in: "header" as const, required: true })),
+  responses: { 503: unavailableResponse },
 });
 
 /**
@@ -62,6 +70,7 @@ export const webhookRoutes = (deps: Deps, secret: string) =>
         params: t.Object({ id: Slug }),
         response: responses,
         detail: {
+          operationId: "approvalWebhook",
           summary: "Approval decision for an order held by approve-and-ship",
           tags: ["webhooks"],
           ...signed("ApprovalWebhook"),
@@ -79,6 +88,7 @@ export const webhookRoutes = (deps: Deps, secret: string) =>
         body: t.String(),
         response: responses,
         detail: {
+          operationId: "paymentWebhook",
           summary: "The payment provider's charge events",
           tags: ["webhooks"],
           ...signed("PaymentWebhook"),

@@ -1,10 +1,11 @@
 import { t } from "elysia";
+import { Text } from "../schemas.ts";
 
 export const WebhookModels = {
   approval: t.Object({
     approved: t.Boolean(),
-    approver: t.Optional(t.String({ maxLength: 200 })),
-    reason: t.Optional(t.String({ maxLength: 2000 })),
+    approver: t.Optional(Text({ maxLength: 200 })),
+    reason: t.Optional(Text({ maxLength: 2000 })),
   }),
   payment: t.Object({
     id: t.Optional(t.String()),

@@ -1,19 +1,31 @@
 /**
  * The published contract: `/docs/json` is a valid OpenAPI 3.1 document that
  * names its shared schemas, declares every status, header and body a route
- * has, and the API keeps the rules the document states (JSON bodies only,
- * 405 for a method a path does not serve). The docs page needs nothing but
- * this API.
+ * has, and links each answer that names a job or a quote to the operation
+ * that reads it; the API keeps the rules the document states (JSON bodies
+ * only, 405 for a method a path does not serve, string lengths in
+ * characters). The docs page needs nothing but this API.
+ * (`npm run test:contract` tests the same document from outside.)
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { startColocatedApi } from "../support/colocated-api.ts";
 import { readReply } from "../support/http.ts";
+import { signedHeaders } from "../support/secrets.ts";
 
+type Link = { operationId: string; parameters: Record<string, string> };
 type Operation = {
+  operationId?: string;
   parameters?: { name: string; in: string; required?: boolean }[];
   requestBody?: { content: Record<string, { schema: { $ref?: string } }> };
-  responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }>;
+  responses: Record<
+    string,
+    {
+      content?: Record<string, { schema: { $ref?: string } }>;
+      headers?: Record<string, { required?: boolean }>;
+      links?: Record<string, Link>;
+    }
+  >;
 };
 type Document = {
   openapi: string;
@@ -30,6 +42,22 @@ beforeAll(async () => {
 afterAll(() => api?.stop());
 
 const operation = (path: string, method: string) => document.paths[path]?.[method] as Operation;
+const operations = () =>
+  Object.entries(document.paths).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, op]) => ({ path, method, op })),
+  );
+/** `[link name, target operationId, its parameters]` of each link of one response. */
+const linksOf = (path: string, method: string, status: string) =>
+  Object.entries(operation(path, method).responses[status]?.links ?? {}).map(([name, link]) => [
+    name,
+    link.operationId,
+    link.parameters,
+  ]);
+const headersOf = (path: string, method: string, status: string) =>
+  Object.entries(operation(path, method).responses[status]?.headers ?? {}).map(([name, h]) => [
+    name,
+    h.required ?? false,
+  ]);
 const statuses = (path: string, method: string) => Object.keys(operation(path, method).responses).sort();
 const refOf = (path: string, method: string, status: string) =>
   operation(path, method).responses[status]?.content?.["application/json"]?.schema.$ref;
@@ -114,7 +142,130 @@ describe("the OpenAPI document", () => {
   });
 });
 
+describe("the document's operation ids, links and response headers", () => {
+  test("every operation has its own operationId", () => {
+    const ids = operations().map(({ op }) => op.operationId);
+    expect(ids.every((id) => typeof id === "string" && /^[a-z][A-Za-z]+$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  test("every link names an operation there is, and only parameters that operation has", () => {
+    const byId = new Map(operations().map(({ op }) => [op.operationId, op]));
+    const links = operations().flatMap(({ path, method, op }) =>
+      Object.entries(op.responses).flatMap(([status, response]) =>
+        Object.entries(response.links ?? {}).map(([name, link]) => ({
+          from: `${method} ${path} ${status}`,
+          name,
+          link,
+        })),
+      ),
+    );
+    expect(links.length).toBeGreaterThanOrEqual(9);
+    for (const { from, name, link } of links) {
+      const target = byId.get(link.operationId);
+      const targetParameters = (target?.parameters ?? []).map((p) => `${p.in}.${p.name}`);
+      expect({ from, name, target: target !== undefined, parameters: Object.keys(link.parameters) }).toEqual({
+        from,
+        name,
+        target: true,
+        parameters: Object.keys(link.parameters).filter((p) => targetParameters.includes(p)),
+      });
+    }
+  });
+
+  test("links each answer that names a job or a quote to reading it, and a checkout to the user's orders", () => {
+    const readJob = ["GetJob", "getJob", { "path.id": "$response.body#/job_id" }];
+    const readQuote = ["GetQuote", "getQuote", { "path.quote_id": "$response.body#/quote_id" }];
+    const listOrders = ["ListOrders", "listOrders", { "path.id": "$request.path.id" }];
+    expect(linksOf("/jobs", "post", "202")).toEqual([readJob]);
+    expect(linksOf("/orders/{id}/approve-and-ship", "post", "202")).toEqual([
+      readJob,
+      ["Decide", "approvalWebhook", { "path.id": "$request.path.id" }],
+    ]);
+    expect(linksOf("/price-quote", "post", "200")).toEqual([readQuote]);
+    expect(linksOf("/price-quote", "post", "202")).toEqual([readQuote]);
+    expect(linksOf("/price-quote/{quote_id}", "get", "202")).toEqual([readQuote]);
+    expect(linksOf("/users/{id}/orders", "post", "201")).toEqual([listOrders]);
+    expect(linksOf("/users/{id}/orders", "post", "202")).toEqual([readJob, listOrders]);
+  });
+
+  test("declares Location on every 202 and Retry-After where the route sends it", () => {
+    for (const { path, method, op } of operations()) {
+      if (op.responses["202"])
+        expect({ path, method, headers: headersOf(path, method, "202")[0] }).toEqual({
+          path,
+          method,
+          headers: ["Location", true],
+        });
+      if (op.responses["503"])
+        expect({ path, method, headers: headersOf(path, method, "503") }).toEqual({
+          path,
+          method,
+          headers: [["Retry-After", true]],
+        });
+    }
+    expect(headersOf("/price-quote", "post", "202")).toEqual([
+      ["Location", true],
+      ["Retry-After", true],
+    ]);
+  });
+
+  test("a 202 sends the Location it declares, and the link's value reads the job", async () => {
+    const res = await readReply(
+      await api.request("POST", "/jobs", { order_id: "contract-link", items: [{ sku: "sku-1", qty: 1 }] }),
+    );
+    expect(res.status).toBe(202);
+    expect(res.headers.get("location")).toBe("/jobs/order%3Acontract-link");
+    const job = await readReply(
+      await api.request("GET", `/jobs/${encodeURIComponent(String(res.body.job_id))}`),
+    );
+    expect(job.status).toBe(200);
+  });
+});
+
 describe("the rules the document states", () => {
+  test("a string's length is counted in characters, as JSON Schema counts it, not in UTF-16 units", async () => {
+    // Each of these is one character and two UTF-16 units.
+    const body = (order_id: string, payment_source: string) => ({
+      order_id,
+      items: [{ sku: "sku-1", qty: 1 }],
+      payment_source,
+    });
+    const fits = await readReply(await api.request("POST", "/jobs", body("contract-astral", "𝐓".repeat(64))));
+    expect(fits.status).toBe(202);
+    const over = await readReply(
+      await api.request("POST", "/jobs", body("contract-astral-2", "𝐓".repeat(65))),
+    );
+    expect({ status: over.status, code: (over.body.error as { code: string }).code }).toEqual({
+      status: 422,
+      code: "validation_failed",
+    });
+  });
+
+  test("a signed webhook's text fields are counted in characters too", async () => {
+    const deliver = async (approver: string) => {
+      const body = JSON.stringify({ approved: true, approver });
+      const res = await api.app.handle(
+        new Request("http://api.test/webhooks/approval/contract-astral", {
+          method: "POST",
+          headers: signedHeaders(body),
+          body,
+        }),
+      );
+      const reply = await readReply(res);
+      return { status: reply.status, message: (reply.body.error as { message: string }).message };
+    };
+    // 200 characters fit (the order is unknown, which is checked after the body).
+    expect(await deliver("𝐓".repeat(200))).toEqual({
+      status: 404,
+      message: "approval for order contract-astral not found",
+    });
+    expect(await deliver("𝐓".repeat(201))).toEqual({
+      status: 422,
+      message: "invalid body: approver: Expected string length less or equal to 200",
+    });
+  });
+
   test.each([
     ["text/plain", "x"],
     ["application/x-www-form-urlencoded", "order_id=o1"],

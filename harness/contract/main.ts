@@ -1,0 +1,237 @@
+/**
+ * The published contract, tested from outside: schemathesis (PyPI, pinned
+ * with hashes in requirements.txt beside this file) against /docs/json of
+ * the whole system as `npm start` runs it (our Resonate server, the sandbox,
+ * one worker process per group, the API), on ports the OS picks and in a
+ * temporary data folder, so it runs beside an `npm start`.
+ *
+ *   npm run test:contract                          (or: bun harness/contract/main.ts)
+ *   npm run test:contract -- --max-examples 50     (extra arguments go to `st run`)
+ *
+ * Every check, every phase (stateful too, in two runs: see PASSES), a fixed
+ * seed and a bounded number of examples: the same test each time, in under
+ * three minutes on two cores. What the API may answer beyond success is in
+ * schemathesis.toml, the signing of the webhook requests in hooks.py. The
+ * virtualenv is made once in .cache/contract/ and made again when
+ * requirements.txt changes. Exits 0 when every run found nothing, else with
+ * the first failing run's status; Ctrl-C or SIGTERM stops schemathesis and
+ * the system.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { exitWithParent } from "../../src/parent-process.ts";
+import { type System, startSystem } from "../system.ts";
+
+const HERE = import.meta.dir;
+const ROOT = resolve(HERE, "../..");
+
+/** The contract run's settings, in one place. */
+export const CONTRACT_DEFAULTS = {
+  /** The Python that makes the virtualenv (3.10 or later). */
+  python: "python3",
+  /** Not committed: the virtualenv, and what schemathesis keeps between runs (its crash files, for `st replay`). */
+  cacheDir: join(ROOT, ".cache/contract"),
+  requirements: join(HERE, "requirements.txt"),
+  config: join(HERE, "schemathesis.toml"),
+  hooks: join(HERE, "hooks.py"),
+  /** The version requirements.txt pins, checked after installing. */
+  version: "4.32.5",
+  seed: 20_261_124,
+  /** Test cases per operation and phase. */
+  maxExamples: 300,
+  /** One request at a time: schemathesis 4.32.5 on Python 3.11 crashes parsing source in two threads at once ("AST constructor recursion depth mismatch"). */
+  workers: 1,
+  /** A checkout waits up to 10 s for its workflow before its 202, so a request may take longer than that. */
+  requestTimeoutSeconds: 20,
+  /** How long schemathesis may take to stop before it is killed (ms). */
+  stopGraceMs: 5_000,
+  /** A run that has not finished by then is stopped and fails (ms). */
+  runTimeoutMs: 8 * 60_000,
+} as const;
+
+const venv = join(CONTRACT_DEFAULTS.cacheDir, "venv");
+const st = join(venv, "bin", "st");
+/** The hash of the requirements the virtualenv was made from. */
+const stamp = join(venv, ".requirements-sha256");
+
+const log = (line: string) => console.log(`contract: ${line}`);
+
+/** Runs a command to its end with its output captured; throws with that output if it fails. */
+async function run(cmd: string[]): Promise<string> {
+  const child = Bun.spawn({ cmd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  current = child;
+  const [out, err, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}:\n${out}${err}`);
+  return out;
+}
+
+/** Makes the virtualenv and installs the pinned schemathesis, unless it is there from the same requirements. */
+async function ensureSchemathesis(): Promise<void> {
+  const wanted = createHash("sha256").update(readFileSync(CONTRACT_DEFAULTS.requirements)).digest("hex");
+  if (existsSync(st) && existsSync(stamp) && readFileSync(stamp, "utf8").trim() === wanted) {
+    log(`schemathesis ${CONTRACT_DEFAULTS.version} is installed in ${venv}`);
+    return;
+  }
+  log(`installing schemathesis ${CONTRACT_DEFAULTS.version} in ${venv}`);
+  mkdirSync(CONTRACT_DEFAULTS.cacheDir, { recursive: true });
+  await run([CONTRACT_DEFAULTS.python, "-m", "venv", "--clear", venv]);
+  await run([
+    join(venv, "bin", "python"),
+    "-m",
+    "pip",
+    "install",
+    "--quiet",
+    "--disable-pip-version-check",
+    "--no-input",
+    "--require-hashes",
+    "--no-deps",
+    "-r",
+    CONTRACT_DEFAULTS.requirements,
+  ]);
+  const version = (await run([st, "--version"])).trim();
+  if (!version.endsWith(` ${CONTRACT_DEFAULTS.version}`)) {
+    throw new Error(`expected schemathesis ${CONTRACT_DEFAULTS.version}, the virtualenv has "${version}"`);
+  }
+  // Written last: an install cut short is made again next time.
+  writeFileSync(stamp, `${wanted}\n`);
+}
+
+/** `setpriv --pdeathsig`, where util-linux has it: schemathesis does not watch its parent, so the kernel ends it if this process is killed outright. */
+const PARENT_DEATH_KILLS = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "SIGKILL", "--"] : [];
+
+/** The child running now: making the virtualenv, pip, or schemathesis. */
+let current: ReturnType<typeof Bun.spawn> | undefined;
+let starting: Promise<System> | undefined;
+let stopping: Promise<never> | undefined;
+const aborter = new AbortController();
+
+/**
+ * Stops the child that runs (passing it `signal`, so that on a Ctrl-C
+ * schemathesis prints what it found so far; SIGKILL after a grace period)
+ * and the system, once, then exits with `code`.
+ */
+function finish(code: number, signal: NodeJS.Signals = "SIGTERM"): Promise<never> {
+  stopping ??= (async () => {
+    aborter.abort(new Error("stopping"));
+    const running = current;
+    if (running && running.exitCode === null) {
+      running.kill(signal);
+      const timer = setTimeout(() => running.kill("SIGKILL"), CONTRACT_DEFAULTS.stopGraceMs);
+      await running.exited;
+      clearTimeout(timer);
+    }
+    // Aborted while it starts, startSystem stops what it started before it rejects.
+    const system = await starting?.catch(() => undefined);
+    if (system) {
+      log("stopping the system");
+      await system.stop();
+    }
+    process.exit(code);
+  })();
+  return stopping;
+}
+
+/**
+ * The runs, one after the other. The first has every phase over every
+ * operation. Its stateful phase starts chains only at operations whose ids
+ * schemathesis 4.32.5 believes some response produces; it takes a quote's
+ * customer_id and a checkout's user id for such ids (nothing produces them:
+ * the client picks them), so it never starts the quote or the checkout
+ * chains. The second run starts them: the stateful phase alone, over the
+ * quote and user operations only.
+ */
+const PASSES = [
+  { name: "all phases", args: ["--phases", "examples,coverage,fuzzing,stateful"] },
+  {
+    name: "stateful, quotes and checkout",
+    args: ["--phases", "stateful", "--include-tag", "quotes", "--include-tag", "users"],
+  },
+] as const;
+
+/** Runs `st` with `args` to its end, its output on ours; resolves with its exit code. */
+async function runSchemathesis(args: string[], webhookSecret: string): Promise<number> {
+  const schemathesis = Bun.spawn({
+    cmd: [...PARENT_DEATH_KILLS, st, ...args],
+    cwd: CONTRACT_DEFAULTS.cacheDir,
+    env: {
+      ...process.env,
+      SCHEMATHESIS_HOOKS: CONTRACT_DEFAULTS.hooks,
+      WEBHOOK_SECRET: webhookSecret,
+      // No __pycache__ beside hooks.py in the work tree.
+      PYTHONDONTWRITEBYTECODE: "1",
+    },
+    stdin: "ignore",
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  current = schemathesis;
+  return await schemathesis.exited;
+}
+
+process.on("SIGINT", () => void finish(130, "SIGINT"));
+process.on("SIGTERM", () => void finish(143, "SIGTERM"));
+// Started by a shell or npm that was killed, this stops what it started.
+exitWithParent(() => finish(1), true);
+
+try {
+  await ensureSchemathesis();
+  log("starting the system");
+  starting = startSystem({
+    mode: "distributed",
+    server: { kind: "harness", port: 0 },
+    sandbox: { port: 0 },
+    apiPort: 0,
+    signal: aborter.signal,
+  });
+  const system = await starting;
+  log(`API ${system.apiUrl}, Resonate server ${system.resonateUrl}, data in ${system.dataDir}`);
+  const timeout = setTimeout(() => {
+    console.error(`contract: not finished after ${CONTRACT_DEFAULTS.runTimeoutMs} ms; stopping`);
+    void finish(1);
+  }, CONTRACT_DEFAULTS.runTimeoutMs);
+
+  const common = [
+    "--checks",
+    "all",
+    "--seed",
+    String(CONTRACT_DEFAULTS.seed),
+    "--max-examples",
+    String(CONTRACT_DEFAULTS.maxExamples),
+    "--workers",
+    String(CONTRACT_DEFAULTS.workers),
+    "--request-timeout",
+    String(CONTRACT_DEFAULTS.requestTimeoutSeconds),
+    // No example database: with it, a run would replay what earlier runs found and no longer be the same run.
+    "--generation-database",
+    "none",
+  ];
+  let code = 0;
+  for (const pass of PASSES) {
+    const args = [
+      "--config-file",
+      CONTRACT_DEFAULTS.config,
+      "run",
+      `${system.apiUrl}/docs/json`,
+      ...common,
+      ...pass.args,
+      ...process.argv.slice(2),
+    ];
+    log(`${pass.name}: st ${args.join(" ")}`);
+    const passCode = await runSchemathesis(args, system.webhookSecret);
+    if (stopping) await stopping;
+    log(`${pass.name}: schemathesis exited with ${passCode}`);
+    if (code === 0) code = passCode;
+  }
+  clearTimeout(timeout);
+  await finish(code);
+} catch (error) {
+  if (!stopping) {
+    console.error(`contract: ${(error as Error).message.replace(/^startSystem: /, "")}`);
+    await finish(1);
+  }
+}
