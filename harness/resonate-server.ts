@@ -94,6 +94,12 @@ export interface ResonateServerOptions {
    * process that started it half a core under load.
    */
   realLogLevel?: "debug" | "info" | "warn" | "error";
+  /**
+   * Serve Prometheus metrics on a free port (`--observability-metrics-port`,
+   * the same flag on both servers; `metricsUrl` on the handle). The real
+   * server always gets one, since its default, 9090, would clash between servers.
+   */
+  metrics?: boolean;
 }
 
 /** A running Resonate server that a test started. */
@@ -105,6 +111,8 @@ export interface ResonateServer extends AsyncDisposable {
   readonly port: number;
   readonly dbPath: string;
   readonly tracePath: string | undefined;
+  /** Where its Prometheus metrics are served (`/metrics`), when it serves them. */
+  readonly metricsUrl: string | undefined;
   /** The current server process. */
   readonly process: ChildProcess;
   /** SIGTERM, then SIGKILL after a grace period; removes the temporary folder it made. */
@@ -147,6 +155,8 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
   const dbPath = opts.dbPath ?? join(temp?.path as string, "resonate.db");
   let port = opts.port ?? 0;
   if (bin && port === 0) port = freePort();
+  // Chosen once, so a restarted server serves its metrics where it did before.
+  const metricsPort = opts.metrics || bin ? freePort() : undefined;
   /** The flags both servers take, with the same meaning. */
   const shared = [
     "--timeouts-poll-interval",
@@ -158,6 +168,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     ...(opts.leaseTimeoutMs ? ["--tasks-lease-timeout", String(opts.leaseTimeoutMs)] : []),
     ...(opts.retryTimeoutMs ? ["--tasks-retry-timeout", String(opts.retryTimeoutMs)] : []),
     ...(opts.debug ? ["--debug"] : []),
+    ...(metricsPort ? ["--observability-metrics-port", String(metricsPort)] : []),
   ];
 
   const launch = async (): Promise<ChildProcess> => {
@@ -173,8 +184,6 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
           String(port),
           "--storage-sqlite-path",
           dbPath,
-          "--observability-metrics-port",
-          String(freePort()),
           "--level",
           opts.realLogLevel ?? "warn",
           ...shared,
@@ -244,6 +253,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     },
     dbPath,
     tracePath: opts.tracePath,
+    metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
     get process() {
       return current;
     },

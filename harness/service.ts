@@ -40,24 +40,48 @@ export interface SpawnWorkerOptions {
   bunArgs?: string[];
 }
 
+/** A worker process the harness started. */
+export interface WorkerProcess extends ChildProcess {
+  /**
+   * Where it serves its metrics (`http://…/metrics`), from the `worker
+   * metrics` line it prints before it is ready when METRICS_PORT is set;
+   * undefined without a metrics port, or before it is ready.
+   */
+  readonly metricsUrl: string | undefined;
+}
+
+const METRICS_LINE = /^worker metrics \S+ \S+ (\S+)$/m;
+
 /** One worker process named `<group>#<index>`, ready once it prints `worker ready` (its message stream is open then). */
 function launchWorker(opts: {
   group: string;
   index: number;
   env: Record<string, string | undefined> | undefined;
   bunArgs: string[] | undefined;
-}): ChildProcess {
-  return spawnProcess({
+}): WorkerProcess {
+  const child = spawnProcess({
     name: `${opts.group}#${opts.index}`,
     cmd: [process.execPath, ...(opts.bunArgs ?? []), WORKER_MAIN, opts.group],
     env: { WORKER_PID: `${opts.group}-${opts.index}-${crypto.randomUUID().slice(0, 8)}`, ...opts.env },
     cwd: ROOT,
     readyLine: /^worker ready /,
   });
+  let metricsUrl: string | undefined;
+  // Read at readiness, while the line is surely still in the output the handle keeps.
+  child.ready.then(
+    () => {
+      metricsUrl = METRICS_LINE.exec(child.output())?.[1];
+    },
+    () => {},
+  );
+  return Object.defineProperty(child, "metricsUrl", {
+    get: () => metricsUrl,
+    enumerable: true,
+  }) as WorkerProcess;
 }
 
 /** Starts `count` worker processes of one group and waits until each says it is ready. */
-export async function spawnWorker(opts: SpawnWorkerOptions): Promise<ChildProcess[]> {
+export async function spawnWorker(opts: SpawnWorkerOptions): Promise<WorkerProcess[]> {
   const count = opts.count ?? 1;
   const children = Array.from({ length: count }, (_, index) =>
     launchWorker({ group: opts.group, index, env: opts.env, bunArgs: opts.bunArgs }),
@@ -106,8 +130,8 @@ export interface WorkerPoolOptions {
 
 /** What happened to a worker of a pool. */
 export type WorkerEvent =
-  | { type: "worker-ready"; slot: WorkerSlot; process: ChildProcess }
-  | { type: "worker-exited"; slot: WorkerSlot; process: ChildProcess; code: number; restarting: boolean }
+  | { type: "worker-ready"; slot: WorkerSlot; process: WorkerProcess }
+  | { type: "worker-exited"; slot: WorkerSlot; process: WorkerProcess; code: number; restarting: boolean }
   | { type: "worker-start-failed"; slot: WorkerSlot; error: Error; retryInMs: number | undefined };
 
 /** One place in a pool: a group and whichever process holds it now. */
@@ -115,7 +139,7 @@ export interface WorkerSlot {
   readonly group: string;
   readonly index: number;
   /** The slot's ready process; undefined while it is dead or starting. */
-  readonly current: ChildProcess | undefined;
+  readonly current: WorkerProcess | undefined;
   /** Processes this slot has had ready so far. */
   readonly generations: number;
 }
@@ -124,9 +148,9 @@ export interface WorkerSlot {
 export interface WorkerPool extends AsyncDisposable {
   readonly slots: readonly WorkerSlot[];
   /** Every process that became ready in the pool, dead or alive. */
-  readonly processes: readonly ChildProcess[];
+  readonly processes: readonly WorkerProcess[];
   /** The ready process of each slot that has one, in slot order. */
-  live(): ChildProcess[];
+  live(): WorkerProcess[];
   /** SIGKILLs the process in `slot`; a restarting pool starts its replacement after the restart delay. */
   kill(slot: WorkerSlot): void;
   /** SIGKILLs the process in `slot` and starts its replacement at once; resolves when that one is ready. */
@@ -145,12 +169,12 @@ export interface WorkerPool extends AsyncDisposable {
 }
 
 interface PoolSlot extends WorkerSlot {
-  current: ChildProcess | undefined;
+  current: WorkerProcess | undefined;
   generations: number;
   /** A start (or the pause before one) is under way. */
   filling: boolean;
   /** The process `replace()` killed, whose death the pool leaves to `replace()`. */
-  replacing: ChildProcess | undefined;
+  replacing: WorkerProcess | undefined;
 }
 
 /**
@@ -172,7 +196,7 @@ export function spawnWorkerPool(opts: WorkerPoolOptions): WorkerPool {
       replacing: undefined,
     })),
   );
-  const processes: ChildProcess[] = [];
+  const processes: WorkerProcess[] = [];
   /** Spawned and not yet exited, ready or not: what `stop()` stops. */
   const alive = new Set<ChildProcess>();
   const fills = new Set<Promise<void>>();
@@ -188,7 +212,7 @@ export function spawnWorkerPool(opts: WorkerPoolOptions): WorkerPool {
   };
   const pause = (ms: number) => Promise.race([Bun.sleep(ms), stopSignal.promise]);
 
-  const onExit = (slot: PoolSlot, child: ChildProcess, code: number) => {
+  const onExit = (slot: PoolSlot, child: WorkerProcess, code: number) => {
     if (slot.current === child) slot.current = undefined;
     notify();
     if (stopping) return;

@@ -6,11 +6,14 @@ import { errorHandler } from "./errors.ts";
 import { healthRoutes } from "./health/index.ts";
 import { httpRules } from "./http-rules.ts";
 import { jobRoutes } from "./jobs/index.ts";
+import { metricsRoutes } from "./metrics/index.ts";
+import { observeRequests } from "./observability/http.ts";
 import { orderRoutes } from "./orders/index.ts";
 import { quoteRoutes } from "./quotes/index.ts";
 import { WaitGate } from "./quotes/service.ts";
 import { userRoutes } from "./users/index.ts";
 import { webhookRoutes } from "./webhooks/index.ts";
+import { countRefusedDelivery } from "./webhooks/service.ts";
 
 const DOCUMENT_INFO = {
   title: "resonate-bun-edge",
@@ -32,9 +35,14 @@ export function createApp(
   // The document is derived from the whole app, once it is built.
   let whole: AnyElysia | undefined;
   const app = new Elysia()
+    // First: every request gets its id and context before any other hook can answer it.
+    .use(observeRequests(deps.metrics, deps.log))
     .use(httpRules(() => whole as AnyElysia))
+    // Before the error handler, which answers and ends the chain: a refused webhook delivery is counted by outcome.
+    .onError({ as: "global" }, ({ code, error, route }) => countRefusedDelivery(deps, route, code, error))
     .use(errorHandler)
     .use(docsRoutes(() => whole as AnyElysia, DOCUMENT_INFO))
+    .use(metricsRoutes(deps))
     .use(healthRoutes(deps))
     .use(jobRoutes(deps))
     .use(orderRoutes(deps))

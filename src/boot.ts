@@ -9,6 +9,9 @@ import { registerGroup } from "../workers/register.ts";
 import { createApp } from "./app.ts";
 import { ConfigError, GROUPS, loadConfig, targetsFor } from "./config.ts";
 import { makeDeps } from "./deps.ts";
+import { observeFunctions } from "./observability/functions.ts";
+import { createLogger } from "./observability/logger.ts";
+import { ApiMetrics } from "./observability/metrics.ts";
 import { exitWithParent } from "./parent-process.ts";
 import { resonateClient } from "./resonate/network.ts";
 
@@ -33,13 +36,17 @@ export async function bootApi(): Promise<BootedApi> {
     process.exit(2);
   }
   const group = "api";
-  const { resonate, streamOpen } = resonateClient(config, group, process.env.API_PID || `api-${process.pid}`);
+  const pid = process.env.API_PID || `api-${process.pid}`;
+  const { resonate, streamOpen } = resonateClient(config, group, pid);
+  const log = createLogger({ level: config.logLevel, base: { service: "api", pid } });
+  const metrics = new ApiMetrics();
   const closers: { close(): Promise<void> }[] = [];
   const targets = targetsFor(config, group);
   if (config.colocated) {
+    observeFunctions(resonate, { metrics: metrics.functions, log });
     for (const g of GROUPS) closers.push(await registerGroup(resonate, g, config, targets));
   }
-  const app = createApp(makeDeps(resonate, config, targets), {
+  const app = createApp(makeDeps(resonate, config, targets, Date.now, { metrics, log }), {
     webhookSecret: config.webhookSecret as string,
     ...(config.benchRoutes ? { bench: baselineQuote() } : {}),
   });

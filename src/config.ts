@@ -4,6 +4,10 @@ import { join, resolve } from "node:path";
 export const GROUPS = ["order-workers", "pricing-workers", "db", "business"] as const;
 export type Group = (typeof GROUPS)[number];
 
+/** What `LOG_LEVEL` may say, most severe first. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 /** Where each kind of durable function runs: a group name (`poll://any@<group>`). */
 export type Targets = Record<"orders" | "pricing" | "db" | "business", string>;
 
@@ -50,6 +54,14 @@ export interface Config {
   shipCoolingOffMs: number;
   /** Mount the benchmark routes (`/bench/*`): the load tool's baseline and memory probe. */
   benchRoutes: boolean;
+  /** The least severe log lines written (`silent`: none). */
+  logLevel: LogLevel;
+  /** A worker's metrics port (0: one the OS picks); `undefined`: no metrics port. The API serves `GET /metrics` on its own port. */
+  metricsPort: number | undefined;
+  /** Address a worker's metrics port listens on. */
+  metricsHost: string;
+  /** When set, `GET /metrics` (the API's and the workers') asks for `Authorization: Bearer <token>`. */
+  metricsToken: string | undefined;
 }
 
 export const DEFAULTS = {
@@ -70,6 +82,8 @@ export const DEFAULTS = {
   PRICING_DELAY_MS: "0",
   PRICE_REFRESH_MS: "30000",
   SHIP_COOLING_OFF_MS: "0",
+  LOG_LEVEL: "info",
+  METRICS_HOST: "127.0.0.1",
 } as const;
 
 export class ConfigError extends Error {
@@ -101,6 +115,23 @@ function url(env: Env, key: string, fallback: string | undefined): string | unde
     throw new ConfigError(`${key} must be an http(s) URL, got "${raw}"`);
   }
   return raw.replace(/\/+$/, "");
+}
+
+function logLevel(env: Env): LogLevel {
+  const raw = env.LOG_LEVEL || DEFAULTS.LOG_LEVEL;
+  if (!(LOG_LEVELS as readonly string[]).includes(raw))
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${raw}"`);
+  return raw as LogLevel;
+}
+
+/** METRICS_PORT: unset or empty is no port; 0 is a port the OS picks. */
+function metricsPort(env: Env): number | undefined {
+  const raw = env.METRICS_PORT?.trim();
+  if (!raw) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n > 65535)
+    throw new ConfigError(`METRICS_PORT must be a whole number from 0 to 65535, got "${raw}"`);
+  return n;
 }
 
 /** Reads and checks every setting once; throws a ConfigError that names the bad key. */
@@ -151,6 +182,10 @@ export function loadConfig(env: Env = process.env): Config {
     priceRefreshMs: int(env, "PRICE_REFRESH_MS", 100, 86_400_000),
     shipCoolingOffMs: int(env, "SHIP_COOLING_OFF_MS", 0, 30 * 86_400_000),
     benchRoutes: flag(env, "BENCH_ROUTES"),
+    logLevel: logLevel(env),
+    metricsPort: metricsPort(env),
+    metricsHost: env.METRICS_HOST || DEFAULTS.METRICS_HOST,
+    metricsToken: env.METRICS_TOKEN || undefined,
   };
 }
 

@@ -1,4 +1,5 @@
 import { Elysia, t, ValidationError } from "elysia";
+import { logRequestFailure } from "./observability/request-context.ts";
 
 /** The one error shape every route answers with. */
 export const ErrorBody = t.Object({
@@ -151,8 +152,7 @@ export const errorHandler = new Elysia({ name: "error-handler" }).onError(
       set.status = 400;
       return body("malformed_body", "the request body could not be parsed as JSON");
     }
-    const requestId = request.headers.get("x-request-id") ?? crypto.randomUUID();
-    console.error(`request ${requestId} ${request.method} ${new URL(request.url).pathname} failed:`, error);
+    const requestId = logRequestFailure(request, error);
     set.status = 500;
     set.headers["x-request-id"] = requestId;
     return body("internal_error", `internal error (request ${requestId})`);

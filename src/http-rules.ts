@@ -43,12 +43,9 @@ export const httpRules = (app: () => AnyElysia) => {
   return new Elysia({ name: "http-rules" })
     .onRequest(({ request }) => {
       if (ROUTED_METHODS.has(request.method)) return;
+      // Thrown, not returned, so the error handler answers it and the request is logged and counted.
       const refused = methodNotAllowed(request.method, new URL(request.url).pathname);
-      if (!refused) return;
-      return Response.json(
-        { error: { code: refused.code, message: refused.message } },
-        { status: 405, headers: refused.headers },
-      );
+      if (refused) throw refused;
     })
     .onParse({ as: "global" }, ({ request, route, contentType }) => {
       const takesBody = table().some((r) => r.path === route && r.method === request.method && r.body);

@@ -217,6 +217,16 @@ export class IndexedEngine extends Engine {
     return dropped;
   }
 
+  /**
+   * The tasks whose timeout is due at `now`, with its type: 1 a lease that
+   * expires, 0 a pending task's retry. For the metrics of what a tick re-sends.
+   */
+  dueTaskTimeouts(now: number): Map<string, 0 | 1> {
+    const due = new Map<string, 0 | 1>();
+    for (const t of this.#timeouts.t.values()) if (now >= t.timeout) due.set(t.id, t.type ?? 0);
+    return due;
+  }
+
   /** The timeout of a promise ("p"), task ("t") or schedule ("s"), if one is set. */
   timeoutOf(kind: "p" | "t" | "s", id: string): Timeout | undefined {
     return this.#timeouts[kind].get(id);

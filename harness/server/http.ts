@@ -1,5 +1,7 @@
 import { jsonReply } from "../http-reply.ts";
-import type { ProtocolServer } from "./server.ts";
+import type { ServerMetrics } from "./metrics.ts";
+import type { ProtocolReply, ProtocolServer } from "./server.ts";
+import { KINDS } from "./validate.ts";
 
 /** Reads a request body; undefined when it is larger than `limit` bytes. */
 async function readBody(req: Request, limit: number): Promise<string | undefined> {
@@ -11,6 +13,14 @@ async function readBody(req: Request, limit: number): Promise<string | undefined
 }
 
 const LEGACY_ROUTES = /^\/(promises|schedules|tasks)(\/|$)/;
+
+/** Counts an answered protocol request by kind (one of the protocol's, else `unknown`) and status. */
+function count(metrics: ServerMetrics, reply: ProtocolReply, startedAt: number): void {
+  const kind = (reply.body as { kind?: unknown }).kind;
+  const label = typeof kind === "string" && KINDS.has(kind) ? kind : "unknown";
+  metrics.requests.inc({ kind: label, status: String(reply.status) });
+  metrics.requestSeconds.observe({ kind: label }, (performance.now() - startedAt) / 1000);
+}
 
 /**
  * The HTTP face of a protocol server:
@@ -32,15 +42,20 @@ export function serveProtocol(
     routes: {
       "/": {
         POST: async (req) => {
+          const startedAt = performance.now();
           const raw = await readBody(req, opts.maxBodyBytes);
-          if (raw === undefined) {
-            return jsonReply(413, {
-              kind: "unknown",
-              head: { corrId: "0", status: 413, version: "" },
-              data: `Request body exceeds the limit of ${opts.maxBodyBytes} bytes`,
-            });
-          }
-          const reply = await server.handle(raw);
+          const reply: ProtocolReply =
+            raw === undefined
+              ? {
+                  status: 413,
+                  body: {
+                    kind: "unknown",
+                    head: { corrId: "0", status: 413, version: "" },
+                    data: `Request body exceeds the limit of ${opts.maxBodyBytes} bytes`,
+                  },
+                }
+              : await server.handle(raw);
+          if (server.metrics) count(server.metrics, reply, startedAt);
           return jsonReply(reply.status, reply.body);
         },
       },

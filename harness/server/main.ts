@@ -2,22 +2,30 @@
  * A Resonate server on one SQLite file and its commit log.
  *
  *   bun harness/server/main.ts --port 8001 --db .data/resonate.db [--trace trace.ndjson]
- *     [--log-segment-bytes 8388608] [--synchronous full|normal]
+ *     [--log-segment-bytes 8388608] [--synchronous full|normal] [--observability-metrics-port 9090]
  *
  * Prints `resonate server listening on http://127.0.0.1:<port>` once it
  * accepts requests (`--port 0` picks a free port) and stops cleanly on
  * SIGTERM or SIGINT. Flags mirror `resonate serve` where the real server has
  * one, with the same meaning: --tasks-lease-timeout, --tasks-retry-timeout,
  * --timeouts-poll-interval, --messages-poll-interval, --messages-batch-size,
- * --transports-http-poll-max-connections, --debug; and
+ * --transports-http-poll-max-connections, --debug,
+ * --observability-metrics-port (also RESONATE_OBSERVABILITY__METRICS_PORT, as
+ * there; 0 is none, and none is the default here, where the real server's is
+ * 9090: many of these servers run at once in the tests); and
  * --transports-http-poll-keepalive-interval, which the real server lacks.
+ * With a metrics port it prints `resonate server metrics on <url>` and serves
+ * the metrics of `metrics.ts` there; one it cannot listen on is reported and
+ * the server goes on without it, as the real one does.
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { type MetricsServer, serveMetrics } from "../../src/observability/metrics-server.ts";
 import { exitWithParent } from "../../src/parent-process.ts";
 import { parseFlags } from "../cli.ts";
 import { serveProtocol } from "./http.ts";
 import { SYNCHRONOUS_MODES } from "./log.ts";
+import { ServerMetrics } from "./metrics.ts";
 import { ProtocolServer, SERVER_DEFAULTS, type ServerOptions } from "./server.ts";
 
 const ms = (fallback: number) =>
@@ -69,6 +77,13 @@ const { values } = parseFlags(
     },
     synchronous: { type: "enum", values: SYNCHRONOUS_MODES, default: SERVER_DEFAULTS.synchronous },
     debug: { type: "boolean" },
+    "observability-metrics-port": {
+      type: "number",
+      min: 0,
+      max: 65535,
+      integer: true,
+      expected: "0-65535 (0: no metrics port)",
+    },
   },
   { tool: "resonate server", usage: "bun harness/server/main.ts [--port <n>] [--db <file>] [flags]" },
 );
@@ -82,6 +97,20 @@ function fail(message: string): never {
 const port = values.port;
 const dbPath = values.db;
 mkdirSync(dirname(dbPath), { recursive: true });
+
+/** The metrics port: the flag, else the real server's environment variable; 0 or neither is none. */
+function readMetricsPort(): number {
+  const flag = values["observability-metrics-port"];
+  if (flag !== undefined) return flag;
+  const raw = process.env.RESONATE_OBSERVABILITY__METRICS_PORT?.trim();
+  if (!raw) return 0;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n > 65535)
+    fail(`RESONATE_OBSERVABILITY__METRICS_PORT must be 0-65535, got "${raw}"`);
+  return n;
+}
+const metricsPort = readMetricsPort();
+const metrics = metricsPort > 0 ? new ServerMetrics() : undefined;
 
 const maxBodyBytes = values["max-body-bytes"];
 const options: ServerOptions = {
@@ -98,6 +127,7 @@ const options: ServerOptions = {
   segmentBytes: values["log-segment-bytes"],
   synchronous: values.synchronous,
   debug: values.debug,
+  metrics,
   onFatal: (error) => {
     console.error("resonate server: storage failure, stopping so a restart reloads from disk:", error);
     process.exit(1);
@@ -118,6 +148,17 @@ try {
 }
 server.start();
 console.log(`resonate server listening on http://${http.hostname}:${http.port}`);
+let metricsServer: MetricsServer | undefined;
+if (metrics) {
+  try {
+    metricsServer = serveMetrics(metrics.registry, { hostname: values.host, port: metricsPort });
+    console.log(`resonate server metrics on ${metricsServer.url}`);
+  } catch (error) {
+    console.error(
+      `resonate server: cannot serve metrics on ${values.host}:${metricsPort}, going on without: ${(error as Error).message}`,
+    );
+  }
+}
 
 let stopping = false;
 async function shutdown(signal: string) {
@@ -125,6 +166,7 @@ async function shutdown(signal: string) {
   stopping = true;
   console.log(`resonate server: ${signal}, stopping`);
   server.hub.closeAll();
+  await metricsServer?.stop();
   await http.stop(true);
   await server.stop();
   process.exit(0);

@@ -4,6 +4,7 @@ import type { Change, Engine, Request } from "./engine-types.ts";
 import { isRequest } from "./engine-types.ts";
 import { Hub } from "./hub.ts";
 import { CommitLog, DEFAULT_SYNCHRONOUS, type Synchronous } from "./log.ts";
+import type { ServerMetrics } from "./metrics.ts";
 import { ColdStore, commitOps, type OutboxEntry, outboxEntry, recover, type StoreOp } from "./store.ts";
 import { PROTOCOL_VERSION, validateData, validateEnvelope } from "./validate.ts";
 
@@ -54,6 +55,8 @@ export interface ServerOptions {
   maxBodyBytes: number;
   /** Called with the reason when the server can no longer guarantee durability and must stop. */
   onFatal: (error: unknown) => void;
+  /** Where requests, messages and deliveries are counted (`--observability-metrics-port`); none by default. */
+  metrics?: ServerMetrics | undefined;
 }
 
 export const SERVER_DEFAULTS = {
@@ -134,6 +137,8 @@ export class ProtocolServer {
   #readableFrom = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   #failed = false;
+  /** During a tick with metrics on: the tasks whose timeout is due, so what the tick re-sends is counted. */
+  #dueRetries: Map<string, 0 | 1> | undefined;
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
@@ -166,6 +171,11 @@ export class ProtocolServer {
     // Everything recovered is in SQLite already.
     for (const p of this.#engine.promises.values()) this.#readBack.add(branchOf(p));
     this.#evict(Number.POSITIVE_INFINITY);
+  }
+
+  /** Where requests are counted, if anywhere. */
+  get metrics(): ServerMetrics | undefined {
+    return this.#opts.metrics;
   }
 
   /** Promises and tasks held in memory (the rest are in SQLite). */
@@ -213,11 +223,13 @@ export class ProtocolServer {
   tick(now: number): void {
     if (this.#failed) return;
     this.#evict(EVICTIONS_PER_COMMIT);
+    this.#dueRetries = this.#opts.metrics ? this.#engine.dueTaskTimeouts(now) : undefined;
     void this.#apply(
       { kind: "debug.tick", head: { corrId: "", version: "" }, data: { time: now } },
       now,
       false,
     );
+    this.#dueRetries = undefined;
   }
 
   #apply(req: Request, now: number, trace = true): ProtocolReply | Promise<ProtocolReply> {
@@ -241,6 +253,7 @@ export class ProtocolServer {
         this.#setRetryTimeout(change.timeout.id, now + this.#opts.retryTimeoutMs);
       } else if (change.kind === "message.send") {
         sent.push(outboxEntry(change.address, change.message));
+        if (this.#dueRetries) this.#countRetry(change.message);
       }
     }
     const { corrId, version } = req.head;
@@ -473,10 +486,31 @@ export class ProtocolServer {
       this.#outbox.delete(entry.key);
       this.#delivered.add(entry.key);
     }
+    const metrics = this.#opts.metrics;
+    if (metrics) {
+      // The loop above counts on past the limit the messages it leaves for the next run.
+      if (executes > 0) metrics.messages.inc({ kind: "execute" }, Math.min(executes, limit));
+      if (unblocks > 0) metrics.messages.inc({ kind: "unblock" }, Math.min(unblocks, limit));
+    }
     batch.replies.push(() => {
       if (this.#failed || generation !== this.#generation) return;
-      for (const entry of taken) this.hub.deliver(entry.address, entry.message);
+      for (const entry of taken) {
+        const delivered = this.hub.deliver(entry.address, entry.message);
+        metrics?.deliveries.inc({ status: delivered ? "success" : "error" });
+      }
       this.#scheduleDelivery();
+    });
+  }
+
+  /** Counts an `execute` that this tick sends again for a task whose lease expired or whose retry timeout passed. */
+  #countRetry(message: { kind: string; data?: unknown }): void {
+    if (message.kind !== "execute") return;
+    const id = (message.data as { task?: { id?: string } } | undefined)?.task?.id;
+    const type = id === undefined ? undefined : this.#dueRetries?.get(id);
+    if (type === undefined) return;
+    this.#opts.metrics?.retried.inc({
+      kind: "execute",
+      reason: type === 1 ? "lease_expired" : "retry_timeout",
     });
   }
 

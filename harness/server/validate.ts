@@ -15,7 +15,8 @@ export interface Invalid {
 
 type Obj = Record<string, unknown>;
 
-const KINDS = new Set([
+/** Every request kind the protocol has. */
+export const KINDS: ReadonlySet<string> = new Set([
   "promise.get",
   "promise.create",
   "promise.settle",

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { type Deps, readPromise } from "../deps.ts";
 import { errorMessage, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
 import { Pricing, type Quote } from "../functions.ts";
+import { touchPromise, touchWorkflow } from "../observability/request-context.ts";
 import { decodeValue } from "../resonate/durable.ts";
 import type { QuoteBody, QuoteRequest } from "./model.ts";
 
@@ -114,9 +115,20 @@ export async function requestQuote(
 ): Promise<QuoteOutcome> {
   const now = deps.now();
   const id = quoteId(req, now, deps.config.quoteValidityMs);
+  // Named on the request's log line even when the cache answers.
+  touchWorkflow(id);
   const cached = cache.get(id, now);
-  if (cached) return { kind: "done", body: cached };
-  const leave = gate.enter();
+  if (cached) {
+    deps.metrics.quotesCached.inc();
+    return { kind: "done", body: cached };
+  }
+  let leave: () => void;
+  try {
+    leave = gate.enter();
+  } catch (error) {
+    deps.metrics.quotesShed.inc({ reason: "max_waiting" });
+    throw error;
+  }
   let timer: Timer | undefined;
   let onAbort: (() => void) | undefined;
   const expired = new Promise<"expired">((resolve) => {
@@ -134,6 +146,7 @@ export async function requestQuote(
     const started = await Promise.race([begun, expired]);
     if (started === "expired") {
       begun.catch(() => {});
+      deps.metrics.quotesShed.inc({ reason: "start_deadline" });
       throw unavailable(
         "the quote could not be started within the deadline; retry the same request",
         1,
@@ -147,7 +160,10 @@ export async function requestQuote(
       ),
       expired,
     ]);
-    if (first === "expired") return { kind: "pending", id };
+    if (first === "expired") {
+      deps.metrics.quotesPending.inc();
+      return { kind: "pending", id };
+    }
     if (first.ok) {
       const body = toBody(id, first.value);
       cache.set(id, body, deps.now());
@@ -164,6 +180,7 @@ export async function requestQuote(
 /** Reads a quote without waiting. */
 export async function settledQuote(deps: Deps, cache: QuoteCache, id: string): Promise<QuoteOutcome> {
   if (!QUOTE_ID.test(id)) throw notFound(`quote ${id}`);
+  touchPromise(id);
   const cached = cache.get(id, deps.now());
   if (cached) return { kind: "done", body: cached };
   const promise = await readPromise(deps, id, `quote ${id}`);

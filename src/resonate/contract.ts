@@ -6,6 +6,7 @@
  * changed argument list is found by the type checker, not at run time.
  */
 import type { Context, Resonate } from "@resonatehq/sdk";
+import { observed } from "../observability/functions.ts";
 
 type Options = ReturnType<Resonate["options"]>;
 
@@ -30,13 +31,16 @@ export type Implementation<Args extends unknown[], Result> = (
   ...args: Args
 ) => Generator<unknown, Result, unknown> | Promise<Result> | Result;
 
-/** Registers `impl` as `fn` on this process's Resonate client. */
+/**
+ * Registers `impl` as `fn` on this process's Resonate client, its runs and
+ * steps logged and counted when the client has an observer (`observeFunctions`).
+ */
 export function register<Args extends unknown[], Result>(
   resonate: Resonate,
   fn: DurableFunction<Args, Result>,
   impl: Implementation<Args, Result>,
 ): void {
-  resonate.register(fn.name, impl);
+  resonate.register(fn.name, observed(fn.name, impl));
 }
 
 /** `ctx.rpc` of a contract, from inside a workflow: `yield* rpc(ctx, Db.getPrice, [sku], opts)`. */

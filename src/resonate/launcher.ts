@@ -1,4 +1,5 @@
 import type { Resonate, ResonateHandle } from "@resonatehq/sdk";
+import type { InvocationOutcome } from "../observability/metrics.ts";
 import type { DurableFunction } from "./contract.ts";
 import { invocationOf } from "./durable.ts";
 
@@ -7,6 +8,27 @@ export interface LaunchOptions {
   target: string;
   /** How long the invocation may take before Resonate times it out (ms). */
   timeout: number;
+}
+
+/** Told of every start through a Launcher and of every result awaited through the handles it returns. */
+export interface LaunchObserver {
+  /** `begin` was called for `id` (before the server acknowledged it). */
+  starting(fn: string, id: string): void;
+  /** The invocation is durably created (or was there already). */
+  started(fn: string): void;
+  /** A result awaited through the handle settled, `seconds` after `begin` was called; told once per handle. */
+  finished(fn: string, outcome: InvocationOutcome, seconds: number): void;
+}
+
+/**
+ * How an awaited result that rejected ended. The SDK rejects with these two
+ * errors for a promise that timed out or was canceled, and with the
+ * function's own error (decoded) when it failed.
+ */
+function outcomeOf(error: unknown): InvocationOutcome {
+  if (error instanceof Error && error.message === "Promise timedout") return "timed_out";
+  if (error instanceof Error && error.message === "Promise canceled") return "canceled";
+  return "failed";
 }
 
 /**
@@ -20,6 +42,7 @@ export class Launcher {
   constructor(
     readonly resonate: Resonate,
     readonly colocated: boolean,
+    readonly observer?: LaunchObserver,
   ) {}
 
   #optionsFor(target: string | undefined, timeout: number): ReturnType<Resonate["options"]> {
@@ -39,17 +62,43 @@ export class Launcher {
     args: Args,
     opts: LaunchOptions,
   ): Promise<ResonateHandle<Result>> {
-    if (this.colocated) {
-      return this.resonate.beginRun<Result>(id, fn.name, ...args, this.#optionsFor(undefined, opts.timeout));
-    }
-    return this.resonate.beginRpc<Result>(id, fn.name, ...args, this.#optionsFor(opts.target, opts.timeout));
+    const observer = this.observer;
+    const startedAt = performance.now();
+    observer?.starting(fn.name, id);
+    const begun = this.colocated
+      ? this.resonate.beginRun<Result>(id, fn.name, ...args, this.#optionsFor(undefined, opts.timeout))
+      : this.resonate.beginRpc<Result>(id, fn.name, ...args, this.#optionsFor(opts.target, opts.timeout));
+    if (!observer) return begun;
+    return begun.then((handle) => {
+      observer.started(fn.name);
+      let told = false;
+      const tell = (outcome: InvocationOutcome) => {
+        if (told) return;
+        told = true;
+        observer.finished(fn.name, outcome, (performance.now() - startedAt) / 1000);
+      };
+      return {
+        ...handle,
+        result: () =>
+          handle.result().then(
+            (value) => {
+              tell("completed");
+              return value;
+            },
+            (error: unknown) => {
+              tell(outcomeOf(error));
+              throw error;
+            },
+          ),
+      };
+    });
   }
 
   /**
    * Starts `fn` under `id` unless it exists; afterwards checks that the
    * stored invocation is the same function with the same arguments, so a
    * retried request joins the first one and a different request under the
-   * same id is refused with `onMismatch()`.
+   * same id is refused with `onMismatch()`. Resolves with the handle.
    */
   async startOnce<Args extends unknown[], Result>(
     fn: DurableFunction<Args, Result>,
@@ -57,11 +106,12 @@ export class Launcher {
     args: Args,
     opts: LaunchOptions,
     onMismatch: () => Error,
-  ): Promise<void> {
-    await this.begin(fn, id, args, opts);
+  ): Promise<ResonateHandle<Result>> {
+    const handle = await this.begin(fn, id, args, opts);
     const stored = await this.resonate.promises.get(id);
     const invocation = invocationOf(stored.param);
     if (invocation.func !== fn.name || JSON.stringify(invocation.args) !== JSON.stringify(args))
       throw onMismatch();
+    return handle;
   }
 }

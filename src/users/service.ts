@@ -1,6 +1,6 @@
 import type { Deps } from "../deps.ts";
 import { HttpError, unprocessable } from "../errors.ts";
-import { Business, type CheckoutResult, Db } from "../functions.ts";
+import { Business, Db } from "../functions.ts";
 import type { Order } from "./model.ts";
 
 /** How long POST /users/:id/orders waits for the order before answering 202 with the job. */
@@ -28,7 +28,7 @@ export async function placeOrder(
 ): Promise<{ order: Order } | { pending: string }> {
   const id = `checkout:${userId}:${key}`;
   const orderId = `${userId}:${key}`;
-  await deps.launcher.startOnce(
+  const handle = await deps.launcher.startOnce(
     Business.placeOrder,
     id,
     [userId, orderId, cart],
@@ -39,7 +39,6 @@ export async function placeOrder(
         `Idempotency-Key ${key} was already used with a different request`,
       ),
   );
-  const handle = await deps.resonate.get<CheckoutResult>(id);
   let timer: Timer | undefined;
   const result = await Promise.race([
     handle.result(),

@@ -4,9 +4,58 @@ import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import { type Deps, readPromise } from "../deps.ts";
 import { conflict, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
 import { Db } from "../functions.ts";
+import { jobId } from "../jobs/service.ts";
+import type { DeliveryOutcome } from "../observability/metrics.ts";
+import { touchPromise, touchWorkflow } from "../observability/request-context.ts";
 import { shipJobId } from "../orders/service.ts";
 import { decodeValue, encodeValue, isNotFound } from "../resonate/durable.ts";
 import type { Accepted, ApprovalWebhook, PaymentWebhook } from "./model.ts";
+
+/** The webhooks this API takes, as `webhook_deliveries_total` names them: `/webhooks/<name>…`. */
+const WEBHOOK_ROUTE = /^\/webhooks\/(approval|payment)(?:\/|$)/;
+
+/** A settled delivery: accepted, or a duplicate of one that was. */
+function countAccepted(deps: Deps, webhook: "approval" | "payment", accepted: Accepted): Accepted {
+  deps.metrics.webhookDeliveries.inc({ webhook, outcome: accepted.duplicate ? "duplicate" : "accepted" });
+  return accepted;
+}
+
+/** The status a refused delivery is answered with, from what was thrown (see `errorHandler`). */
+function refusedStatus(code: unknown, error: unknown): number {
+  if (error instanceof HttpError) return error.status;
+  if (code === "PARSE")
+    return error instanceof Error && error.cause instanceof HttpError ? error.cause.status : 400;
+  if (code === "VALIDATION") return 422;
+  return 500;
+}
+
+const REFUSED: Record<number, DeliveryOutcome> = {
+  400: "invalid",
+  401: "bad_signature",
+  404: "unknown",
+  409: "conflict",
+  415: "invalid",
+  422: "invalid",
+  503: "not_ready",
+};
+
+/**
+ * Counts a delivery to a webhook route that was refused, whatever refused
+ * it: the signature or body checks before `acceptApproval`/`acceptPayment`,
+ * or their own refusals (unknown, conflict, not ready). Called from the
+ * app's error hook with the matched route; anything else is not a webhook.
+ */
+export function countRefusedDelivery(
+  deps: Deps,
+  route: string | undefined,
+  code: unknown,
+  error: unknown,
+): void {
+  const webhook = route ? WEBHOOK_ROUTE.exec(route)?.[1] : undefined;
+  if (!webhook) return;
+  const outcome = REFUSED[refusedStatus(code, error)] ?? "error";
+  deps.metrics.webhookDeliveries.inc({ webhook, outcome });
+}
 
 /**
  * Checks a Standard Webhooks signature (webhook-id, webhook-timestamp,
@@ -97,10 +146,13 @@ export async function acceptApproval(
   decision: ApprovalWebhook,
   webhookId: string,
 ): Promise<Accepted> {
+  // The request's log line names the workflow, not the lookup that finds its promise.
+  touchWorkflow(shipJobId(orderId));
   const promiseId = await approvalPromiseId(deps, orderId);
   if (!promiseId) {
     // The job may exist and simply not be waiting yet: senders retry on 503.
     try {
+      touchPromise(shipJobId(orderId));
       const job = await deps.resonate.promises.get(shipJobId(orderId));
       if (job.state === "pending")
         throw unavailable(`order ${orderId} is not waiting for approval yet`, 1, "not_ready");
@@ -122,12 +174,17 @@ export async function acceptApproval(
     value,
     (stored) => stored.approved === decision.approved,
   );
-  return { promise_id: promiseId, outcome: decision.approved ? "approved" : "rejected", duplicate };
+  return countAccepted(deps, "approval", {
+    promise_id: promiseId,
+    outcome: decision.approved ? "approved" : "rejected",
+    duplicate,
+  });
 }
 
 /** The payment provider's webhook: the event carries the promise id the workflow handed the provider. */
 export async function acceptPayment(deps: Deps, event: PaymentWebhook, webhookId: string): Promise<Accepted> {
   const { callback, order_id } = event.data;
+  touchWorkflow(jobId(order_id));
   if (!callback.startsWith(`order:${order_id}.`))
     throw notFound(`payment promise ${callback} for order ${order_id}`);
   const value = {
@@ -142,5 +199,5 @@ export async function acceptPayment(deps: Deps, event: PaymentWebhook, webhookId
     value,
     (stored) => stored.type === event.type && stored.charge_id === event.data.charge_id,
   );
-  return { promise_id: callback, outcome: event.type, duplicate };
+  return countAccepted(deps, "payment", { promise_id: callback, outcome: event.type, duplicate });
 }

@@ -1,0 +1,208 @@
+/**
+ * Logs a person can follow: one JSON line per request in the API, with the
+ * request id it echoes back and the workflow it touched, and a line at the
+ * start and end of every durable function run in the workers naming the
+ * same workflow. Across real processes (`startSystem`), and in-process for
+ * a request that fails with an unexpected error.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Resonate } from "@resonatehq/sdk";
+import { type System, startSystem, waitFor } from "../../harness/index.ts";
+import { createApp } from "../../src/app.ts";
+import { loadConfig, targetsFor } from "../../src/config.ts";
+import { makeDeps } from "../../src/deps.ts";
+import { Db, Orders, Pricing } from "../../src/functions.ts";
+import { createLogger } from "../../src/observability/logger.ts";
+import { call, jobDone } from "../support/http.ts";
+import { E2E_TIMEOUT, runId } from "../support/processes.ts";
+import { TEST_SECRET } from "../support/secrets.ts";
+
+type Line = Record<string, unknown>;
+
+/** The JSON lines a process printed, parsed; its other lines (the ready line) left out. */
+const jsonLines = (output: string): Line[] =>
+  output
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Line);
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+describe("request and function logs across real processes", () => {
+  let system: System;
+  beforeAll(async () => {
+    system = await startSystem({
+      workers: { "order-workers": 1, "pricing-workers": 1, db: 1 },
+      sandbox: { webhookDelayMs: 20 },
+      webhookSecret: TEST_SECRET,
+    });
+  }, E2E_TIMEOUT);
+  afterAll(() => system?.stop(), E2E_TIMEOUT);
+
+  /** A worker's lines about `workflowId`, once the last one (`function end` of `fn`) has reached this process. */
+  const workerLines = (group: string, workflowId: string, fn: string) =>
+    waitFor(
+      () => {
+        const w = system.workers.live().find((p) => p.name.startsWith(group));
+        const lines = jsonLines(w?.output() ?? "").filter((l) => l.workflow_id === workflowId);
+        return lines.some((l) => l.msg === "function end" && l.function === fn) ? lines : undefined;
+      },
+      { timeout: 5_000, message: `${group}'s function end line of ${fn} for ${workflowId}` },
+    );
+
+  /** The API's line for `requestId`, once it has printed it. */
+  const requestLine = async (requestId: string) => {
+    for (let i = 0; i < 50; i++) {
+      const line = jsonLines(system.api.output()).find(
+        (l) => l.request_id === requestId && l.msg === "request",
+      );
+      if (line) return line;
+      await Bun.sleep(20);
+    }
+    throw new Error(`no request line for ${requestId}:\n${system.api.output()}`);
+  };
+
+  test("the ready lines the harness waits for are printed as before", () => {
+    expect(system.api.output()).toMatch(/^api listening on http:\/\/127\.0\.0\.1:\d+ \(docs at /);
+    for (const w of system.workers.live()) expect(w.output()).toMatch(/^worker ready \S+ \S+$/m);
+  });
+
+  test(
+    "a job's request line has its fields and echoed request id; the workers' start and end lines name its workflow",
+    async () => {
+      const requestId = `trace-${runId()}`;
+      const orderId = `log-${runId()}`;
+      const res = await fetch(`${system.apiUrl}/jobs`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-request-id": requestId },
+        body: JSON.stringify({ order_id: orderId, items: [{ sku: "sku-1", qty: 1 }] }),
+      });
+      expect(res.status).toBe(202);
+      expect(res.headers.get("x-request-id")).toBe(requestId);
+      const workflowId = `order:${orderId}`;
+      await jobDone(system.api, workflowId);
+
+      expect(await requestLine(requestId)).toEqual({
+        level: "info",
+        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        service: "api",
+        pid: expect.any(String),
+        request_id: requestId,
+        method: "POST",
+        route: "/jobs",
+        path: "/jobs",
+        status: 202,
+        duration_ms: expect.any(Number),
+        workflow_id: workflowId,
+        msg: "request",
+      });
+
+      const orders = await workerLines("order-workers", workflowId, Orders.processOrder.name);
+      const db = await workerLines("db", workflowId, Db.reserveStock.name);
+      const runs = orders.filter((l) => l.function === Orders.processOrder.name);
+      expect(runs[0]).toEqual({
+        level: "info",
+        time: expect.any(String),
+        service: "worker",
+        group: "order-workers",
+        pid: expect.any(String),
+        function: Orders.processOrder.name,
+        id: workflowId,
+        workflow_id: workflowId,
+        run: 1,
+        msg: "function start",
+      });
+      // The workflow replays from the start each time it resumes; the last run ends it.
+      expect(runs.filter((l) => l.msg === "function start").map((l) => l.run)).toEqual(
+        runs.filter((l) => l.msg === "function start").map((_, i) => i + 1),
+      );
+      expect(runs.at(-1)).toMatchObject({ msg: "function end", outcome: "resolved", id: workflowId });
+      expect(db.filter((l) => l.function === Db.reserveStock.name).map((l) => l.msg)).toEqual([
+        "function start",
+        "function end",
+      ]);
+    },
+    E2E_TIMEOUT,
+  );
+
+  test("a request without a usable x-request-id gets a new one, echoed and logged", async () => {
+    for (const sent of [undefined, "has spaces in it"]) {
+      const res = await fetch(`${system.apiUrl}/jobs/order:no-such-${runId()}`, {
+        headers: sent ? { "x-request-id": sent } : {},
+      });
+      expect(res.status).toBe(404);
+      const requestId = res.headers.get("x-request-id") as string;
+      expect(requestId).toMatch(UUID);
+      expect(await requestLine(requestId)).toMatchObject({
+        route: "/jobs/:id",
+        status: 404,
+        promise_id: expect.stringMatching(/^order:no-such-/),
+      });
+    }
+  });
+
+  test("a quote's line names the quote, and the pricing worker's lines name it too", async () => {
+    const requestId = `quote-${runId()}`;
+    const res = await call(
+      system.api,
+      "POST",
+      "/price-quote",
+      { sku: "sku-2", qty: 3, customer_id: requestId },
+      {
+        "x-request-id": requestId,
+      },
+    );
+    expect(res.status).toBe(200);
+    const quoteId = res.body.quote_id as string;
+    expect(await requestLine(requestId)).toMatchObject({
+      route: "/price-quote",
+      status: 200,
+      workflow_id: quoteId,
+    });
+    const runs = await workerLines("pricing-workers", quoteId, Pricing.computeQuote.name);
+    expect(runs[0]).toMatchObject({ msg: "function start", function: Pricing.computeQuote.name, run: 1 });
+  });
+});
+
+describe("a request that fails with an unexpected error", () => {
+  test("is logged once with its stack and request id, which the 500 and its header name", async () => {
+    const lines: Line[] = [];
+    const log = createLogger({
+      level: "info",
+      base: { service: "api" },
+      destination: { write: (line: string) => lines.push(JSON.parse(line)) },
+    });
+    const config = loadConfig({ MODE: "colocated", WEBHOOK_SECRET: TEST_SECRET });
+    const resonate = new Resonate({ group: "api", pid: "logs-test" });
+    resonate.promises.get = async () => {
+      throw new Error("the store is on fire");
+    };
+    const app = createApp(makeDeps(resonate, config, targetsFor(config), Date.now, { log }), {
+      webhookSecret: TEST_SECRET,
+    });
+    try {
+      const res = await app.handle(
+        new Request("http://api.test/jobs/order:x", { headers: { "x-request-id": "req-500" } }),
+      );
+      expect(res.status).toBe(500);
+      expect(res.headers.get("x-request-id")).toBe("req-500");
+      expect(await res.json()).toEqual({
+        error: { code: "internal_error", message: "internal error (request req-500)" },
+      });
+      await Bun.sleep(10);
+      const failed = lines.find((l) => l.msg === "request failed");
+      expect(failed).toMatchObject({
+        level: "error",
+        request_id: "req-500",
+        method: "GET",
+        path: "/jobs/order:x",
+        err: { message: "the store is on fire", stack: expect.stringContaining("Error") },
+      });
+      expect(lines.filter((l) => l.msg === "request")).toEqual([
+        expect.objectContaining({ request_id: "req-500", status: 500, promise_id: "order:x" }),
+      ]);
+    } finally {
+      await resonate.stop();
+    }
+  });
+});
