@@ -27,7 +27,7 @@ import { SERVER_TUNING, type ServerKind } from "../resonate-server.ts";
 import { DEFAULT_SYNCHRONOUS, SYNCHRONOUS_MODES, type Synchronous } from "../server/log.ts";
 import { API_RUNTIMES, type ApiRuntime } from "../service.ts";
 import { renderHtml } from "./html.ts";
-import { ratio, table } from "./report.ts";
+import { apiMetricsTable, ratio, table } from "./report.ts";
 import { measure, type RunSettings, type ServerRun } from "./run.ts";
 import { runningSystem, type ServerSettings, startLoadSystem } from "./system.ts";
 
@@ -224,9 +224,22 @@ async function runLoad(plan: LoadPlan): Promise<number> {
         }
       : (results[0] as (typeof results)[0]).run.report),
   };
-  // On the console, without the long per-phase process lists.
-  const brief = (r: Record<string, unknown>) => ({ ...r, durable: undefined, baseline: undefined });
+  // On the console, without the long per-phase process lists, and the API's metrics as tables of their own.
+  const brief = (r: Record<string, unknown>) => ({
+    ...r,
+    durable: undefined,
+    baseline: undefined,
+    api_metrics: undefined,
+  });
   console.log(`\n${table(phases)}\n`);
+  for (const { kind, run } of results) {
+    const label = both && kind ? `${kind} server` : "API";
+    console.log(
+      run.apiMetrics
+        ? `${apiMetricsTable(label, run.apiMetrics)}\n`
+        : `${label}: GET /metrics did not answer; no view from the API's own metrics\n`,
+    );
+  }
   if (realVsHarness)
     console.log(
       `real/harness, durable: p50 ×${realVsHarness.durable_p50}, p99 ×${realVsHarness.durable_p99}\n`,

@@ -1,3 +1,4 @@
+import { labelValues, quantile, type Scrape, total } from "./prometheus.ts";
 import { median, type PhaseResult } from "./recorder.ts";
 
 /** `a / b` to two decimals; `null` when there is no `b`. */
@@ -125,4 +126,111 @@ export function perRun(
     spread[key] = { min: Math.min(...xs), median: Math.round(mid * 1000) / 1000, max: Math.max(...xs) };
   }
   return { each, spread };
+}
+
+/** What the API's own `GET /metrics` saw of one route over a run. */
+export interface RouteMetrics {
+  method: string;
+  route: string;
+  requests: number;
+  /** Requests by status. */
+  status: Record<string, number>;
+  /** From the API's latency histogram: bucket-interpolated, so as coarse as its buckets. */
+  p50_ms: number | null;
+  p99_ms: number | null;
+  mean_ms: number | null;
+}
+
+/** The API's metrics over a run: the difference between a scrape at its start and one at its end. */
+export interface ApiMetricsReport {
+  routes: RouteMetrics[];
+  quotes: {
+    /** Answered 503, by reason: too many waiting, or not started within the deadline. */
+    shed: Record<string, number>;
+    /** Answered 202: the deadline passed and the quote went on. */
+    pending_202: number;
+    /** Answered from the API's cache of finished quotes. */
+    cached: number;
+  };
+}
+
+const round3 = (x: number | undefined) => (x === undefined ? null : Math.round(x * 1000_000) / 1000);
+
+/** Route by route, what the API counted between the `before` and `after` scrapes of its `/metrics`. */
+export function apiMetricsReport(before: Scrape, after: Scrape): ApiMetricsReport {
+  const delta = (name: string, where: Record<string, string> = {}) =>
+    total(after, name, where) - total(before, name, where);
+  const routes = new Map<string, { method: string; route: string }>();
+  for (const s of after.get("http_requests_total") ?? []) {
+    const { method = "", route = "" } = s.labels;
+    routes.set(`${method} ${route}`, { method, route });
+  }
+  const rows: RouteMetrics[] = [...routes.values()].flatMap(({ method, route }) => {
+    const where = { method, route };
+    const requests = delta("http_requests_total", where);
+    if (requests <= 0) return [];
+    const status: Record<string, number> = {};
+    for (const code of labelValues(after, "http_requests_total", "status").sort()) {
+      const n = delta("http_requests_total", { ...where, status: code });
+      if (n > 0) status[code] = n;
+    }
+    const count = delta("http_request_duration_seconds_count", where);
+    const sum = delta("http_request_duration_seconds_sum", where);
+    return [
+      {
+        method,
+        route,
+        requests,
+        status,
+        p50_ms: round3(quantile(0.5, after, "http_request_duration_seconds", where, before)),
+        p99_ms: round3(quantile(0.99, after, "http_request_duration_seconds", where, before)),
+        mean_ms: count > 0 ? round3(sum / count) : null,
+      },
+    ];
+  });
+  rows.sort((a, b) => b.requests - a.requests);
+  const shed: Record<string, number> = {};
+  for (const reason of labelValues(after, "quote_requests_shed_total", "reason")) {
+    shed[reason] = delta("quote_requests_shed_total", { reason });
+  }
+  return {
+    routes: rows,
+    quotes: {
+      shed,
+      pending_202: delta("quote_requests_pending_total"),
+      cached: delta("quote_requests_cached_total"),
+    },
+  };
+}
+
+/** The API's own view of the run as a text table. */
+export function apiMetricsTable(label: string, m: ApiMetricsReport): string {
+  const head = ["route", "req", "p50", "p99", "mean", "statuses"];
+  const rows = m.routes.map((r) => [
+    `${r.method} ${r.route}`,
+    String(r.requests),
+    String(r.p50_ms ?? "-"),
+    String(r.p99_ms ?? "-"),
+    String(r.mean_ms ?? "-"),
+    Object.entries(r.status)
+      .map(([code, n]) => `${code}:${n}`)
+      .join(" "),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) =>
+        i === 0 || i === cells.length - 1 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number),
+      )
+      .join("  ")
+      .trimEnd();
+  const shed = Object.entries(m.quotes.shed)
+    .map(([reason, n]) => `${reason} ${n}`)
+    .join(", ");
+  return [
+    `${label}: what the API's /metrics counted over the run (latency in ms, from its histogram buckets)`,
+    line(head),
+    ...rows.map(line),
+    `quotes: 503 shed ${shed || "0"}; 202 pending ${m.quotes.pending_202}; from cache ${m.quotes.cached}`,
+  ].join("\n");
 }

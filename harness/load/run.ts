@@ -1,8 +1,9 @@
 import { calibrationMs, fsyncCalibrationUs } from "./calibrate.ts";
 import { drive } from "./driver.ts";
 import { watch } from "./procstat.ts";
+import { type Scrape, scrape } from "./prometheus.ts";
 import { type PhaseResult, Recorder } from "./recorder.ts";
-import { perRun, pick, ratio } from "./report.ts";
+import { type ApiMetricsReport, apiMetricsReport, perRun, pick, ratio } from "./report.ts";
 import type { LoadSystem, ServerSettings, SystemSettings } from "./system.ts";
 
 /** Everything a measured run does: the same on every server of `--server both`. */
@@ -138,11 +139,17 @@ async function apiStats(
   return res?.ok ? ((await res.json()) as { rss: number; heap_used: number; waiting: number }) : undefined;
 }
 
+/** The API's `/metrics`, or undefined where it does not answer (an API at `--url` may keep them closed). */
+const apiMetrics = (system: LoadSystem): Promise<Scrape | undefined> =>
+  scrape(`${system.apiUrl}/metrics`).catch(() => undefined);
+
 /** One server's measured run: its phases (named through `label`), its part of the report, and failed checks. */
 export interface ServerRun {
   phases: PhaseResult[];
   durable: PhaseResult;
   report: Record<string, unknown>;
+  /** What the API's own metrics counted over the run; undefined when they could not be read. */
+  apiMetrics: ApiMetricsReport | undefined;
   failures: string[];
 }
 
@@ -158,6 +165,7 @@ export async function measure(
 ): Promise<ServerRun> {
   const run: Run = { system, settings: s, body: quoteBodies(s.repeat), pending: new Set() };
   const { apiUrl } = system;
+  const metricsBefore = await apiMetrics(system);
   // Warm up both routes (JIT, connections, the price list's first reads).
   const untimed = { body: run.body, rate: 100, deadlineMs: s.deadlineMs, timeoutMs: 10_000 };
   await drive({ ...untimed, name: "warmup", url: `${apiUrl}/price-quote`, durationS: 2 });
@@ -248,6 +256,8 @@ export async function measure(
   }
   await Bun.sleep(1_000);
   const memAfter = await apiStats(system);
+  const metricsAfter = metricsBefore && (await apiMetrics(system));
+  const seen = metricsBefore && metricsAfter ? apiMetricsReport(metricsBefore, metricsAfter) : undefined;
 
   const failures: string[] = [];
   const bad = Object.entries(durable.status).filter(([st]) => !["200", "202", "503", "504"].includes(st));
@@ -285,7 +295,8 @@ export async function measure(
             after: +(memAfter.heap_used / 1048576).toFixed(1),
           }
         : null,
+    api_metrics: seen ?? null,
     checks: failures.length === 0 ? "passed" : failures,
   };
-  return { phases, durable, report, failures };
+  return { phases, durable, report, apiMetrics: seen, failures };
 }
