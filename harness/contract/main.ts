@@ -183,13 +183,14 @@ try {
   log("starting the system");
   starting = startSystem({
     mode: "distributed",
-    server: { kind: "harness", port: 0 },
+    // Ours, or the real server when RESONATE_BIN names one, as npm start does.
+    server: { port: 0 },
     sandbox: { port: 0 },
     apiPort: 0,
     signal: aborter.signal,
   });
   const system = await starting;
-  log(`API ${system.apiUrl}, Resonate server ${system.resonateUrl}, data in ${system.dataDir}`);
+  log(`API ${system.apiUrl}, ${system.server?.kind === "real" ? "real " : ""}Resonate server ${system.resonateUrl}, data in ${system.dataDir}`);
   const timeout = setTimeout(() => {
     console.error(`contract: not finished after ${CONTRACT_DEFAULTS.runTimeoutMs} ms; stopping`);
     void finish(1);
