@@ -190,7 +190,9 @@ try {
     signal: aborter.signal,
   });
   const system = await starting;
-  log(`API ${system.apiUrl}, ${system.server?.kind === "real" ? "real " : ""}Resonate server ${system.resonateUrl}, data in ${system.dataDir}`);
+  log(
+    `API ${system.apiUrl}, ${system.server?.kind === "real" ? "real " : ""}Resonate server ${system.resonateUrl}, data in ${system.dataDir}`,
+  );
   const timeout = setTimeout(() => {
     console.error(`contract: not finished after ${CONTRACT_DEFAULTS.runTimeoutMs} ms; stopping`);
     void finish(1);
