@@ -37,7 +37,7 @@ export function createApp(
   const app = new Elysia()
     // First: every request gets its id and context before any other hook can answer it.
     .use(observeRequests(deps.metrics, deps.log))
-    .use(httpRules(() => whole as AnyElysia))
+    .use(httpRules(() => whole as AnyElysia, deps.config))
     // Before the error handler, which answers and ends the chain: a refused webhook delivery is counted by outcome.
     .onError({ as: "global" }, ({ code, error, route }) => countRefusedDelivery(deps, route, code, error))
     .use(errorHandler)

@@ -62,6 +62,12 @@ export interface Config {
   metricsHost: string;
   /** When set, `GET /metrics` (the API's and the workers') asks for `Authorization: Bearer <token>`. */
   metricsToken: string | undefined;
+  /** Largest request body a route reads (bytes); a larger one is a 413 before it is read whole. */
+  bodyLimitBytes: number;
+  /** Time a request body has to arrive whole, from the first byte read (ms); then 408 and the connection closes. */
+  bodyTimeoutMs: number;
+  /** Requests this process serves at once; one more is a 503 at once. */
+  maxRequestsInFlight: number;
 }
 
 export const DEFAULTS = {
@@ -78,6 +84,9 @@ export const DEFAULTS = {
   MODE: "distributed",
   RESONATE_TTL_MS: "10000",
   RESONATE_TIMEOUT: "10000",
+  BODY_LIMIT_BYTES: "65536",
+  BODY_TIMEOUT_MS: "10000",
+  MAX_REQUESTS_IN_FLIGHT: "1000",
   SANDBOX_PORT: "4010",
   PRICING_DELAY_MS: "0",
   PRICE_REFRESH_MS: "30000",
@@ -172,6 +181,9 @@ export function loadConfig(env: Env = process.env): Config {
     quoteMaxWaiting: int(env, "QUOTE_MAX_WAITING", 1, 1_000_000),
     workflowTimeoutMs: int(env, "WORKFLOW_TIMEOUT_MS", 1_000, 30 * 86_400_000),
     workersPerGroup: int(env, "WORKERS_PER_GROUP", 1, 64),
+    bodyLimitBytes: int(env, "BODY_LIMIT_BYTES", 1_024, 64 * 2 ** 20),
+    bodyTimeoutMs: int(env, "BODY_TIMEOUT_MS", 100, 600_000),
+    maxRequestsInFlight: int(env, "MAX_REQUESTS_IN_FLIGHT", 1, 1_000_000),
     colocated: mode === "colocated",
     resonateTtlMs: int(env, "RESONATE_TTL_MS", 500, 3_600_000),
     resonateToken: env.RESONATE_TOKEN || undefined,

@@ -90,6 +90,15 @@ export function expectation(schema: SchemaLike | undefined): string | undefined 
   }
 }
 
+/** How much of an offending value an error repeats: enough to recognise it, never the whole of a large one. */
+const PREVIEW_CHARS = 64;
+
+/** The JSON of `value`, cut to `PREVIEW_CHARS` characters (with `…` and its full length when cut). */
+export function preview(value: unknown): string {
+  const json = JSON.stringify(value) ?? String(value);
+  return json.length <= PREVIEW_CHARS ? json : `${json.slice(0, PREVIEW_CHARS)}… (${json.length} characters)`;
+}
+
 /** `/items/0/qty` → `items[0].qty` */
 function fieldName(path: string): string {
   return path
@@ -126,7 +135,7 @@ export const errorHandler = new Elysia({ name: "error-handler" }).onError(
       const details = v.all.map((e) => {
         const field = fieldName("path" in e ? String(e.path) : "") || where;
         const expected = "schema" in e ? expectation(e.schema as SchemaLike) : undefined;
-        const got = "value" in e && e.value !== undefined ? `, got ${JSON.stringify(e.value)}` : " (missing)";
+        const got = "value" in e && e.value !== undefined ? `, got ${preview(e.value)}` : " (missing)";
         return { field, message: expected ? `${expected}${got}` : String(e.message) };
       });
       const first = details[0];
@@ -141,7 +150,10 @@ export const errorHandler = new Elysia({ name: "error-handler" }).onError(
     }
     if (code === "NOT_FOUND") {
       set.status = 404;
-      return body("not_found", `no route for ${request.method} ${new URL(request.url).pathname}`);
+      return body(
+        "not_found",
+        `no route for ${request.method} ${new URL(request.url).pathname.slice(0, 200)}`,
+      );
     }
     if (code === "PARSE" && error.cause instanceof HttpError) {
       // A rule a parse hook enforces (src/http-rules.ts): its own status.
