@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { toOpenAPISchema } from "@elysiajs/openapi";
 import type { AnyElysia } from "elysia";
+import { unavailableResponse } from "../models.ts";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Operation = {
@@ -64,7 +65,30 @@ export function openApiDocument(app: AnyElysia, info: DocumentInfo) {
       Object.assign(response, declared);
     }
   }
+  for (const methods of Object.values(paths))
+    for (const operation of Object.values(methods)) withRuleAnswers(operation);
   return { openapi: "3.1.0", info, paths, components };
+}
+
+const errorAnswer = (description: string, extra: Record<string, unknown> = {}) => ({
+  description,
+  content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+  ...extra,
+});
+
+/**
+ * The answers src/http-rules.ts gives on every route, declared where they
+ * can occur: 503 past the requests-in-flight cap on all of them; 408 and 413
+ * on those that read a body. A route's own 503 (with its Retry-After) stays.
+ */
+function withRuleAnswers(operation: Operation): void {
+  const responses = (operation.responses ??= {});
+  responses["503"] ??= errorAnswer("Too many requests at once: ask again after Retry-After seconds", {
+    headers: unavailableResponse.headers,
+  });
+  if (!operation.requestBody) return;
+  responses["408"] ??= errorAnswer("The body did not arrive in time; the connection is closed");
+  responses["413"] ??= errorAnswer("The body is larger than the route reads");
 }
 
 /** The docs page's own files: Swagger UI from the pinned swagger-ui-dist package, and the line that starts it. */

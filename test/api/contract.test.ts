@@ -104,16 +104,50 @@ describe("the OpenAPI document", () => {
   });
 
   test("declares every status each route answers", () => {
-    expect(statuses("/jobs", "post")).toEqual(["202", "400", "409", "415", "422"]);
-    expect(statuses("/jobs/{id}", "get")).toEqual(["200", "404", "422"]);
-    expect(statuses("/price-quote", "post")).toEqual(["200", "202", "400", "415", "422", "503", "504"]);
-    expect(statuses("/price-quote/{quote_id}", "get")).toEqual(["200", "202", "404", "422", "504"]);
-    expect(statuses("/users/{id}/orders", "post")).toEqual(["201", "202", "400", "415", "422"]);
-    expect(statuses("/orders/{id}/approve-and-ship", "post")).toEqual(["202", "409", "422"]);
+    expect(statuses("/jobs", "post")).toEqual(["202", "400", "408", "409", "413", "415", "422", "503"]);
+    expect(statuses("/jobs/{id}", "get")).toEqual(["200", "404", "422", "503"]);
+    expect(statuses("/price-quote", "post")).toEqual([
+      "200",
+      "202",
+      "400",
+      "408",
+      "413",
+      "415",
+      "422",
+      "503",
+      "504",
+    ]);
+    expect(statuses("/price-quote/{quote_id}", "get")).toEqual(["200", "202", "404", "422", "503", "504"]);
+    expect(statuses("/users/{id}/orders", "post")).toEqual([
+      "201",
+      "202",
+      "400",
+      "408",
+      "413",
+      "415",
+      "422",
+      "503",
+    ]);
+    expect(statuses("/orders/{id}/approve-and-ship", "post")).toEqual(["202", "409", "422", "503"]);
     for (const path of ["/webhooks/payment", "/webhooks/approval/{id}"]) {
-      expect(statuses(path, "post")).toEqual(["200", "400", "401", "404", "409", "415", "422", "503"]);
+      expect(statuses(path, "post")).toEqual([
+        "200",
+        "400",
+        "401",
+        "404",
+        "408",
+        "409",
+        "413",
+        "415",
+        "422",
+        "503",
+      ]);
     }
     expect(statuses("/readyz", "get")).toEqual(["200", "503"]);
+    // The rules of src/http-rules.ts on every route: the in-flight cap's 503, with when to come back.
+    for (const methods of Object.values(document.paths)) {
+      for (const op of Object.values(methods)) expect(Object.keys(op.responses)).toContain("503");
+    }
   });
 
   test("offers only application/json request bodies, the webhooks' with their JSON schema", () => {
