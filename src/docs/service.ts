@@ -82,7 +82,8 @@ const errorAnswer = (description: string, extra: Record<string, unknown> = {}) =
  * on those that read a body. A route's own 503 (with its Retry-After) stays.
  */
 function withRuleAnswers(operation: Operation): void {
-  const responses = (operation.responses ??= {});
+  operation.responses ??= {};
+  const responses = operation.responses;
   responses["503"] ??= errorAnswer("Too many requests at once: ask again after Retry-After seconds", {
     headers: unavailableResponse.headers,
   });
