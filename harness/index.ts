@@ -7,6 +7,16 @@
 export { Carrier, type Shipment } from "./fakes/carrier.ts";
 export { type Charge, DECLINED_SOURCE, PaymentProvider } from "./fakes/payment.ts";
 export { type Sandbox, type SandboxOptions, startSandbox } from "./fakes/sandbox.ts";
+export {
+  AUTH_KEY_FILES,
+  type AuthAlgorithm,
+  type AuthKeys,
+  authKeysIn,
+  generateAuthKeys,
+  signToken,
+  TOKEN_DEFAULTS,
+  type TokenClaims,
+} from "./jwt.ts";
 export { type Postgres, startPostgres } from "./postgres.ts";
 export { type ChildProcess, freePort, PROCESS_DEFAULTS, type SpawnOptions, spawnProcess } from "./process.ts";
 export {
@@ -23,6 +33,7 @@ export {
   defaultServerKind,
   HARNESS_ONLY,
   missingCapability,
+  type ResonateAuthOptions,
   type ResonateServer,
   type ResonateServerOptions,
   SERVER_TUNING,
@@ -46,6 +57,7 @@ export {
   type WorkerSlot,
 } from "./service.ts";
 export {
+  RESONATE_TOKEN_CLAIMS,
   SYSTEM_DEFAULTS,
   type System,
   type SystemEvent,

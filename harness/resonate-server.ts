@@ -1,3 +1,4 @@
+import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type ChildProcess, freePort, spawnProcess } from "./process.ts";
 import { tempDir } from "./scope.ts";
@@ -100,7 +101,25 @@ export interface ResonateServerOptions {
    * server always gets one, since its default, 9090, would clash between servers.
    */
   metrics?: boolean;
+  /**
+   * Check a JWT on every request, as the real server does with
+   * `--auth-publickey` (`--auth-iss`, `--auth-aud`); both servers get the same
+   * flags. Give the public key as PEM text (written to a file the handle
+   * removes) or as the path of a PEM file. Default: no tokens checked.
+   */
+  auth?: ResonateAuthOptions;
 }
+
+/** The key and the claims a server with tokens checks; see `harness/jwt.ts` for keys and tokens. */
+export type ResonateAuthOptions = (
+  | { publicKeyPem: string; publicKeyPath?: undefined }
+  | { publicKeyPath: string; publicKeyPem?: undefined }
+) & {
+  /** `--auth-iss`: tokens must carry this `iss`. */
+  issuer?: string;
+  /** `--auth-aud`: tokens must list this in `aud`. */
+  audience?: string;
+};
 
 /** A running Resonate server that a test started. */
 export interface ResonateServer extends AsyncDisposable {
@@ -113,6 +132,8 @@ export interface ResonateServer extends AsyncDisposable {
   readonly tracePath: string | undefined;
   /** Where its Prometheus metrics are served (`/metrics`), when it serves them. */
   readonly metricsUrl: string | undefined;
+  /** Whether it checks tokens (`auth` was given). */
+  readonly authenticated: boolean;
   /** The current server process. */
   readonly process: ChildProcess;
   /** SIGTERM, then SIGKILL after a grace period; removes the temporary folder it made. */
@@ -157,6 +178,16 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
   if (bin && port === 0) port = freePort();
   // Chosen once, so a restarted server serves its metrics where it did before.
   const metricsPort = opts.metrics || bin ? freePort() : undefined;
+  const keyDir = opts.auth?.publicKeyPem !== undefined ? tempDir("resonate-auth-") : undefined;
+  let publicKeyPath = opts.auth?.publicKeyPath;
+  if (keyDir) {
+    publicKeyPath = join(keyDir.path, "public.pem");
+    writeFileSync(publicKeyPath, opts.auth?.publicKeyPem as string);
+  }
+  const removeTemp = () => {
+    temp?.remove();
+    keyDir?.remove();
+  };
   /** The flags both servers take, with the same meaning. */
   const shared = [
     "--timeouts-poll-interval",
@@ -169,6 +200,9 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     ...(opts.retryTimeoutMs ? ["--tasks-retry-timeout", String(opts.retryTimeoutMs)] : []),
     ...(opts.debug ? ["--debug"] : []),
     ...(metricsPort ? ["--observability-metrics-port", String(metricsPort)] : []),
+    ...(publicKeyPath ? ["--auth-publickey", publicKeyPath] : []),
+    ...(publicKeyPath && opts.auth?.issuer !== undefined ? ["--auth-iss", opts.auth.issuer] : []),
+    ...(publicKeyPath && opts.auth?.audience !== undefined ? ["--auth-aud", opts.auth.audience] : []),
   ];
 
   const launch = async (): Promise<ChildProcess> => {
@@ -239,7 +273,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
   try {
     current = await launch();
   } catch (error) {
-    temp?.remove();
+    removeTemp();
     throw error;
   }
 
@@ -254,12 +288,13 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     dbPath,
     tracePath: opts.tracePath,
     metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
+    authenticated: publicKeyPath !== undefined,
     get process() {
       return current;
     },
     async stop() {
       await current.stop();
-      temp?.remove();
+      removeTemp();
     },
     async kill() {
       current.kill("SIGKILL");

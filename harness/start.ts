@@ -11,7 +11,10 @@
  * - WORKERS_PER_GROUP worker processes for each group (restarted if they die),
  *   or none with MODE=colocated;
  * - the API on PORT (3000), on Bun, or on Deno with API_RUNTIME=deno
- *   (`npm run start:deno`).
+ *   (`npm run start:deno`);
+ * - with RESONATE_AUTH=1, the server checks a JWT on every request: the key
+ *   pair is kept in DATA_DIR (resonate-auth-*.pem) and each process gets its
+ *   own token (DATA_DIR/resonate-tokens.json, valid 30 days from the start).
  *
  * A port of 0 lets the OS pick one; the lines it prints say which. Ctrl-C
  * (SIGINT) or SIGTERM, also while it starts, stops the API, then the
@@ -30,7 +33,13 @@ try {
   console.error(error instanceof ConfigError ? `start: ${error.message}` : error);
   process.exit(2);
 }
-// The launcher's own setting (the API never reads it): which runtime the API process runs on.
+// The launcher's own settings (the API never reads them): whether the Resonate server checks tokens,
+const resonateAuth = process.env.RESONATE_AUTH || "0";
+if (resonateAuth !== "0" && resonateAuth !== "1") {
+  console.error(`start: RESONATE_AUTH must be 0 or 1, got "${resonateAuth}"`);
+  process.exit(2);
+}
+// and which runtime the API process runs on.
 const apiRuntime = process.env.API_RUNTIME || "bun";
 if (!isApiRuntime(apiRuntime)) {
   console.error(
@@ -45,6 +54,11 @@ function report(event: SystemEvent): void {
     case "secret-generated":
       console.log(
         `start: WEBHOOK_SECRET was not set; generated one and kept it in ${event.file}:\n  WEBHOOK_SECRET=${event.secret}`,
+      );
+      break;
+    case "auth-keys":
+      console.log(
+        `start: the Resonate server checks tokens: public key ${event.publicKeyPath}${event.created ? " (new; its private half beside it)" : ""}; each process's RESONATE_TOKEN is in ${event.tokensFile} (with an admin one)`,
       );
       break;
     case "server-started":
@@ -95,6 +109,7 @@ const starting = startSystem({
   dataDir: config.dataDir,
   webhookSecret: config.webhookSecret,
   env: { DATABASE_URL: config.databaseUrl },
+  resonateAuth: resonateAuth === "1" && { expiresInSeconds: 30 * 86_400 },
   signal: aborter.signal,
   onEvent: report,
 });

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { GROUPS } from "../src/config.ts";
 import { type Sandbox, startSandbox } from "./fakes/sandbox.ts";
+import { authKeysIn, signToken } from "./jwt.ts";
 import {
   defaultServerKind,
   type ResonateServer,
@@ -86,6 +87,15 @@ export interface SystemOptions {
   groupEnv?: Readonly<Record<string, Record<string, string>>>;
   /** Extra environment of the API, over `env`. */
   apiEnv?: Record<string, string>;
+  /**
+   * Run the Resonate server with tokens checked (`--auth-publickey`, on
+   * either server): the key pair is kept in the data folder
+   * (`resonate-auth-*.pem`, made on the first start), and the API and each
+   * worker get a token of their own in `RESONATE_TOKEN` (see
+   * `RESONATE_TOKEN_CLAIMS`), also written to `resonate-tokens.json` there.
+   * Needs a server that `startSystem` starts. Default false.
+   */
+  resonateAuth?: boolean | { expiresInSeconds?: number };
   /** Aborting it during start-up stops what was started, and `startSystem` rejects with its reason. */
   signal?: AbortSignal;
   /** Told of each step of start-up, and of every worker that is ready, dies or fails to start. */
@@ -95,6 +105,7 @@ export interface SystemOptions {
 /** What `startSystem` did, for a launcher to report. */
 export type SystemEvent =
   | { type: "secret-generated"; secret: string; file: string }
+  | { type: "auth-keys"; publicKeyPath: string; created: boolean; tokensFile: string }
   | { type: "server-started"; server: ResonateServer }
   | { type: "sandbox-started"; sandbox: Sandbox }
   | { type: "api-started"; api: ApiProcess }
@@ -113,6 +124,11 @@ export interface System extends AsyncDisposable {
   readonly carrierUrl: string | undefined;
   /** The environment the API and every worker got (before `groupEnv` and `apiEnv`). */
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * With `resonateAuth`: the token each process got (`api` and each group
+   * by name) and an `admin` one for tests and tools; undefined otherwise.
+   */
+  readonly resonateTokens: Readonly<Record<string, string>> | undefined;
   /** The worker processes (none when colocated). */
   readonly workers: WorkerPool;
   /** The API's current process. */
@@ -139,6 +155,56 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolvePromise, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/**
+ * The token claims of each process with `resonateAuth`. A non-admin token
+ * may touch only ids that start with its `prefix` (the real server's rule:
+ * a promise or task id, a callback's or listener's awaited id, the ids a
+ * heartbeat names; searches never), so a group gets one only when every id
+ * it creates, acquires, awaits or heartbeats shares one prefix:
+ * - `business` runs `place_order` under `checkout:<user>:<key>`, and its
+ *   steps and RPCs to `db` are `checkout:…` children: prefix `checkout:`.
+ * - `order-workers` run `order:<id>` and `ship:<id>` (and their children):
+ *   no common prefix but `""`, so admin.
+ * - `pricing-workers` run `quote:<hash>` and read the price list under
+ *   `prices:<window>`: admin.
+ * - `db` runs the leaf functions every workflow calls, under all of them: admin.
+ * - the API starts and reads `order:`, `ship:`, `quote:`, `checkout:`,
+ *   `lookup:` ids and `readyz:probe`, and settles the webhooks' promises: admin.
+ */
+export const RESONATE_TOKEN_CLAIMS: Readonly<Record<string, { role: string; prefix?: string }>> = {
+  api: { role: "admin" },
+  "order-workers": { role: "admin" },
+  "pricing-workers": { role: "admin" },
+  db: { role: "admin" },
+  business: { role: "worker", prefix: "checkout:" },
+};
+
+/** The file in the data folder that lists the tokens `resonateAuth` handed out. */
+const TOKENS_FILE = "resonate-tokens.json";
+
+/** The key pair in `dataDir` and a token for every process that may run (unknown groups get admin). */
+async function resonateTokensIn(
+  dataDir: string,
+  groups: readonly string[],
+  claims: { expiresInSeconds?: number | undefined; iss?: string | undefined; aud?: string | undefined },
+  onEvent: SystemOptions["onEvent"],
+): Promise<{ publicKeyPath: string; tokens: Record<string, string> }> {
+  const keys = authKeysIn(dataDir);
+  const tokens: Record<string, string> = {};
+  for (const name of ["admin", "api", ...groups]) {
+    tokens[name] = await signToken(keys, {
+      ...(RESONATE_TOKEN_CLAIMS[name] ?? { role: "admin" }),
+      ...(claims.expiresInSeconds !== undefined ? { expiresInSeconds: claims.expiresInSeconds } : {}),
+      ...(claims.iss !== undefined ? { iss: claims.iss } : {}),
+      ...(claims.aud !== undefined ? { aud: claims.aud } : {}),
+    });
+  }
+  const tokensFile = join(dataDir, TOKENS_FILE);
+  writeFileSync(tokensFile, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
+  onEvent?.({ type: "auth-keys", publicKeyPath: keys.publicKeyPath, created: keys.created, tokensFile });
+  return { publicKeyPath: keys.publicKeyPath, tokens };
 }
 
 /** The given secret, else the one kept in `dataDir`, else a new one that is kept there. */
@@ -207,6 +273,26 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     const webhookSecret = webhookSecretIn(dataDir, options.webhookSecret, onEvent);
 
     const serverOptions = options.server ?? {};
+    const groups =
+      mode === "colocated"
+        ? {}
+        : (options.workers ??
+          Object.fromEntries(GROUPS.map((group) => [group, SYSTEM_DEFAULTS.workersPerGroup])));
+    let auth: { publicKeyPath: string; tokens: Record<string, string> } | undefined;
+    if (options.resonateAuth) {
+      if ("url" in serverOptions)
+        throw new Error(
+          "startSystem: resonateAuth needs a Resonate server that startSystem starts, not a URL",
+        );
+      const expiresIn =
+        typeof options.resonateAuth === "object" ? options.resonateAuth.expiresInSeconds : undefined;
+      auth = await resonateTokensIn(
+        dataDir,
+        Object.keys(groups),
+        { expiresInSeconds: expiresIn, iss: serverOptions.auth?.issuer, aud: serverOptions.auth?.audience },
+        onEvent,
+      );
+    }
     let server: ResonateServer | undefined;
     let resonateUrl: string;
     if ("url" in serverOptions) {
@@ -217,7 +303,21 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       const dbPath = join(dataDir, kind === "real" ? "resonate-real.db" : "resonate.db");
       server = await ready(
         "the Resonate server",
-        stopWhenStarted(startResonateServer({ dbPath, ...serverOptions })),
+        stopWhenStarted(
+          startResonateServer({
+            dbPath,
+            ...serverOptions,
+            ...(auth
+              ? {
+                  auth: {
+                    publicKeyPath: auth.publicKeyPath,
+                    issuer: serverOptions.auth?.issuer,
+                    audience: serverOptions.auth?.audience,
+                  },
+                }
+              : {}),
+          }),
+        ),
       );
       resonateUrl = server.url;
       onEvent?.({ type: "server-started", server });
@@ -261,16 +361,21 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       ...options.env,
     };
 
-    const groups =
-      mode === "colocated"
-        ? {}
-        : (options.workers ??
-          Object.fromEntries(GROUPS.map((group) => [group, SYSTEM_DEFAULTS.workersPerGroup])));
     const supervise = options.supervise ?? false;
+    const tokens = auth?.tokens;
+    const groupEnv = tokens
+      ? Object.fromEntries(
+          Object.keys(groups).map((group) => [
+            group,
+            { RESONATE_TOKEN: tokens[group] as string, ...options.groupEnv?.[group] },
+          ]),
+        )
+      : options.groupEnv;
+    const apiEnv = { ...(tokens ? { RESONATE_TOKEN: tokens.api as string } : {}), ...options.apiEnv };
     const pool = spawnWorkerPool({
       groups,
       env,
-      groupEnv: options.groupEnv,
+      groupEnv,
       bunArgs: options.workerBunArgs,
       restart: supervise !== false,
       ...(typeof supervise === "object" ? supervise : {}),
@@ -281,7 +386,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     await ready("a worker", pool.ready());
 
     const runtime = options.apiRuntime ?? SYSTEM_DEFAULTS.apiRuntime;
-    const launchApi = () => spawnApi({ runtime, env: { ...env, ...options.apiEnv, PORT: String(apiPort) } });
+    const launchApi = () => spawnApi({ runtime, env: { ...env, ...apiEnv, PORT: String(apiPort) } });
     let api = await ready(`the API (on ${runtime})`, stopWhenStarted(launchApi()));
     // A restarted API is stopped through this step too.
     steps.push(() => api.stop());
@@ -300,6 +405,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       paymentUrl,
       carrierUrl,
       env,
+      resonateTokens: tokens,
       workers: pool,
       get api() {
         return api;

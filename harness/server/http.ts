@@ -12,6 +12,12 @@ async function readBody(req: Request, limit: number): Promise<string | undefined
   return length === null && Buffer.byteLength(text) > limit ? undefined : text;
 }
 
+/** The token of `Authorization: Bearer <token>` (that exact scheme spelling, as the real server reads it). */
+function bearer(req: Request): string | undefined {
+  const value = req.headers.get("authorization");
+  return value?.startsWith("Bearer ") ? value.slice("Bearer ".length) : undefined;
+}
+
 const LEGACY_ROUTES = /^\/(promises|schedules|tasks)(\/|$)/;
 
 /** Counts an answered protocol request by kind (one of the protocol's, else `unknown`) and status. */
@@ -25,7 +31,8 @@ function count(metrics: ServerMetrics, reply: ProtocolReply, startedAt: number):
 /**
  * The HTTP face of a protocol server:
  * - `POST /`: the protocol (`{kind, head, data}` in, the same envelope out, HTTP status = `head.status`);
- * - `GET /poll/:group/:pid`: the Server-Sent Events stream of a process;
+ * - `GET /poll/:group/:pid`: the Server-Sent Events stream of a process (with `Authorization:
+ *   Bearer <token>` when tokens are checked);
  * - `GET /healthz` (also `/health`): open streams and the promises and tasks held in memory;
  * - `GET /ready`.
  */
@@ -65,12 +72,21 @@ export function serveProtocol(
       if (path === "/")
         return jsonReply(405, { error: "use POST / for protocol requests" }, { allow: "POST" });
       if (path === "/healthz" || path === "/health") {
+        // With tokens checked, what the server holds is told only to a valid token (the real one tells nothing).
+        if (server.auth && (await server.auth.authenticate(bearer(req))))
+          return jsonReply(200, { status: "ok" });
         return jsonReply(200, { status: "ok", connections: server.hub.size, resident: server.resident });
       }
       if (path === "/ready" || path === "/readyz") return jsonReply(200, { status: "ready" });
       const poll = /^\/poll\/([^/]+)\/([^/]+)$/.exec(path);
       if (poll && req.method === "GET") {
         const [, group = "", pid = ""] = poll;
+        // Authenticated only, as on the real server: a valid token opens the stream of any group and pid.
+        if (server.auth && (await server.auth.authenticate(bearer(req))))
+          return new Response("Unauthorized", {
+            status: 401,
+            headers: { "content-type": "text/plain; charset=utf-8" },
+          });
         return server.hub.open(decodeURIComponent(group), decodeURIComponent(pid), req.signal);
       }
       if (LEGACY_ROUTES.test(path)) {

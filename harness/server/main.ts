@@ -10,7 +10,8 @@
  * one, with the same meaning: --tasks-lease-timeout, --tasks-retry-timeout,
  * --timeouts-poll-interval, --messages-poll-interval, --messages-batch-size,
  * --transports-http-poll-max-connections, --debug,
- * --observability-metrics-port (also RESONATE_OBSERVABILITY__METRICS_PORT, as
+ * --auth-publickey <pem file|none>, --auth-iss, --auth-aud (a JWT on every
+ * request: auth.ts), --observability-metrics-port (also RESONATE_OBSERVABILITY__METRICS_PORT, as
  * there; 0 is none, and none is the default here, where the real server's is
  * 9090: many of these servers run at once in the tests); and
  * --transports-http-poll-keepalive-interval, which the real server lacks.
@@ -23,6 +24,7 @@ import { dirname } from "node:path";
 import { type MetricsServer, serveMetrics } from "../../src/observability/metrics-server.ts";
 import { exitWithParent } from "../../src/parent-process.ts";
 import { parseFlags } from "../cli.ts";
+import { Authenticator } from "./auth.ts";
 import { serveProtocol } from "./http.ts";
 import { SYNCHRONOUS_MODES } from "./log.ts";
 import { ServerMetrics } from "./metrics.ts";
@@ -77,6 +79,9 @@ const { values } = parseFlags(
     },
     synchronous: { type: "enum", values: SYNCHRONOUS_MODES, default: SERVER_DEFAULTS.synchronous },
     debug: { type: "boolean" },
+    "auth-publickey": { type: "string" },
+    "auth-iss": { type: "string" },
+    "auth-aud": { type: "string" },
     "observability-metrics-port": {
       type: "number",
       min: 0,
@@ -112,6 +117,18 @@ function readMetricsPort(): number {
 const metricsPort = readMetricsPort();
 const metrics = metricsPort > 0 ? new ServerMetrics() : undefined;
 
+/** Tokens are checked once a key is given, as on the real server (`--auth-iss`/`--auth-aud` alone change nothing). */
+function loadAuth(): Authenticator | undefined {
+  const publicKey = values["auth-publickey"];
+  if (publicKey === undefined) return undefined;
+  try {
+    return new Authenticator({ publicKey, issuer: values["auth-iss"], audience: values["auth-aud"] });
+  } catch (error) {
+    fail((error as Error).message);
+  }
+}
+const auth = loadAuth();
+
 const maxBodyBytes = values["max-body-bytes"];
 const options: ServerOptions = {
   dbPath,
@@ -128,6 +145,7 @@ const options: ServerOptions = {
   synchronous: values.synchronous,
   debug: values.debug,
   metrics,
+  auth,
   onFatal: (error) => {
     console.error("resonate server: storage failure, stopping so a restart reloads from disk:", error);
     process.exit(1);
@@ -147,6 +165,7 @@ try {
   fail(`cannot listen on ${values.host}:${port}: ${(error as Error).message}`);
 }
 server.start();
+if (auth) console.log(`resonate server: tokens checked against ${values["auth-publickey"]}`);
 console.log(`resonate server listening on http://${http.hostname}:${http.port}`);
 let metricsServer: MetricsServer | undefined;
 if (metrics) {

@@ -1,4 +1,5 @@
 import { appendFileSync } from "node:fs";
+import type { Authenticator } from "./auth.ts";
 import { IndexedEngine } from "./engine.ts";
 import type { Change, Engine, Request } from "./engine-types.ts";
 import { isRequest } from "./engine-types.ts";
@@ -6,7 +7,7 @@ import { Hub } from "./hub.ts";
 import { CommitLog, DEFAULT_SYNCHRONOUS, type Synchronous } from "./log.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { ColdStore, commitOps, type OutboxEntry, outboxEntry, recover, type StoreOp } from "./store.ts";
-import { PROTOCOL_VERSION, validateData, validateEnvelope } from "./validate.ts";
+import { PROTOCOL_VERSION, validateData, validateEnvelope, validateKind } from "./validate.ts";
 
 /** Settings of a protocol server; the defaults are the real Resonate server's. */
 export interface ServerOptions {
@@ -57,6 +58,8 @@ export interface ServerOptions {
   onFatal: (error: unknown) => void;
   /** Where requests, messages and deliveries are counted (`--observability-metrics-port`); none by default. */
   metrics?: ServerMetrics | undefined;
+  /** Tokens checked on every request and stream (`--auth-publickey`); none by default: every request is accepted. */
+  auth?: Authenticator | undefined;
 }
 
 export const SERVER_DEFAULTS = {
@@ -178,6 +181,11 @@ export class ProtocolServer {
     return this.#opts.metrics;
   }
 
+  /** What checks tokens, when the server was given a key. */
+  get auth(): Authenticator | undefined {
+    return this.#opts.auth;
+  }
+
   /** Promises and tasks held in memory (the rest are in SQLite). */
   get resident(): { promises: number; tasks: number } {
     return this.#engine.resident;
@@ -211,12 +219,33 @@ export class ProtocolServer {
     } catch (error) {
       return this.#error(400, undefined, `Invalid request envelope: ${(error as Error).message}`);
     }
-    const invalid =
-      validateEnvelope(parsed, { debug: this.#opts.debug }) ??
-      validateData((parsed as { kind: string }).kind, (parsed as { data: Record<string, unknown> }).data);
+    const invalid = validateEnvelope(parsed);
     if (invalid) return this.#error(invalid.status, parsed, invalid.message);
-    if (!isRequest(parsed)) return this.#error(400, parsed, "Invalid request: malformed data");
-    return this.#apply(parsed, now);
+    const envelope = parsed as {
+      kind: string;
+      head: { auth?: string | null };
+      data: Record<string, unknown>;
+    };
+    const auth = this.#opts.auth;
+    // As on the real server: authenticated once the envelope and its version are valid, before the kind and data are read.
+    if (!auth) return this.#handleValid(envelope, now);
+    return auth.authorize(envelope.head.auth, envelope.kind, envelope.data).then((refused) => {
+      if (refused) {
+        return this.#error(refused.status, parsed, refused.message);
+      }
+      return this.#handleValid(envelope, now);
+    });
+  }
+
+  #handleValid(
+    envelope: { kind: string; data: Record<string, unknown> },
+    now: number,
+  ): ProtocolReply | Promise<ProtocolReply> {
+    const invalid =
+      validateKind(envelope.kind, { debug: this.#opts.debug }) ?? validateData(envelope.kind, envelope.data);
+    if (invalid) return this.#error(invalid.status, envelope, invalid.message);
+    if (!isRequest(envelope)) return this.#error(400, envelope, "Invalid request: malformed data");
+    return this.#apply(envelope, now);
   }
 
   /** Settles expired promises, releases expired leases and re-offers pending tasks whose retry timeout passed. */

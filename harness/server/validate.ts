@@ -51,8 +51,11 @@ const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !
 
 const bad = (message: string): Invalid => ({ status: 400, message });
 
-/** Checks the envelope `{kind, head: {corrId, version}, data}`. */
-export function validateEnvelope(req: unknown, opts: { debug: boolean }): Invalid | undefined {
+/**
+ * Checks the envelope `{kind, head: {corrId, version, auth?}, data}` and its
+ * protocol version: what the real server checks before it authenticates.
+ */
+export function validateEnvelope(req: unknown): Invalid | undefined {
   if (!isObj(req)) return bad("Invalid request envelope: expected a JSON object");
   for (const field of ["kind", "head", "data"] as const) {
     if (!(field in req)) return bad(`Invalid request envelope: missing field \`${field}\``);
@@ -67,14 +70,23 @@ export function validateEnvelope(req: unknown, opts: { debug: boolean }): Invali
       return bad(`Invalid request envelope: \`head.${field}\` must be a string`);
     }
   }
+  // The token: a string or null, whether or not the server checks tokens.
+  const auth = req.head.auth;
+  if (auth !== undefined && auth !== null && typeof auth !== "string")
+    return bad("Invalid request envelope: `head.auth` must be a string");
   if (!isObj(req.data)) return bad("Invalid 'data' field — must be an object");
   if (req.head.version !== PROTOCOL_VERSION) {
     return bad(
       `Unsupported protocol version '${req.head.version}', supported versions: ["${PROTOCOL_VERSION}"]`,
     );
   }
-  if (!KINDS.has(req.kind)) return bad(`Unknown operation: ${req.kind}`);
-  if (req.kind.startsWith("debug.") && !opts.debug)
+  return undefined;
+}
+
+/** Checks that the kind is one the protocol has, and a `debug.*` one only with `--debug`: after authentication, as there. */
+export function validateKind(kind: string, opts: { debug: boolean }): Invalid | undefined {
+  if (!KINDS.has(kind)) return bad(`Unknown operation: ${kind}`);
+  if (kind.startsWith("debug.") && !opts.debug)
     return { status: 403, message: "Debug operations are disabled" };
   return undefined;
 }

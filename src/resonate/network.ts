@@ -86,6 +86,22 @@ export interface SocketNetworkOptions {
 /** Statuses that carry a protocol answer; any other is a platform failure the SDK retries. */
 const PROTOCOL_STATUSES = new Set([200, 300, 404, 409, 422, 501]);
 const STREAM_BACKOFF_MS = { first: 1_000, max: 30_000 };
+/** After a refused token, requests wait this long before they go out again (doubling per refusal in a row). */
+const AUTH_BACKOFF_MS = { first: 1_000, max: 30_000 };
+/** What the server said when it refused a token, and what to do about it. */
+const REFUSALS: Record<number, string> = {
+  401: "the server refused RESONATE_TOKEN (missing, not signed by its key, expired, or the wrong issuer or audience)",
+  403: "RESONATE_TOKEN's prefix does not cover this id (a token that is not admin may only touch ids that start with its prefix)",
+};
+
+/** The id a request concerns, as the server authorizes it; for the log line and the 403 back-off. */
+function requestId(req: Request): string {
+  const data = req.data as Record<string, unknown>;
+  const action = data.action as { data?: { id?: unknown } } | undefined;
+  const tasks = data.tasks as { id?: unknown }[] | undefined;
+  const id = data.id ?? data.awaited ?? data.promiseId ?? action?.data?.id ?? tasks?.[0]?.id;
+  return typeof id === "string" ? id : "";
+}
 
 /**
  * The SDK's HTTP network (requests as JSON POSTs, messages over an SSE
@@ -97,6 +113,13 @@ const STREAM_BACKOFF_MS = { first: 1_000, max: 30_000 };
  * does not match the request throws `ResonateTimeoutException`, which the
  * SDK treats as a platform failure and retries. A lost stream is reopened
  * after 1 s, doubling up to 30 s, and starts over at 1 s once it opens.
+ *
+ * A refused token (401, or 403 for an id outside the token's prefix) fails
+ * the request the same way, is reported once per cause (status and
+ * message) through `warn`, and backs off: after a 401 every request waits
+ * before it goes out (1 s, doubling to 30 s, until one is answered
+ * otherwise); after a 403 so do the requests for that id. A stream refused
+ * with 401 is reported once and reopened on its usual back-off.
  */
 export class SocketNetwork implements Network {
   readonly unicast: string;
@@ -113,6 +136,10 @@ export class SocketNetwork implements Network {
   #reopen: Timer | undefined;
   #attempt = 0;
   #stopped = false;
+  /** Causes of refusal already reported (`<status> <message>`). */
+  readonly #reported = new Set<string>();
+  /** Back-offs after refusals: `*` (a 401: every request) or an id (a 403), with when they end and the last delay. */
+  readonly #backoff = new Map<string, { until: number; delayMs: number }>();
 
   constructor(opts: SocketNetworkOptions) {
     this.#opts = opts;
@@ -148,6 +175,8 @@ export class SocketNetwork implements Network {
 
   send = (async (req: Request): Promise<Response> => {
     const sent = this.#opts.token ? { ...req, head: { ...req.head, auth: this.#opts.token } } : req;
+    const id = requestId(req);
+    await this.#waitOutBackoff(id);
     let res: Awaited<ReturnType<Transport["request"]>>;
     try {
       res = await this.#client.request(
@@ -160,6 +189,9 @@ export class SocketNetwork implements Network {
     } catch (error) {
       throw new ResonateTimeoutException(error instanceof Error ? error.message : String(error));
     }
+    if (res.status === 401 || res.status === 403) this.#refused(req.kind, id, res.status, res.body);
+    else this.#backoff.delete(id);
+    if (res.status !== 401) this.#backoff.delete("*");
     if (!PROTOCOL_STATUSES.has(res.status)) throw new ResonateTimeoutException(`HTTP ${res.status}`);
     if (res.status === 404 && !res.headers.get("content-type")?.includes("application/json"))
       throw new ResonateTimeoutException("legacy server detected");
@@ -206,8 +238,52 @@ export class SocketNetwork implements Network {
     if (this.#stopped) return;
     this.#attempt++;
     const delay = Math.min(STREAM_BACKOFF_MS.first * 2 ** (this.#attempt - 1), STREAM_BACKOFF_MS.max);
-    this.#opts.warn?.(`message stream lost (${String(error)}); reopening in ${delay} ms`);
+    const refused = /event stream answered (40[13])\b/.exec(String(error))?.[1];
+    if (refused) {
+      const cause = `stream ${refused}`;
+      if (!this.#reported.has(cause)) {
+        this.#reported.add(cause);
+        this.#opts.warn?.(
+          `message stream refused: HTTP ${refused} ${refused === "401" ? "Unauthorized" : "Forbidden"}: ${REFUSALS[Number(refused)]}; reopening on a back-off up to ${STREAM_BACKOFF_MS.max} ms, and not reporting this again`,
+        );
+      }
+    } else {
+      this.#opts.warn?.(`message stream lost (${String(error)}); reopening in ${delay} ms`);
+    }
     this.#reopen = setTimeout(() => this.#open(), delay);
+  }
+
+  /** Reports a refused token once per cause and starts or lengthens its back-off. */
+  #refused(kind: string, id: string, status: number, body: string): void {
+    let message = "";
+    try {
+      const data = (JSON.parse(body) as { data?: unknown }).data;
+      message = typeof data === "string" ? data : JSON.stringify(data);
+    } catch {
+      message = body.slice(0, 200);
+    }
+    const cause = `${status} ${message}`;
+    if (!this.#reported.has(cause)) {
+      this.#reported.add(cause);
+      this.#opts.warn?.(
+        `request refused: HTTP ${status} ${JSON.stringify(message)} for ${kind}${id ? ` ${id}` : ""}: ${REFUSALS[status]}; backing off up to ${AUTH_BACKOFF_MS.max} ms, and not reporting this cause again`,
+      );
+    }
+    const key = status === 401 ? "*" : id;
+    if (this.#backoff.size > 1_000) this.#backoff.clear();
+    const last = this.#backoff.get(key);
+    const delayMs = last ? Math.min(last.delayMs * 2, AUTH_BACKOFF_MS.max) : AUTH_BACKOFF_MS.first;
+    this.#backoff.set(key, { until: Date.now() + delayMs, delayMs });
+  }
+
+  /** Waits until no back-off holds requests for `id` (or all requests) any more. */
+  async #waitOutBackoff(id: string): Promise<void> {
+    for (;;) {
+      const until = Math.max(this.#backoff.get("*")?.until ?? 0, this.#backoff.get(id)?.until ?? 0);
+      const wait = until - Date.now();
+      if (wait <= 0 || this.#stopped) return;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
 
   #deliver(data: string): void {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { API_RUNTIMES, type ApiRuntime, sendWebhook } from "../../harness/index.ts";
+import { API_RUNTIMES, type ApiRuntime, protocolCall, sendWebhook } from "../../harness/index.ts";
 import { answers200, call, jobDone, requestQuote } from "../support/http.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
 import { TEST_SECRET, WRONG_SECRET } from "../support/secrets.ts";
@@ -7,9 +7,11 @@ import { type Stack, startStack } from "./stack.ts";
 
 /**
  * The whole suite with the API on `runtime`; the workers and the server are
- * the same processes on either. Every title names the runtime.
+ * the same processes on either. Every title names the runtime. With
+ * `resonateAuth` only the main flows run, on a server that checks a token on
+ * every request (each process with its own: `RESONATE_TOKEN_CLAIMS`).
  */
-function serviceSuite(runtime: ApiRuntime) {
+function serviceSuite(runtime: ApiRuntime, { resonateAuth = false } = {}) {
   let stack: Stack;
   const doneJob = (id: string) => jobDone(stack.api, id);
   const approval = (
@@ -24,9 +26,10 @@ function serviceSuite(runtime: ApiRuntime) {
       ...extra,
     });
 
-  describe(`the service across real processes (API on ${runtime}, four worker groups, Resonate server)`, () => {
+  const server = resonateAuth ? "Resonate server checking tokens" : "Resonate server";
+  describe(`the service across real processes (API on ${runtime}, four worker groups, ${server})`, () => {
     beforeAll(async () => {
-      stack = await startStack({ apiRuntime: runtime });
+      stack = await startStack({ apiRuntime: runtime, ...(resonateAuth ? { resonateAuth } : {}) });
     }, E2E_TIMEOUT);
     afterAll(() => stack?.stop(), E2E_TIMEOUT);
 
@@ -166,8 +169,18 @@ function serviceSuite(runtime: ApiRuntime) {
         body: { status: "ready" },
       });
     });
+
+    if (resonateAuth)
+      test("the server refuses a request without a token; business holds a checkout:-scoped one", async () => {
+        expect((await protocolCall(stack.server.url, "promise.get", { id: "order:e2e-1" })).status).toBe(401);
+        const business = stack.tokens?.business ?? "";
+        const claims = JSON.parse(Buffer.from(business.split(".")[1] ?? "", "base64url").toString());
+        expect(claims).toMatchObject({ role: "worker", prefix: "checkout:" });
+        expect(stack.server.authenticated).toBe(true);
+      });
   });
 
+  if (resonateAuth) return;
   describe(`quotes when pricing is slow or absent (API on ${runtime})`, () => {
     test(
       "slow pricing: 202 + Location past the deadline, then 200 from GET",
@@ -225,3 +238,4 @@ function serviceSuite(runtime: ApiRuntime) {
 }
 
 for (const runtime of API_RUNTIMES) serviceSuite(runtime);
+serviceSuite("bun", { resonateAuth: true });

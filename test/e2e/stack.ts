@@ -16,6 +16,8 @@ export interface Stack extends AsyncDisposable {
   workers: ChildProcess[];
   dataDir: string;
   env: Record<string, string>;
+  /** The token each process got, and an admin one, when the server checks tokens. */
+  tokens: Readonly<Record<string, string>> | undefined;
   stop(): Promise<void>;
 }
 
@@ -32,9 +34,16 @@ export async function startStack(
     env?: Record<string, string>;
     apiEnv?: Record<string, string>;
     workerEnv?: Record<string, Record<string, string>>;
+    /**
+     * The server checks a token on every request, and each process gets its
+     * own (`startSystem`'s `resonateAuth`). Default: `RESONATE_AUTH=1` in
+     * this process's environment, so any e2e suite can be run that way.
+     */
+    resonateAuth?: boolean;
   } = {},
 ): Promise<Stack> {
   const system = await startSystem({
+    resonateAuth: opts.resonateAuth ?? process.env.RESONATE_AUTH === "1",
     workers: Object.fromEntries((opts.groups ?? GROUPS).map((group) => [group, 1])),
     server: { retryTimeoutMs: 2_000, tickMs: 100 },
     sandbox: { webhookDelayMs: 50 },
@@ -56,6 +65,7 @@ export async function startStack(
     workers: system.workers.live(),
     dataDir: system.dataDir,
     env: { ...system.env },
+    tokens: system.resonateTokens,
     stop: system.stop,
     [Symbol.asyncDispose]: system.stop,
   };
