@@ -18,7 +18,7 @@ export interface SpawnOptions {
   name: string;
   /** Command and arguments; `bun` scripts should pass `process.execPath` first. */
   cmd: string[];
-  /** Extra environment (merged over this process's environment). */
+  /** Extra environment (merged over this process's environment); a key set to `undefined` is left out. */
   env?: Record<string, string | undefined>;
   cwd?: string;
   /** The process is ready once a line it prints (stdout or stderr) matches this. */
@@ -61,7 +61,11 @@ export function spawnProcess(opts: SpawnOptions): ChildProcess {
     cmd: opts.cmd,
     cwd: opts.cwd,
     // Children stop by themselves if this process dies without stopping them.
-    env: { ...process.env, EXIT_WITH_PARENT: "1", ...opts.env } as Record<string, string>,
+    env: Object.fromEntries(
+      Object.entries({ ...process.env, EXIT_WITH_PARENT: "1", ...opts.env }).filter(
+        ([, v]) => v !== undefined,
+      ),
+    ) as Record<string, string>,
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

@@ -209,6 +209,13 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     if (bin) {
       const child = spawnProcess({
         name: "resonate",
+        // The real server reads RESONATE_* variables as its own settings (RESONATE_AUTH as its auth
+        // section, RESONATE_PORT as its port…); ours, meant for the service, must not reach it.
+        env: Object.fromEntries(
+          Object.keys(process.env)
+            .filter((k) => k.startsWith("RESONATE_"))
+            .map((k) => [k, undefined]),
+        ),
         // The real binary does not watch its parent: the kernel kills it when this process dies.
         cmd: [
           ...(PARENT_DEATH_KILLS ?? warnNoSetpriv()),
