@@ -156,6 +156,25 @@ export function spawnProcess(opts: SpawnOptions): ChildProcess {
   };
 }
 
+/** setpriv (util-linux), where installed. */
+const SETPRIV = Bun.which("setpriv");
+const warnedNoSetpriv = new Set<string>();
+
+/**
+ * A command prefix (`setpriv --pdeathsig SIGKILL --`) under which a program
+ * that does not watch its parent is killed by the kernel once this process
+ * is gone, even when it was SIGKILLed and could clean nothing up. Without
+ * setpriv it is empty, and `who` is warned about once.
+ */
+export function dieWithParent(who: string): string[] {
+  if (SETPRIV) return [SETPRIV, "--pdeathsig", "SIGKILL", "--"];
+  if (!warnedNoSetpriv.has(who)) {
+    warnedNoSetpriv.add(who);
+    console.warn(`${who}: setpriv (util-linux) not found; it outlives this process if this one is killed`);
+  }
+  return [];
+}
+
 /** Asks the OS for a free TCP port on 127.0.0.1. */
 export function freePort(): number {
   const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type ChildProcess, freePort, spawnProcess } from "./process.ts";
+import { type ChildProcess, dieWithParent, freePort, spawnProcess } from "./process.ts";
 import { tempDir } from "./scope.ts";
 import { waitFor } from "./wait-for.ts";
 
@@ -145,24 +145,6 @@ export interface ResonateServer extends AsyncDisposable {
 }
 
 /**
- * `setpriv --pdeathsig SIGKILL --`, where setpriv (util-linux) is installed:
- * the process it runs is killed by the kernel once its parent is gone, even
- * when the parent was SIGKILLed and could clean nothing up.
- */
-const PARENT_DEATH_KILLS = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "SIGKILL", "--"] : undefined;
-
-let warnedNoSetpriv = false;
-function warnNoSetpriv(): string[] {
-  if (!warnedNoSetpriv) {
-    warnedNoSetpriv = true;
-    console.warn(
-      "startResonateServer: setpriv (util-linux) not found; a real server outlives this process if it is killed",
-    );
-  }
-  return [];
-}
-
-/**
  * Starts a Resonate server as a child process and waits until it answers.
  * Ours by default; the real one when `bin`/`RESONATE_BIN` names it.
  */
@@ -218,7 +200,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
         ),
         // The real binary does not watch its parent: the kernel kills it when this process dies.
         cmd: [
-          ...(PARENT_DEATH_KILLS ?? warnNoSetpriv()),
+          ...dieWithParent("the real Resonate server"),
           bin,
           "serve",
           "--server-port",

@@ -21,6 +21,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { exitWithParent } from "../../src/parent-process.ts";
+import { dieWithParent } from "../process.ts";
 import { type System, startSystem } from "../system.ts";
 
 const HERE = import.meta.dir;
@@ -101,9 +102,6 @@ async function ensureSchemathesis(): Promise<void> {
   writeFileSync(stamp, `${wanted}\n`);
 }
 
-/** `setpriv --pdeathsig`, where util-linux has it: schemathesis does not watch its parent, so the kernel ends it if this process is killed outright. */
-const PARENT_DEATH_KILLS = Bun.which("setpriv") ? ["setpriv", "--pdeathsig", "SIGKILL", "--"] : [];
-
 /** The child running now: making the virtualenv, pip, or schemathesis. */
 let current: ReturnType<typeof Bun.spawn> | undefined;
 let starting: Promise<System> | undefined;
@@ -156,7 +154,7 @@ const PASSES = [
 /** Runs `st` with `args` to its end, its output on ours; resolves with its exit code. */
 async function runSchemathesis(args: string[], webhookSecret: string): Promise<number> {
   const schemathesis = Bun.spawn({
-    cmd: [...PARENT_DEATH_KILLS, st, ...args],
+    cmd: [...dieWithParent("schemathesis"), st, ...args],
     cwd: CONTRACT_DEFAULTS.cacheDir,
     env: {
       ...process.env,
