@@ -104,8 +104,7 @@ describe("durable functions registered through register", () => {
 
   test("a workflow that throws ends rejected, with the error on its line", async () => {
     await using c = client(true);
-    expect(c.resonate.run("wf-2", failing.name)).rejects.toThrow("the workflow gives up");
-    await Bun.sleep(50);
+    await expect(c.resonate.run("wf-2", failing.name)).rejects.toThrow("the workflow gives up");
     const s = parseScrape(await c.metrics.registry.metrics());
     expect(total(s, "durable_function_ends_total", { function: failing.name, outcome: "rejected" })).toBe(1);
     expect(c.lines.at(-1)).toMatchObject({

@@ -51,16 +51,11 @@ describe("request and function logs across real processes", () => {
     );
 
   /** The API's line for `requestId`, once it has printed it. */
-  const requestLine = async (requestId: string) => {
-    for (let i = 0; i < 50; i++) {
-      const line = jsonLines(system.api.output()).find(
-        (l) => l.request_id === requestId && l.msg === "request",
-      );
-      if (line) return line;
-      await Bun.sleep(20);
-    }
-    throw new Error(`no request line for ${requestId}:\n${system.api.output()}`);
-  };
+  const requestLine = (requestId: string) =>
+    waitFor(
+      () => jsonLines(system.api.output()).find((l) => l.request_id === requestId && l.msg === "request"),
+      { timeout: 5_000, message: `the API's request line for ${requestId}` },
+    );
 
   test("the ready lines the harness waits for are printed as before", () => {
     expect(system.api.output()).toMatch(/^api listening on http:\/\/127\.0\.0\.1:\d+ \(docs at /);
@@ -189,7 +184,11 @@ describe("a request that fails with an unexpected error", () => {
       expect(await res.json()).toEqual({
         error: { code: "internal_error", message: "internal error (request req-500)" },
       });
-      await Bun.sleep(10);
+      // The request's own line is written last, once the response is handed back.
+      await waitFor(() => lines.find((l) => l.msg === "request"), {
+        timeout: 2_000,
+        message: "the request line",
+      });
       const failed = lines.find((l) => l.msg === "request failed");
       expect(failed).toMatchObject({
         level: "error",

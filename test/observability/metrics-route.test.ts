@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Resonate } from "@resonatehq/sdk";
+import { waitFor } from "../../harness/index.ts";
 import { parseScrape, total } from "../../harness/load/prometheus.ts";
 import { createApp } from "../../src/app.ts";
 import { ConfigError, loadConfig, targetsFor } from "../../src/config.ts";
@@ -14,14 +15,30 @@ import { TEST_SECRET } from "../support/secrets.ts";
 function app(env: Record<string, string> = {}) {
   const config = loadConfig({ MODE: "colocated", WEBHOOK_SECRET: TEST_SECRET, ...env });
   const resonate = new Resonate({ group: "api", pid: `metrics-${crypto.randomUUID()}` });
-  const built = createApp(makeDeps(resonate, config, targetsFor(config)), { webhookSecret: TEST_SECRET });
+  const deps = makeDeps(resonate, config, targetsFor(config));
+  const built = createApp(deps, { webhookSecret: TEST_SECRET });
+  let handled = 0;
   const get = async (path: string, headers: Record<string, string> = {}) => {
     const res = await built.handle(new Request(`http://api.test${path}`, { headers }));
-    // A request is counted in Elysia's afterResponse hook, which runs just after the response is handed back.
-    await Bun.sleep(1);
+    handled++;
     return res;
   };
-  return { get, [Symbol.asyncDispose]: () => resonate.stop() };
+  /**
+   * `GET /metrics`, once every request handled before it has been counted:
+   * Elysia counts a request in its afterResponse hook, just after the
+   * response is handed back.
+   */
+  const metrics = async (headers: Record<string, string> = {}) => {
+    const before = handled;
+    await waitFor(
+      async () =>
+        total(parseScrape(await deps.metrics.registry.metrics()), "http_requests_total") === before ||
+        undefined,
+      { timeout: 2_000, message: `${before} requests counted` },
+    );
+    return get("/metrics", headers);
+  };
+  return { get, metrics, [Symbol.asyncDispose]: () => resonate.stop() };
 }
 
 describe("GET /metrics", () => {
@@ -30,7 +47,7 @@ describe("GET /metrics", () => {
     for (const id of ["order:a1", "order:a2", "order:a3"])
       expect((await a.get(`/jobs/${id}`)).status).toBe(404);
     expect((await a.get("/no/such/path")).status).toBe(404);
-    const res = await a.get("/metrics");
+    const res = await a.metrics();
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toStartWith("text/plain; version=0.0.4");
     const s = parseScrape(await res.text());
@@ -49,7 +66,7 @@ describe("GET /metrics", () => {
     await first.get("/healthz");
     await second.get("/healthz");
     const count = async (a: typeof first) =>
-      total(parseScrape(await (await a.get("/metrics")).text()), "http_requests_total", {
+      total(parseScrape(await (await a.metrics()).text()), "http_requests_total", {
         route: "/healthz",
       });
     expect([await count(first), await count(second)]).toEqual([2, 1]);
@@ -57,13 +74,13 @@ describe("GET /metrics", () => {
 
   test("with METRICS_TOKEN it answers only a bearer of that token", async () => {
     await using a = app({ METRICS_TOKEN: "s3cret" });
-    const refused = await a.get("/metrics");
+    const refused = await a.metrics();
     expect(refused.status).toBe(401);
     expect(await refused.json()).toEqual({
       error: { code: "unauthorized", message: "metrics need Authorization: Bearer <METRICS_TOKEN>" },
     });
-    expect((await a.get("/metrics", { authorization: "Bearer nope" })).status).toBe(401);
-    expect((await a.get("/metrics", { authorization: "Bearer s3cret" })).status).toBe(200);
+    expect((await a.metrics({ authorization: "Bearer nope" })).status).toBe(401);
+    expect((await a.metrics({ authorization: "Bearer s3cret" })).status).toBe(200);
   });
 });
 

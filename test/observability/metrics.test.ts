@@ -50,7 +50,7 @@ function metricsSuite(runtime: ApiRuntime) {
         apiRuntime: runtime,
         env: { METRICS_PORT: "0", RESONATE_TTL_MS: "2000" },
         // One quote waiting at a time, each taking 300 ms: a second one at once is shed.
-        apiEnv: { QUOTE_MAX_WAITING: "1" },
+        apiEnv: { QUOTE_MAX_WAITING: "1", BENCH_ROUTES: "1" },
         groupEnv: { "pricing-workers": { PRICING_DELAY_MS: "300" } },
       });
     }, E2E_TIMEOUT);
@@ -77,10 +77,21 @@ function metricsSuite(runtime: ApiRuntime) {
         const before = await scrapeAll();
 
         // Quotes: one computed (200) while a second is shed (503), one past its wait (202), an unknown sku (422).
-        const [computed, shed] = await Promise.all([
-          call(system.api, "POST", "/price-quote", { sku: "sku-3", qty: 2, customer_id: `m-${id}` }),
-          Bun.sleep(50).then(() => call(system.api, "POST", "/price-quote", { sku: "sku-4", qty: 1 })),
-        ]);
+        const computing = call(system.api, "POST", "/price-quote", {
+          sku: "sku-3",
+          qty: 2,
+          customer_id: `m-${id}`,
+        });
+        // The second is sent while the first holds the only waiting place.
+        await waitFor(
+          async () => (await call(system.api, "GET", "/bench/stats")).body.waiting === 1 || undefined,
+          {
+            timeout: 5_000,
+            message: "the first quote waiting",
+          },
+        );
+        const shed = await call(system.api, "POST", "/price-quote", { sku: "sku-4", qty: 1 });
+        const computed = await computing;
         expect([computed.status, shed.status]).toEqual([200, 503]);
         const pending = await call(
           system.api,
@@ -90,7 +101,13 @@ function metricsSuite(runtime: ApiRuntime) {
           { prefer: "wait=0.15" },
         );
         expect(pending.status).toBe(202);
-        await Bun.sleep(400);
+        // Its result reaches the API's subscription too, which counts it as completed.
+        await waitFor(
+          async () =>
+            (await call(system.api, "GET", `/price-quote/${pending.body.quote_id as string}`)).status ===
+              200 || undefined,
+          { timeout: 5_000, message: "the pending quote computed" },
+        );
         expect((await call(system.api, "POST", "/price-quote", { sku: "sku-nope", qty: 1 })).status).toBe(
           422,
         );
