@@ -87,13 +87,16 @@ export const AUTH_KEY_FILES = {
 } as const;
 
 /**
- * The key pair kept in `dir` (ES256), or a new one written there (the
- * private half readable by its owner only); `created` says which.
+ * The key pair kept in `dir` (ES256) under `files`, or a new one written
+ * there (the private half readable by its owner only); `created` says which.
  */
-export function authKeysIn(dir: string): AuthKeys & { publicKeyPath: string; created: boolean } {
+export function authKeysIn(
+  dir: string,
+  files: { publicKey: string; privateKey: string } = AUTH_KEY_FILES,
+): AuthKeys & { publicKeyPath: string; created: boolean } {
   mkdirSync(dir, { recursive: true });
-  const publicKeyPath = join(dir, AUTH_KEY_FILES.publicKey);
-  const privateKeyPath = join(dir, AUTH_KEY_FILES.privateKey);
+  const publicKeyPath = join(dir, files.publicKey);
+  const privateKeyPath = join(dir, files.privateKey);
   if (existsSync(publicKeyPath) && existsSync(privateKeyPath)) {
     return {
       publicKeyPem: readFileSync(publicKeyPath, "utf8"),

@@ -12,6 +12,10 @@
  *   or none with MODE=colocated;
  * - the API on PORT (3000), on Bun, or on Deno with API_RUNTIME=deno
  *   (`npm run start:deno`);
+ * - the API checks a bearer JWT from its callers: unless AUTH_PUBLIC_KEY,
+ *   AUTH_JWKS or AUTH_DISABLED say otherwise, with a development key pair
+ *   kept in DATA_DIR (api-auth-*.pem); a token for `alice` with the operator
+ *   scope, valid 30 days, is written to DATA_DIR/api-token at every start;
  * - with RESONATE_AUTH=1, the server checks a JWT on every request: the key
  *   pair is kept in DATA_DIR (resonate-auth-*.pem) and each process gets its
  *   own token (DATA_DIR/resonate-tokens.json, valid 30 days from the start).
@@ -23,6 +27,7 @@
  */
 import { ConfigError, GROUPS, loadConfig } from "../src/config.ts";
 import { exitWithParent } from "../src/parent-process.ts";
+import { API_AUTH_DEFAULTS, writeDevToken } from "./api-auth.ts";
 import { API_RUNTIMES, isApiRuntime } from "./service.ts";
 import { type SystemEvent, startSystem } from "./system.ts";
 
@@ -94,6 +99,9 @@ if (config.resonateUrl) console.log(`start: using the Resonate server at ${confi
 // A URL that is set is used as it is; the sandbox serves whichever is not.
 const paymentUrl = process.env.PAYMENT_URL ? config.paymentUrl : undefined;
 const carrierUrl = process.env.CARRIER_URL ? config.carrierUrl : undefined;
+// Callers' keys the environment names are the API's own; else the development key pair.
+const givenAuth = Boolean(config.auth.publicKeyFile || config.auth.jwksFile || config.auth.disabled);
+const DEV_TOKEN_DAYS = 30;
 const aborter = new AbortController();
 const starting = startSystem({
   mode: config.colocated ? "colocated" : "distributed",
@@ -110,6 +118,7 @@ const starting = startSystem({
   webhookSecret: config.webhookSecret,
   env: { DATABASE_URL: config.databaseUrl },
   resonateAuth: resonateAuth === "1" && { expiresInSeconds: 30 * 86_400 },
+  ...(givenAuth ? { apiAuth: "environment" as const } : {}),
   signal: aborter.signal,
   onEvent: report,
 });
@@ -136,6 +145,19 @@ const system = await starting.catch((error: Error): undefined => {
   console.error(`start: ${error.message.replace(/^startSystem: /, "")}`);
   process.exit(1);
 });
+if (system?.apiAuth) {
+  const dev = await writeDevToken(system.apiAuth, system.dataDir, DEV_TOKEN_DAYS * 86_400);
+  console.log(
+    [
+      `start: the API checks a bearer token on every route but the webhooks, health, docs and metrics (key ${system.apiAuth.publicKeyPath}).`,
+      `  A development token (sub ${dev.sub}, scope ${API_AUTH_DEFAULTS.operatorScope}, ${DEV_TOKEN_DAYS} days) is in ${dev.file}:`,
+      `    TOKEN=$(cat ${dev.file})`,
+      `    curl -H "Authorization: Bearer $TOKEN" ${system.apiUrl}/users/${dev.sub}/orders`,
+    ].join("\n"),
+  );
+} else if (system && config.auth.disabled) {
+  console.log("start: AUTH_DISABLED=1: the API lets every caller in, as an operator");
+}
 if (system) {
   const { api } = system;
   console.log(

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { GROUPS } from "../src/config.ts";
+import { type ApiAuth, apiAuthIn } from "./api-auth.ts";
 import { type Sandbox, startSandbox } from "./fakes/sandbox.ts";
 import { authKeysIn, signToken } from "./jwt.ts";
 import {
@@ -96,6 +97,14 @@ export interface SystemOptions {
    * Needs a server that `startSystem` starts. Default false.
    */
   resonateAuth?: boolean | { expiresInSeconds?: number };
+  /**
+   * How the API checks its callers: by default with the key pair kept in the
+   * data folder (`api-auth-*.pem`, made on the first start; see
+   * `harness/api-auth.ts`), or the one given (tests share one); `false`:
+   * not at all (`AUTH_DISABLED=1`); `"environment"`: as the AUTH_* settings
+   * in this process's environment (or `env`) say, which the API inherits.
+   */
+  apiAuth?: false | ApiAuth | "environment";
   /** Aborting it during start-up stops what was started, and `startSystem` rejects with its reason. */
   signal?: AbortSignal;
   /** Told of each step of start-up, and of every worker that is ready, dies or fails to start. */
@@ -129,6 +138,8 @@ export interface System extends AsyncDisposable {
    * by name) and an `admin` one for tests and tools; undefined otherwise.
    */
   readonly resonateTokens: Readonly<Record<string, string>> | undefined;
+  /** The key the API checks its callers' tokens with, and tokens signed with it; undefined with `apiAuth` `false` or `"environment"`. */
+  readonly apiAuth: ApiAuth | undefined;
   /** The worker processes (none when colocated). */
   readonly workers: WorkerPool;
   /** The API's current process. */
@@ -371,7 +382,13 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
           ]),
         )
       : options.groupEnv;
-    const apiEnv = { ...(tokens ? { RESONATE_TOKEN: tokens.api as string } : {}), ...options.apiEnv };
+    const given = options.apiAuth ?? apiAuthIn(dataDir);
+    const apiAuth = given === false || given === "environment" ? undefined : given;
+    const apiEnv = {
+      ...(tokens ? { RESONATE_TOKEN: tokens.api as string } : {}),
+      ...(apiAuth ? apiAuth.env : given === false ? { AUTH_DISABLED: "1" } : {}),
+      ...options.apiEnv,
+    };
     const pool = spawnWorkerPool({
       groups,
       env,
@@ -406,6 +423,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       carrierUrl,
       env,
       resonateTokens: tokens,
+      apiAuth,
       workers: pool,
       get api() {
         return api;

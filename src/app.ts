@@ -1,4 +1,5 @@
 import { type AnyElysia, Elysia } from "elysia";
+import type { CallerAuth } from "./auth/service.ts";
 import { type BaselineQuote, benchRoutes } from "./bench/index.ts";
 import type { Deps } from "./deps.ts";
 import { docsRoutes } from "./docs/index.ts";
@@ -26,6 +27,8 @@ export function createApp(
   deps: Deps,
   opts: {
     webhookSecret: string;
+    /** Checks the callers of every route but the webhooks (signed), health, docs and metrics. */
+    auth: CallerAuth;
     quoteGate?: WaitGate;
     /** Mounts the benchmark routes (`BENCH_ROUTES=1`), with the in-process quote they compare against. */
     bench?: BaselineQuote;
@@ -44,12 +47,12 @@ export function createApp(
     .use(docsRoutes(() => whole as AnyElysia, DOCUMENT_INFO))
     .use(metricsRoutes(deps))
     .use(healthRoutes(deps))
-    .use(jobRoutes(deps))
-    .use(orderRoutes(deps))
+    .use(jobRoutes(deps, opts.auth))
+    .use(orderRoutes(deps, opts.auth))
     .use(webhookRoutes(deps, opts.webhookSecret))
-    .use(quoteRoutes(deps, quoteGate))
-    .use(userRoutes(deps));
-  whole = opts.bench ? app.use(benchRoutes(quoteGate, opts.bench)) : app;
+    .use(quoteRoutes(deps, opts.auth, quoteGate))
+    .use(userRoutes(deps, opts.auth));
+  whole = opts.bench ? app.use(benchRoutes(opts.auth, quoteGate, opts.bench)) : app;
   return app;
 }
 

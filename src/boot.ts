@@ -7,7 +7,8 @@
 import { baselineQuote } from "../workers/pricing.ts";
 import { registerGroup } from "../workers/register.ts";
 import { createApp } from "./app.ts";
-import { ConfigError, GROUPS, loadConfig, targetsFor } from "./config.ts";
+import { type CallerAuth, callerAuth } from "./auth/service.ts";
+import { ConfigError, GROUPS, loadConfig, requireCallerAuth, targetsFor } from "./config.ts";
 import { makeDeps } from "./deps.ts";
 import { observeFunctions } from "./observability/functions.ts";
 import { createLogger } from "./observability/logger.ts";
@@ -28,9 +29,12 @@ export interface BootedApi {
 /** Boots the API; a bad setting stops the process with exit 2 and a message that names it. */
 export async function bootApi(): Promise<BootedApi> {
   let config: ReturnType<typeof loadConfig>;
+  let auth: CallerAuth;
   try {
     config = loadConfig();
     if (!config.webhookSecret) throw new ConfigError("WEBHOOK_SECRET is required (npm start generates one)");
+    requireCallerAuth(config.auth);
+    auth = await callerAuth(config.auth);
   } catch (error) {
     console.error(error instanceof ConfigError ? `api: ${error.message}` : error);
     process.exit(2);
@@ -48,6 +52,7 @@ export async function bootApi(): Promise<BootedApi> {
   }
   const app = createApp(makeDeps(resonate, config, targets, Date.now, { metrics, log }), {
     webhookSecret: config.webhookSecret as string,
+    auth,
     ...(config.benchRoutes ? { bench: baselineQuote() } : {}),
   });
   // Results reach this process on its message stream: it serves once that is open.

@@ -68,6 +68,26 @@ export interface Config {
   bodyTimeoutMs: number;
   /** Requests this process serves at once; one more is a 503 at once. */
   maxRequestsInFlight: number;
+  /** How the API checks its callers' bearer tokens (read by the API only). */
+  auth: AuthSettings;
+}
+
+/** Where the API's callers' token keys come from and what their tokens must say. */
+export interface AuthSettings {
+  /** A PEM file with the public key (SPKI) tokens are signed with; or `jwksFile`. */
+  publicKeyFile: string | undefined;
+  /** A JWKS file (`{"keys": [...]}`) of the public keys tokens are signed with; or `publicKeyFile`. */
+  jwksFile: string | undefined;
+  /** The `iss` a token must carry. */
+  issuer: string | undefined;
+  /** The `aud` a token must carry (or list). */
+  audience: string | undefined;
+  /** How far `exp` and `nbf` may be off the API's clock (s). */
+  clockSkewSeconds: number;
+  /** The `scope` that lets a caller read, list and cancel every caller's jobs. */
+  operatorScope: string;
+  /** `AUTH_DISABLED=1`: every caller is let in as an operator, with no token (never on a shared network). */
+  disabled: boolean;
 }
 
 export const DEFAULTS = {
@@ -93,6 +113,8 @@ export const DEFAULTS = {
   SHIP_COOLING_OFF_MS: "0",
   LOG_LEVEL: "info",
   METRICS_HOST: "127.0.0.1",
+  AUTH_CLOCK_SKEW_S: "30",
+  AUTH_OPERATOR_SCOPE: "operator",
 } as const;
 
 export class ConfigError extends Error {
@@ -141,6 +163,41 @@ function metricsPort(env: Env): number | undefined {
   if (!/^\d+$/.test(raw) || n > 65535)
     throw new ConfigError(`METRICS_PORT must be a whole number from 0 to 65535, got "${raw}"`);
   return n;
+}
+
+/** AUTH_*: one key source at most; both of issuer and audience with it. Whether one is required is the API's to say (`requireCallerAuth`). */
+function authSettings(env: Env): AuthSettings {
+  const publicKeyFile = env.AUTH_PUBLIC_KEY || undefined;
+  const jwksFile = env.AUTH_JWKS || undefined;
+  if (publicKeyFile && jwksFile) throw new ConfigError("AUTH_PUBLIC_KEY and AUTH_JWKS: set one, not both");
+  const issuer = env.AUTH_ISSUER || undefined;
+  const audience = env.AUTH_AUDIENCE || undefined;
+  if ((publicKeyFile || jwksFile) && (!issuer || !audience))
+    throw new ConfigError("AUTH_ISSUER and AUTH_AUDIENCE are required with AUTH_PUBLIC_KEY or AUTH_JWKS");
+  const operatorScope = env.AUTH_OPERATOR_SCOPE || DEFAULTS.AUTH_OPERATOR_SCOPE;
+  if (!/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(operatorScope))
+    throw new ConfigError(
+      `AUTH_OPERATOR_SCOPE must be one scope token (no spaces or quotes), got "${operatorScope}"`,
+    );
+  return {
+    publicKeyFile: publicKeyFile && resolve(publicKeyFile),
+    jwksFile: jwksFile && resolve(jwksFile),
+    issuer,
+    audience,
+    clockSkewSeconds: int(env, "AUTH_CLOCK_SKEW_S", 0, 300),
+    operatorScope,
+    disabled: flag(env, "AUTH_DISABLED"),
+  };
+}
+
+/** The API's rule: callers are checked, unless that is turned off in so many words. */
+export function requireCallerAuth(auth: AuthSettings): void {
+  if (auth.disabled && (auth.publicKeyFile || auth.jwksFile))
+    throw new ConfigError("AUTH_DISABLED=1 and a key (AUTH_PUBLIC_KEY or AUTH_JWKS): set one, not both");
+  if (!auth.disabled && !auth.publicKeyFile && !auth.jwksFile)
+    throw new ConfigError(
+      "AUTH_PUBLIC_KEY or AUTH_JWKS is required, with AUTH_ISSUER and AUTH_AUDIENCE (npm start makes a development key); AUTH_DISABLED=1 lets every caller in",
+    );
 }
 
 /** Reads and checks every setting once; throws a ConfigError that names the bad key. */
@@ -198,6 +255,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsPort: metricsPort(env),
     metricsHost: env.METRICS_HOST || DEFAULTS.METRICS_HOST,
     metricsToken: env.METRICS_TOKEN || undefined,
+    auth: authSettings(env),
   };
 }
 

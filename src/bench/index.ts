@@ -1,4 +1,6 @@
 import { Elysia } from "elysia";
+import { authenticated } from "../auth/index.ts";
+import type { CallerAuth } from "../auth/service.ts";
 import { ErrorBody, unprocessable } from "../errors.ts";
 import { QuoteModels } from "../quotes/model.ts";
 import type { WaitGate } from "../quotes/service.ts";
@@ -14,9 +16,11 @@ export type { BaselineQuote };
  *   route is measured against;
  * - `GET /bench/stats`: this process's memory after a full GC, and how many
  *   quote requests are waiting, to check that load leaves nothing behind.
+ * Callers are checked as on the quote route, so the baseline pays the same.
  */
-export const benchRoutes = (gate: WaitGate, baseline: BaselineQuote) =>
+export const benchRoutes = (auth: CallerAuth, gate: WaitGate, baseline: BaselineQuote) =>
   new Elysia({ name: "bench", prefix: "/bench" })
+    .use(authenticated(auth))
     .post(
       "/price-quote",
       ({ body }) => {

@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { toOpenAPISchema } from "@elysiajs/openapi";
 import type { AnyElysia } from "elysia";
+import { SecuritySchemes } from "../auth/model.ts";
 import { unavailableResponse } from "../models.ts";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -42,7 +43,7 @@ export function openApiDocument(app: AnyElysia, info: DocumentInfo) {
     toOpenAPISchema(app, undefined, undefined, undefined, "3.1.0"),
   ) as {
     paths: Record<string, Record<string, Operation>>;
-    components: { schemas: Record<string, unknown> };
+    components: { schemas: Record<string, unknown>; securitySchemes?: Record<string, unknown> };
   };
   for (const route of app.routes) {
     const detail = route.hooks?.detail as Operation | undefined;
@@ -67,6 +68,7 @@ export function openApiDocument(app: AnyElysia, info: DocumentInfo) {
   }
   for (const methods of Object.values(paths))
     for (const operation of Object.values(methods)) withRuleAnswers(operation);
+  components.securitySchemes = SecuritySchemes;
   return { openapi: "3.1.0", info, paths, components };
 }
 
@@ -76,14 +78,33 @@ const errorAnswer = (description: string, extra: Record<string, unknown> = {}) =
   ...extra,
 });
 
+/** The challenge a 401 or 403 carries (RFC 6750). */
+const challenge = {
+  "WWW-Authenticate": {
+    description: "Bearer, with the error and its description",
+    schema: { type: "string" },
+  },
+};
+
 /**
- * The answers src/http-rules.ts gives on every route, declared where they
- * can occur: 503 past the requests-in-flight cap on all of them; 408 and 413
- * on those that read a body. A route's own 503 (with its Retry-After) stays.
+ * The answers src/http-rules.ts and src/auth give on every route, declared
+ * where they can occur: 503 past the requests-in-flight cap on all of them;
+ * 408 and 413 on those that read a body; 401 on those that check callers
+ * (`security`), 403 where the route declares it. A route's own 503 (with
+ * its Retry-After) stays.
  */
 function withRuleAnswers(operation: Operation): void {
   operation.responses ??= {};
   const responses = operation.responses;
+  if (operation.security) {
+    responses["401"] ??= errorAnswer(
+      "No bearer token, or one this API does not accept (expired, another issuer, audience or key)",
+      {
+        headers: challenge,
+      },
+    );
+    if (responses["403"]) Object.assign(responses["403"], { headers: challenge });
+  }
   responses["503"] ??= errorAnswer("Too many requests at once: ask again after Retry-After seconds", {
     headers: unavailableResponse.headers,
   });

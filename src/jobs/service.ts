@@ -1,4 +1,5 @@
-import { type Deps, readPromise } from "../deps.ts";
+import type { Caller } from "../auth/service.ts";
+import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
 import { conflict, errorMessage, notFound } from "../errors.ts";
 import { Orders } from "../functions.ts";
 import { decodeValue, jobStatus, type PromiseState } from "../resonate/durable.ts";
@@ -9,27 +10,53 @@ const JOB_ID = /^(order|ship|checkout):[A-Za-z0-9_:-]{1,200}$/;
 
 export const jobId = (orderId: string) => `order:${orderId}`;
 
+/** The kinds of job, as their root promise's `job:kind` tag says. */
+export type JobKind = "order" | "approval" | "checkout";
+
+/**
+ * The tags a job's root promise is started with: it is a job, of this
+ * kind, started by this caller. `GET /jobs` searches by them; `GET
+ * /jobs/:id` shows a job only to its owner (or an operator).
+ */
+export function jobTags(kind: JobKind, caller: Caller): Record<string, string> {
+  return { job: "true", "job:kind": kind, "job:owner": caller.sub };
+}
+
+/** Whether `caller` may see the job `promise` is the root of: its owner's, or any to an operator. */
+export function visibleTo(promise: PromiseRecord, caller: Caller): boolean {
+  return caller.operator || promise.tags?.["job:owner"] === caller.sub;
+}
+
+/** Reads a job's root promise; a job the caller may not see is as unknown as one that does not exist (404). */
+export async function readJob(deps: Deps, id: string, caller: Caller): Promise<PromiseRecord> {
+  if (!JOB_ID.test(id)) throw notFound(`job ${id}`);
+  const promise = await readPromise(deps, id, `job ${id}`);
+  if (!visibleTo(promise, caller)) throw notFound(`job ${id}`);
+  return promise;
+}
+
 /**
  * Starts `process_order` under `order:<order_id>` (or finds the one already
  * started). The invocation is durably created when this returns. A second
- * request for the same order with different contents is a conflict.
+ * request for the same order with different contents, or from another
+ * caller, is a conflict.
  */
-export async function submitJob(deps: Deps, req: SubmitJob): Promise<string> {
+export async function submitJob(deps: Deps, req: SubmitJob, caller: Caller): Promise<string> {
   const id = jobId(req.order_id);
   await deps.launcher.startOnce(
     Orders.processOrder,
     id,
     [req.order_id, req.items, req.payment_source ?? "tok_visa"],
-    { target: deps.targets.orders, timeout: deps.config.workflowTimeoutMs },
-    () => conflict(`order ${req.order_id} was already submitted with different contents`),
+    { target: deps.targets.orders, timeout: deps.config.workflowTimeoutMs, tags: jobTags("order", caller) },
+    () =>
+      conflict(`order ${req.order_id} was already submitted, with different contents or by another caller`),
   );
   return id;
 }
 
 /** Reads a job without waiting: running, done (+result), failed (+reason), timed_out or canceled. */
-export async function getJob(deps: Deps, id: string): Promise<Job> {
-  if (!JOB_ID.test(id)) throw notFound(`job ${id}`);
-  const promise = await readPromise(deps, id, `job ${id}`);
+export async function getJob(deps: Deps, id: string, caller: Caller): Promise<Job> {
+  const promise = await readJob(deps, id, caller);
   const status = jobStatus(promise.state as PromiseState);
   if (status === "done") return { job_id: id, status, result: decodeValue(promise.value?.data) };
   if (status === "failed")

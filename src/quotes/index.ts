@@ -1,4 +1,7 @@
 import { Elysia } from "elysia";
+import { authenticated } from "../auth/index.ts";
+import { Secured } from "../auth/model.ts";
+import type { CallerAuth } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { linkTo, models, ResponseHeaders, unavailableResponse } from "../models.ts";
 import { QuoteModels } from "./model.ts";
@@ -26,6 +29,7 @@ const pendingResponse = {
  */
 export const quoteRoutes = (
   deps: Deps,
+  auth: CallerAuth,
   gate: WaitGate = new WaitGate(deps.config.quoteMaxWaiting),
   cache: QuoteCache = new QuoteCache(QUOTE_CACHE_ENTRIES, deps.config.quoteValidityMs),
 ) => {
@@ -37,6 +41,7 @@ export const quoteRoutes = (
   };
   return new Elysia({ name: "quotes", prefix: "/price-quote" })
     .use(models)
+    .use(authenticated(auth))
     .post(
       "",
       async ({ body, headers, request, set, status }) => {
@@ -63,6 +68,7 @@ export const quoteRoutes = (
         },
         detail: {
           operationId: "requestQuote",
+          security: Secured,
           summary: "Price quote within a deadline",
           tags: ["quotes"],
           responses: {
@@ -84,6 +90,7 @@ export const quoteRoutes = (
         response: { 200: "Quote", 202: "QuotePending", 404: "Error", 422: "Error", 504: "Error" },
         detail: {
           operationId: "getQuote",
+          security: Secured,
           summary: "A quote that was still pending",
           tags: ["quotes"],
           responses: { 202: pendingResponse },

@@ -8,6 +8,8 @@ export interface LaunchOptions {
   target: string;
   /** How long the invocation may take before Resonate times it out (ms). */
   timeout: number;
+  /** Tags of the invocation's root promise (what `promise.search` filters by). */
+  tags?: Readonly<Record<string, string>>;
 }
 
 /** Told of every start through a Launcher and of every result awaited through the handles it returns. */
@@ -45,7 +47,18 @@ export class Launcher {
     readonly observer?: LaunchObserver,
   ) {}
 
-  #optionsFor(target: string | undefined, timeout: number): ReturnType<Resonate["options"]> {
+  #optionsFor(
+    target: string | undefined,
+    timeout: number,
+    tags: LaunchOptions["tags"],
+  ): ReturnType<Resonate["options"]> {
+    // Tags name callers, who are unbounded: tagged options are built each time, not kept.
+    if (tags)
+      return this.resonate.options({
+        ...(target === undefined ? {} : { target }),
+        timeout,
+        tags: { ...tags },
+      });
     const key = `${target ?? ""}\n${timeout}`;
     let options = this.#options.get(key);
     if (!options) {
@@ -66,8 +79,18 @@ export class Launcher {
     const startedAt = performance.now();
     observer?.starting(fn.name, id);
     const begun = this.colocated
-      ? this.resonate.beginRun<Result>(id, fn.name, ...args, this.#optionsFor(undefined, opts.timeout))
-      : this.resonate.beginRpc<Result>(id, fn.name, ...args, this.#optionsFor(opts.target, opts.timeout));
+      ? this.resonate.beginRun<Result>(
+          id,
+          fn.name,
+          ...args,
+          this.#optionsFor(undefined, opts.timeout, opts.tags),
+        )
+      : this.resonate.beginRpc<Result>(
+          id,
+          fn.name,
+          ...args,
+          this.#optionsFor(opts.target, opts.timeout, opts.tags),
+        );
     if (!observer) return begun;
     return begun.then((handle) => {
       observer.started(fn.name);
@@ -96,9 +119,10 @@ export class Launcher {
 
   /**
    * Starts `fn` under `id` unless it exists; afterwards checks that the
-   * stored invocation is the same function with the same arguments, so a
-   * retried request joins the first one and a different request under the
-   * same id is refused with `onMismatch()`. Resolves with the handle.
+   * stored invocation is the same function with the same arguments (and
+   * the same `tags`), so a retried request joins the first one and a
+   * different request under the same id (or another caller's) is refused
+   * with `onMismatch()`. Resolves with the handle.
    */
   async startOnce<Args extends unknown[], Result>(
     fn: DurableFunction<Args, Result>,
@@ -110,7 +134,8 @@ export class Launcher {
     const handle = await this.begin(fn, id, args, opts);
     const stored = await this.resonate.promises.get(id);
     const invocation = invocationOf(stored.param);
-    if (invocation.func !== fn.name || JSON.stringify(invocation.args) !== JSON.stringify(args))
+    const sameTags = Object.entries(opts.tags ?? {}).every(([key, value]) => stored.tags?.[key] === value);
+    if (invocation.func !== fn.name || JSON.stringify(invocation.args) !== JSON.stringify(args) || !sameTags)
       throw onMismatch();
     return handle;
   }

@@ -1,4 +1,7 @@
 import { Elysia } from "elysia";
+import { authenticated } from "../auth/index.ts";
+import { Secured } from "../auth/model.ts";
+import { assertActsFor, type CallerAuth } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { Links, linkTo, models, ResponseHeaders } from "../models.ts";
 import { UserModels } from "./model.ts";
@@ -13,14 +16,16 @@ const listOrdersLink = {
   ),
 };
 
-export const userRoutes = (deps: Deps) =>
+export const userRoutes = (deps: Deps, auth: CallerAuth) =>
   new Elysia({ name: "users", prefix: "/users" })
     .use(models)
+    // Before the body or the Idempotency-Key is looked at: a user's routes are that user's own.
+    .use(authenticated(auth, (caller, params) => assertActsFor(caller, params.id ?? "")))
     .post(
       "/:id/orders",
-      async ({ params, body, request, set, status }) => {
+      async ({ params, body, caller, request, set, status }) => {
         const key = idempotencyKey(request.headers.get("idempotency-key") ?? undefined);
-        const outcome = await placeOrder(deps, params.id, key, body.cart);
+        const outcome = await placeOrder(deps, params.id, key, body.cart, caller);
         if ("pending" in outcome) {
           set.headers.location = `/jobs/${encodeURIComponent(outcome.pending)}`;
           return status(202, { job_id: outcome.pending, status: "running" as const });
@@ -31,9 +36,17 @@ export const userRoutes = (deps: Deps) =>
         parse: "json",
         params: UserModels.params,
         body: "Checkout",
-        response: { 201: "Order", 202: "CheckoutPending", 400: "Error", 415: "Error", 422: "Error" },
+        response: {
+          201: "Order",
+          202: "CheckoutPending",
+          400: "Error",
+          403: "Error",
+          415: "Error",
+          422: "Error",
+        },
         detail: {
           operationId: "placeOrder",
+          security: Secured,
           summary: "Place an order (business group, which reads and writes through the db group)",
           tags: ["users"],
           responses: {
@@ -54,9 +67,10 @@ export const userRoutes = (deps: Deps) =>
       async ({ params }) => ({ user_id: params.id, orders: await listOrders(deps, params.id) }),
       {
         params: UserModels.params,
-        response: { 200: "UserOrders", 422: "Error" },
+        response: { 200: "UserOrders", 403: "Error", 422: "Error" },
         detail: {
           operationId: "listOrders",
+          security: Secured,
           summary: "A user's orders, read through the db group",
           tags: ["users"],
         },

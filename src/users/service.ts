@@ -1,6 +1,8 @@
+import type { Caller } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { HttpError, unprocessable } from "../errors.ts";
 import { Business, Db } from "../functions.ts";
+import { jobTags } from "../jobs/service.ts";
 import type { Order } from "./model.ts";
 
 /** How long POST /users/:id/orders waits for the order before answering 202 with the job. */
@@ -25,6 +27,7 @@ export async function placeOrder(
   userId: string,
   key: string,
   cart: { sku: string; qty: number }[],
+  caller: Caller,
 ): Promise<{ order: Order } | { pending: string }> {
   const id = `checkout:${userId}:${key}`;
   const orderId = `${userId}:${key}`;
@@ -32,7 +35,11 @@ export async function placeOrder(
     Business.placeOrder,
     id,
     [userId, orderId, cart],
-    { target: deps.targets.business, timeout: deps.config.workflowTimeoutMs },
+    {
+      target: deps.targets.business,
+      timeout: deps.config.workflowTimeoutMs,
+      tags: jobTags("checkout", caller),
+    },
     () =>
       unprocessable(
         "idempotency_key_reused",

@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
+import { defaultAuthorization } from "../support/api-auth.ts";
 import { startColocatedApi } from "../support/colocated-api.ts";
 import { readReply } from "../support/http.ts";
 import { signedHeaders } from "../support/secrets.ts";
@@ -327,7 +328,10 @@ describe("the rules the document states", () => {
     const res = await api.app.handle(
       new Request("http://api.test/jobs", {
         method: "POST",
-        headers: { "content-type": "application/json; charset=utf-8" },
+        headers: {
+          "content-type": "application/json; charset=utf-8",
+          authorization: await defaultAuthorization("/jobs"),
+        },
         body: JSON.stringify({ order_id: "contract-charset", items: [{ sku: "sku-1", qty: 1 }] }),
       }),
     );

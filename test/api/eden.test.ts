@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { treaty } from "@elysiajs/eden";
 import { waitFor } from "../../harness/index.ts";
 import type { App } from "../../src/app.ts";
+import { defaultAuthorization } from "../support/api-auth.ts";
 import { startColocatedApi } from "../support/colocated-api.ts";
 import { signedHeaders } from "../support/secrets.ts";
 
@@ -17,7 +18,10 @@ let api: Awaited<ReturnType<typeof startColocatedApi>>;
 let client: ReturnType<typeof treaty<App>>;
 beforeAll(async () => {
   api = await startColocatedApi();
-  client = treaty<App>(api.app);
+  // Each call carries the tests' default token for its path (the user's own on /users/:id).
+  client = treaty<App>(api.app, {
+    headers: async (path) => ({ authorization: await defaultAuthorization(path) }),
+  });
 });
 afterAll(() => api?.stop());
 

@@ -66,7 +66,10 @@ describe("POST /jobs and GET /jobs/:id", () => {
     );
     expect(res.status).toBe(409);
     expect(res.body).toEqual({
-      error: { code: "conflict", message: "order j-4 was already submitted with different contents" },
+      error: {
+        code: "conflict",
+        message: "order j-4 was already submitted, with different contents or by another caller",
+      },
     });
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { waitFor } from "../../harness/index.ts";
 import { startColocatedApi } from "../support/colocated-api.ts";
-import { jsonInit, readReply } from "../support/http.ts";
+import { jsonInit, readReply, withAuthorization } from "../support/http.ts";
 
 describe("POST /price-quote and GET /price-quote/:quote_id", () => {
   test("answers 200 with a deterministic price; the same request gets the same stored quote", async () => {
@@ -78,7 +78,7 @@ describe("POST /price-quote and GET /price-quote/:quote_id", () => {
     const client = new AbortController();
     const pending = api.app.handle(
       new Request("http://api.test/price-quote", {
-        ...jsonInit("POST", { sku: "sku-11", qty: 1 }),
+        ...jsonInit("POST", { sku: "sku-11", qty: 1 }, await withAuthorization("/price-quote", {})),
         signal: client.signal,
       }),
     );

@@ -7,6 +7,7 @@ import {
   startSystem,
 } from "../../harness/index.ts";
 import { GROUPS } from "../../src/config.ts";
+import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { TEST_SECRET } from "../support/secrets.ts";
 
 export interface Stack extends AsyncDisposable {
@@ -48,6 +49,7 @@ export async function startStack(
     server: { retryTimeoutMs: 2_000, tickMs: 100 },
     sandbox: { webhookDelayMs: 50 },
     webhookSecret: TEST_SECRET,
+    apiAuth: TEST_API_AUTH,
     apiRuntime: opts.apiRuntime,
     env: { RESONATE_TTL_MS: "2000", ...opts.env },
     groupEnv: opts.workerEnv,

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { freePort, sendWebhook, spawnProcess, waitFor } from "../../harness/index.ts";
 import { call } from "../support/http.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
@@ -62,6 +62,14 @@ describe("npm start (harness/start.ts)", () => {
         });
       await using first = launch();
       await first.ready;
+      // The development token it wrote, as its lines say; a call without one is refused.
+      const tokenFile = join(dataDir.path, "api-token");
+      expect(first.output()).toContain(`is in ${tokenFile}`);
+      const firstToken = readFileSync(tokenFile, "utf8").trim();
+      const as = { authorization: `Bearer ${firstToken}` };
+      expect((await call(api, "GET", "/jobs/ship:held-1", undefined, { authorization: "" })).status).toBe(
+        401,
+      );
       const pids = workerPids(first.output());
       expect(pids).toHaveLength(4);
       // A worker that dies is replaced.
@@ -71,8 +79,12 @@ describe("npm start (harness/start.ts)", () => {
         message: "worker replaced",
       });
       pids.push(...workerPids(first.output()).slice(4));
-      expect(await call(api, "POST", "/orders/held-1/approve-and-ship")).toMatchObject({ status: 202 });
-      await waitFor(async () => (await call(api, "GET", "/jobs/ship:held-1")).body.status === "running");
+      expect(await call(api, "POST", "/orders/held-1/approve-and-ship", undefined, as)).toMatchObject({
+        status: 202,
+      });
+      await waitFor(
+        async () => (await call(api, "GET", "/jobs/ship:held-1", undefined, as)).body.status === "running",
+      );
       expect(await first.stop()).toBe(0);
       for (const pid of pids) expect(alive(pid)).toBe(false);
 
@@ -88,7 +100,8 @@ describe("npm start (harness/start.ts)", () => {
       expect(deliveries.at(-1)?.status).toBe(200);
       const done = await waitFor(
         async () => {
-          const job = await call(api, "GET", "/jobs/ship:held-1");
+          // The key pair was kept: the first start's token is still good.
+          const job = await call(api, "GET", "/jobs/ship:held-1", undefined, as);
           return job.body.status === "done" ? job.body : undefined;
         },
         // The stop can catch the workflow's RPC to db just after its execute went to a db
@@ -153,9 +166,21 @@ describe("npm start (harness/start.ts)", () => {
       expect(readFileSync(`/proc/${apiPid}/cmdline`, "utf8").split("\0")).toContain(
         resolve(import.meta.dir, "../../src/main.deno.ts"),
       );
-      expect(await call(api, "POST", "/price-quote", { sku: "sku-1", qty: 1 })).toMatchObject({
-        status: 200,
-      });
+      // The API on Deno checks the development token as the one on Bun does.
+      const token = readFileSync(join(dataDir.path, "api-token"), "utf8").trim();
+      expect(
+        await call(
+          api,
+          "POST",
+          "/price-quote",
+          { sku: "sku-1", qty: 1 },
+          { authorization: `Bearer ${token}` },
+        ),
+      ).toMatchObject({ status: 200 });
+      expect(
+        (await call(api, "POST", "/price-quote", { sku: "sku-1", qty: 1 }, { authorization: "Bearer x.y.z" }))
+          .status,
+      ).toBe(401);
       expect(await start.stop()).toBe(0);
       expect(alive(apiPid)).toBe(false);
     },

@@ -3,11 +3,13 @@ import { Resonate } from "@resonatehq/sdk";
 import { startSandbox } from "../../harness/fakes/sandbox.ts";
 import { openScope } from "../../harness/scope.ts";
 import { type App, createApp } from "../../src/app.ts";
+import { callerAuth } from "../../src/auth/service.ts";
 import { type Config, GROUPS, loadConfig, targetsFor } from "../../src/config.ts";
 import { makeDeps } from "../../src/deps.ts";
 import { WaitGate } from "../../src/quotes/service.ts";
 import { registerGroup } from "../../workers/register.ts";
-import { jsonInit } from "./http.ts";
+import { TEST_API_AUTH } from "./api-auth.ts";
+import { jsonInit, withAuthorization } from "./http.ts";
 import { TEST_SECRET } from "./secrets.ts";
 
 /**
@@ -15,7 +17,9 @@ import { TEST_SECRET } from "./secrets.ts";
  * network, every durable function registered here, a real SQLite database
  * and the sandbox third parties on a free port. Requests go through
  * `app.handle`; the app also listens on a free port only so the payment
- * provider can deliver its webhooks. Its webhook secret is `TEST_SECRET`.
+ * provider can deliver its webhooks. Its webhook secret is `TEST_SECRET`;
+ * it checks callers' tokens with `TEST_API_AUTH`'s key, and `request` sends
+ * the tests' default token (see `withAuthorization`).
  */
 export async function startColocatedApi(env: Record<string, string> = {}) {
   const scope = openScope("api-test-");
@@ -34,6 +38,7 @@ export async function startColocatedApi(env: Record<string, string> = {}) {
       WEBHOOK_SECRET: TEST_SECRET,
       PAYMENT_URL: sandbox.paymentUrl,
       CARRIER_URL: sandbox.carrierUrl,
+      ...TEST_API_AUTH.env,
       ...env,
     });
     const resonate = new Resonate({ group: "api", pid: "api-test" });
@@ -48,14 +53,22 @@ export async function startColocatedApi(env: Record<string, string> = {}) {
     const quoteGate = new WaitGate(config.quoteMaxWaiting);
     const app: App = createApp(makeDeps(resonate, config, targets), {
       webhookSecret: TEST_SECRET,
+      auth: await callerAuth(config.auth),
       quoteGate,
     });
     app.listen({ port: 0, hostname: "127.0.0.1" });
     scope.defer(() => app.stop());
     sandbox.payment.webhookUrl = `http://127.0.0.1:${app.server?.port}/webhooks/payment`;
 
-    const request = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-      app.handle(new Request(`http://api.test${path}`, jsonInit(method, body, headers)));
+    const request = async (
+      method: string,
+      path: string,
+      body?: unknown,
+      headers: Record<string, string> = {},
+    ) =>
+      app.handle(
+        new Request(`http://api.test${path}`, jsonInit(method, body, await withAuthorization(path, headers))),
+      );
     return { app, config, sandbox, resonate, quoteGate, request, stop, [Symbol.asyncDispose]: stop };
   } catch (error) {
     await stop();

@@ -1,4 +1,5 @@
 import { waitFor } from "../../harness/index.ts";
+import { defaultAuthorization } from "./api-auth.ts";
 
 /**
  * A JSON request's method, headers and body. A string body is sent as it
@@ -28,7 +29,22 @@ export async function json(res: Response) {
   return { status, body };
 }
 
-/** Sends a JSON request to the API at `api.url` and reads its reply. */
+/** `headers` with the test's default `Authorization` for `path` unless they name one (`""`: none is sent). */
+export async function withAuthorization(
+  path: string,
+  headers: Record<string, string>,
+): Promise<Record<string, string>> {
+  const given = Object.keys(headers).find((name) => name.toLowerCase() === "authorization");
+  if (given === undefined) return { ...headers, authorization: await defaultAuthorization(path) };
+  if (headers[given] !== "") return headers;
+  const { [given]: _, ...rest } = headers;
+  return rest;
+}
+
+/**
+ * Sends a JSON request to the API at `api.url` and reads its reply, with the
+ * tests' default token for `path` unless `headers` name an `authorization`.
+ */
 export async function call(
   api: { url: string },
   method: string,
@@ -36,7 +52,9 @@ export async function call(
   body?: unknown,
   headers: Record<string, string> = {},
 ) {
-  return readReply(await fetch(`${api.url}${path}`, jsonInit(method, body, headers)));
+  return readReply(
+    await fetch(`${api.url}${path}`, jsonInit(method, body, await withAuthorization(path, headers))),
+  );
 }
 
 /** Asks the API at `api.url` for a quote, waiting up to `waitSeconds` for it (`Prefer: wait=`). */
