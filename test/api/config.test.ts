@@ -1,5 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { ConfigError, DEFAULTS, loadConfig, targetsFor } from "../../src/config.ts";
+import { resolve } from "node:path";
+import { spawnProcess } from "../../harness/index.ts";
+import { ConfigError, DEFAULTS, loadConfig, requireCallerAuth, targetsFor } from "../../src/config.ts";
+import { TEST_SECRET } from "../support/secrets.ts";
 
 describe("configuration from the environment", () => {
   test("with nothing set, every setting has its documented default", () => {
@@ -54,10 +57,56 @@ describe("configuration from the environment", () => {
     [{ RESONATE_URL: "localhost:8001" }, 'RESONATE_URL must be an http(s) URL, got "localhost:8001"'],
     [{ RESONATE_TIMEOUT: "10s" }, 'RESONATE_TIMEOUT must be a whole number from 1 to 600000, got "10s"'],
     [{ BENCH_ROUTES: "yes" }, 'BENCH_ROUTES must be 1/true or 0/false, got "yes"'],
+    [{ AUTH_PUBLIC_KEY: "k.pem", AUTH_JWKS: "k.json" }, "AUTH_PUBLIC_KEY and AUTH_JWKS: set one, not both"],
+    [
+      { AUTH_PUBLIC_KEY: "k.pem", AUTH_ISSUER: "me" },
+      "AUTH_ISSUER and AUTH_AUDIENCE are required with AUTH_PUBLIC_KEY or AUTH_JWKS",
+    ],
+    [
+      { AUTH_JWKS: "k.json", AUTH_AUDIENCE: "api" },
+      "AUTH_ISSUER and AUTH_AUDIENCE are required with AUTH_PUBLIC_KEY or AUTH_JWKS",
+    ],
+    [{ AUTH_CLOCK_SKEW_S: "3600" }, 'AUTH_CLOCK_SKEW_S must be a whole number from 0 to 300, got "3600"'],
+    [
+      { AUTH_OPERATOR_SCOPE: "ops admin" },
+      'AUTH_OPERATOR_SCOPE must be one scope token (no spaces or quotes), got "ops admin"',
+    ],
+    [{ AUTH_DISABLED: "maybe" }, 'AUTH_DISABLED must be 1/true or 0/false, got "maybe"'],
   ];
   for (const [env, message] of bad) {
     test(`refuses ${JSON.stringify(env)} with an error that names the setting`, () => {
       expect(() => loadConfig(env)).toThrow(new ConfigError(message));
     });
   }
+});
+
+describe("the API's callers are checked unless that is turned off in so many words", () => {
+  test("no key and no AUTH_DISABLED=1 is refused, as is a key with AUTH_DISABLED=1", () => {
+    expect(() => requireCallerAuth(loadConfig({}).auth)).toThrow(/^AUTH_PUBLIC_KEY or AUTH_JWKS is required/);
+    expect(() =>
+      requireCallerAuth(
+        loadConfig({ AUTH_PUBLIC_KEY: "k.pem", AUTH_ISSUER: "i", AUTH_AUDIENCE: "a", AUTH_DISABLED: "1" })
+          .auth,
+      ),
+    ).toThrow("AUTH_DISABLED=1 and a key (AUTH_PUBLIC_KEY or AUTH_JWKS): set one, not both");
+    expect(() => requireCallerAuth(loadConfig({ AUTH_DISABLED: "1" }).auth)).not.toThrow();
+  });
+
+  test("the API process given no key exits 2 with that message, before it serves", async () => {
+    await using api = spawnProcess({
+      name: "api",
+      cmd: [process.execPath, resolve(import.meta.dir, "../../src/main.ts")],
+      env: {
+        WEBHOOK_SECRET: TEST_SECRET,
+        PORT: "0",
+        RESONATE_URL: "http://127.0.0.1:9",
+        AUTH_PUBLIC_KEY: undefined,
+        AUTH_JWKS: undefined,
+        AUTH_DISABLED: undefined,
+      },
+    });
+    expect(await api.exited).toBe(2);
+    expect(api.output()).toContain("api: AUTH_PUBLIC_KEY or AUTH_JWKS is required");
+    expect(api.output()).not.toContain("api listening");
+  });
 });

@@ -4,12 +4,18 @@
  * process's memory stays where it was), error answers repeat only a short
  * prefix of an offending value, a body that trickles in is cut off (408,
  * connection closed) while well-behaved clients are still answered in time,
- * and past the in-flight cap a request is refused at once (503). Nothing is
- * started or settled by a rejected request.
+ * past the in-flight cap a request is refused at once (503), and tokens
+ * that are missing, expired, for another audience, signed by another key or
+ * for another user each get their status. Nothing is started or settled by
+ * a rejected request.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
+import { API_AUTH_DEFAULTS } from "../../harness/api-auth.ts";
 import { type System, startSystem, waitFor } from "../../harness/index.ts";
+import { generateAuthKeys, signToken } from "../../harness/jwt.ts";
+import { bearer, TEST_API_AUTH } from "../support/api-auth.ts";
+import { withAuthorization } from "../support/http.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
 import { signedHeaders, WRONG_SECRET } from "../support/secrets.ts";
 
@@ -47,18 +53,22 @@ function trickle(
 
 let system: System;
 const api = () => system.apiUrl;
-const post = (path: string, body: string | Uint8Array, headers: Record<string, string> = {}) =>
+/** A POST with the tests' default token for `path`, unless `headers` name an `authorization` (`""`: none). */
+const post = async (path: string, body: string | Uint8Array, headers: Record<string, string> = {}) =>
   fetch(`${api()}${path}`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...headers },
+    headers: await withAuthorization(path, { "content-type": "application/json", ...headers }),
     body,
   });
-const rss = async () => ((await (await fetch(`${api()}/bench/stats`)).json()) as { rss: number }).rss;
+/** A GET with the tests' default token (an operator's, who sees every job). */
+const get = async (path: string) => fetch(`${api()}${path}`, { headers: await withAuthorization(path, {}) });
+const rss = async () => ((await (await get("/bench/stats")).json()) as { rss: number }).rss;
 
 beforeAll(async () => {
   system = await startSystem({
     mode: "colocated",
     apiPort: 0,
+    apiAuth: TEST_API_AUTH,
     apiEnv: { BENCH_ROUTES: "1", BODY_LIMIT_BYTES: String(LIMIT), BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS) },
   });
 }, E2E_TIMEOUT);
@@ -102,7 +112,7 @@ describe("bodies larger than the limit", () => {
     });
     const res = await fetch(`${api()}/jobs`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: await withAuthorization("/jobs", { "content-type": "application/json" }),
       body: chunks,
       duplex: "half",
     } as RequestInit);
@@ -114,7 +124,7 @@ describe("bodies larger than the limit", () => {
     const body = JSON.stringify({ approved: true, reason: "x".repeat(LIMIT) });
     const res = await post("/webhooks/approval/hostile-1", body, signedHeaders(body, WRONG_SECRET));
     expect(res.status).toBe(413);
-    const job = await fetch(`${api()}/jobs/ship:hostile-1`);
+    const job = await get("/jobs/ship:hostile-1");
     expect(job.status).toBe(404);
   });
 
@@ -131,7 +141,7 @@ describe("bodies larger than the limit", () => {
     const items = Array.from({ length: 5_000 }, (_, i) => ({ sku: `sku-${i}`, qty: 1 }));
     const res = await post("/jobs", JSON.stringify({ order_id: "hostile-3", items }));
     expect(res.status).toBe(413);
-    expect((await fetch(`${api()}/jobs/order:hostile-3`)).status).toBe(404);
+    expect((await get("/jobs/order:hostile-3")).status).toBe(404);
   });
 });
 
@@ -142,6 +152,85 @@ describe("error answers", () => {
     const text = await res.text();
     expect(text.length).toBeLessThan(1_000);
     expect(text).toContain("(50002 characters)");
+  });
+});
+
+describe("tokens", () => {
+  const otherKey = generateAuthKeys("ES256");
+  const now = () => Math.floor(Date.now() / 1000);
+  const refused: [string, () => Promise<string>, number, string][] = [
+    ["missing", async () => "", 401, "unauthorized"],
+    ["expired", () => bearer("mallory", { exp: now() - 3_600 }), 401, "token_expired"],
+    ["for another audience", () => bearer("mallory", { aud: "another-api" }), 401, "invalid_token"],
+    [
+      "signed by another key",
+      async () =>
+        `Bearer ${await signToken(otherKey, {
+          iss: API_AUTH_DEFAULTS.issuer,
+          aud: API_AUTH_DEFAULTS.audience,
+          extra: { sub: "mallory" },
+        })}`,
+      401,
+      "invalid_token",
+    ],
+  ];
+  for (const [what, authorization, status, code] of refused) {
+    test(`${what}: ${status} ${code} on every route that starts work, and nothing is started`, async () => {
+      const run = crypto.randomUUID();
+      const as = { authorization: await authorization() };
+      const answers = [
+        await post(
+          "/jobs",
+          JSON.stringify({ order_id: `tok-${run}`, items: [{ sku: "sku-1", qty: 1 }] }),
+          as,
+        ),
+        await post(`/orders/tok-${run}/approve-and-ship`, "", as),
+        await post("/users/mallory/orders", JSON.stringify({ cart: [{ sku: "sku-1", qty: 1 }] }), {
+          ...as,
+          "idempotency-key": run,
+        }),
+        await post("/price-quote", JSON.stringify({ sku: "sku-1", qty: 1 }), as),
+      ];
+      for (const res of answers) {
+        expect(res.status).toBe(status);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code);
+      }
+      for (const id of [`order:tok-${run}`, `ship:tok-${run}`, `checkout:mallory:${run}`])
+        expect((await get(`/jobs/${id}`)).status).toBe(404);
+    });
+  }
+
+  test("for another user: 403 on that user's routes, and nothing is placed", async () => {
+    const run = crypto.randomUUID();
+    const as = { authorization: await bearer("mallory") };
+    const place = await post("/users/alice/orders", JSON.stringify({ cart: [{ sku: "sku-1", qty: 1 }] }), {
+      ...as,
+      "idempotency-key": run,
+    });
+    expect(place.status).toBe(403);
+    expect(((await place.json()) as { error: { code: string } }).error.code).toBe("forbidden");
+    const list = await fetch(`${api()}/users/alice/orders`, { headers: as });
+    expect(list.status).toBe(403);
+    expect((await get(`/jobs/checkout:alice:${run}`)).status).toBe(404);
+  });
+
+  test("another caller's job is not shown, and an operator's token shows it", async () => {
+    const run = crypto.randomUUID();
+    const owner = { authorization: await bearer("alice") };
+    expect(
+      (
+        await post(
+          "/jobs",
+          JSON.stringify({ order_id: `own-${run}`, items: [{ sku: "sku-1", qty: 1 }] }),
+          owner,
+        )
+      ).status,
+    ).toBe(202);
+    const other = await fetch(`${api()}/jobs/order:own-${run}`, {
+      headers: { authorization: await bearer("mallory") },
+    });
+    expect(other.status).toBe(404);
+    expect((await get(`/jobs/order:own-${run}`)).status).toBe(200);
   });
 });
 
@@ -177,6 +266,7 @@ describe("requests in flight", () => {
       await using capped = await startSystem({
         mode: "colocated",
         apiPort: 0,
+        apiAuth: TEST_API_AUTH,
         apiEnv: { MAX_REQUESTS_IN_FLIGHT: "5", BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS) },
       });
       // Ten bodies trickle in: five are admitted and hold every slot, five are refused at once.

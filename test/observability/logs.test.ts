@@ -14,7 +14,8 @@ import { loadConfig, targetsFor } from "../../src/config.ts";
 import { makeDeps } from "../../src/deps.ts";
 import { Db, Orders, Pricing } from "../../src/functions.ts";
 import { createLogger } from "../../src/observability/logger.ts";
-import { call, jobDone } from "../support/http.ts";
+import { TEST_API_AUTH } from "../support/api-auth.ts";
+import { call, jobDone, withAuthorization } from "../support/http.ts";
 import { E2E_TIMEOUT, runId } from "../support/processes.ts";
 import { TEST_SECRET } from "../support/secrets.ts";
 
@@ -36,6 +37,7 @@ describe("request and function logs across real processes", () => {
       workers: { "order-workers": 1, "pricing-workers": 1, db: 1 },
       sandbox: { webhookDelayMs: 20 },
       webhookSecret: TEST_SECRET,
+      apiAuth: TEST_API_AUTH,
     });
   }, E2E_TIMEOUT);
   afterAll(() => system?.stop(), E2E_TIMEOUT);
@@ -70,7 +72,10 @@ describe("request and function logs across real processes", () => {
       const orderId = `log-${runId()}`;
       const res = await fetch(`${system.apiUrl}/jobs`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-request-id": requestId },
+        headers: await withAuthorization("/jobs", {
+          "content-type": "application/json",
+          "x-request-id": requestId,
+        }),
         body: JSON.stringify({ order_id: orderId, items: [{ sku: "sku-1", qty: 1 }] }),
       });
       expect(res.status).toBe(202);
@@ -124,7 +129,7 @@ describe("request and function logs across real processes", () => {
   test("a request without a usable x-request-id gets a new one, echoed and logged", async () => {
     for (const sent of [undefined, "has spaces in it"]) {
       const res = await fetch(`${system.apiUrl}/jobs/order:no-such-${runId()}`, {
-        headers: sent ? { "x-request-id": sent } : {},
+        headers: await withAuthorization("/jobs", sent ? { "x-request-id": sent } : {}),
       });
       expect(res.status).toBe(404);
       const requestId = res.headers.get("x-request-id") as string;

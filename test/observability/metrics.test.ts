@@ -19,6 +19,7 @@ import {
 import { type Scrape, scrape, total } from "../../harness/load/prometheus.ts";
 import type { WorkerProcess } from "../../harness/service.ts";
 import { Db, Orders, Pricing } from "../../src/functions.ts";
+import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { call, jobDone } from "../support/http.ts";
 import { E2E_TIMEOUT, runId } from "../support/processes.ts";
 import { TEST_SECRET, WRONG_SECRET } from "../support/secrets.ts";
@@ -47,6 +48,7 @@ function metricsSuite(runtime: ApiRuntime) {
         workers: { "order-workers": 1, "pricing-workers": 1, db: 1 },
         sandbox: { webhookDelayMs: 20 },
         webhookSecret: TEST_SECRET,
+        apiAuth: TEST_API_AUTH,
         apiRuntime: runtime,
         env: { METRICS_PORT: "0", RESONATE_TTL_MS: "2000" },
         // One quote waiting at a time, each taking 300 ms: a second one at once is shed.

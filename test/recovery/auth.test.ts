@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { protocolCall, type System, startSystem, waitFor } from "../../harness/index.ts";
+import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { answers200, call, jobDone, requestQuote } from "../support/http.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
 import { TEST_SECRET } from "../support/secrets.ts";
@@ -20,6 +21,7 @@ beforeAll(async () => {
     supervise: { restartDelayMs: 100 },
     sandbox: { webhookDelayMs: 50 },
     webhookSecret: TEST_SECRET,
+    apiAuth: TEST_API_AUTH,
     env: { RESONATE_TTL_MS: "1000" },
     groupEnv: { "pricing-workers": { PRICING_DELAY_MS: "1500" } },
   });
