@@ -1,4 +1,4 @@
-import type { Change, EnginePromise, EngineTask } from "./engine-types.ts";
+import type { Change, EnginePromise, EngineSchedule, EngineTask } from "./engine-types.ts";
 import { Engine } from "./engine-types.ts";
 
 /** The engine's own methods that the indexes below replace or wrap. */
@@ -17,6 +17,7 @@ interface Internals {
   preload(promiseId: string): unknown[];
   toPromiseRecord(p: EnginePromise): unknown;
   toTaskRecord(t: EngineTask): unknown;
+  toScheduleRecord(s: EngineSchedule): unknown;
 }
 
 type Timeout = { id: string; timeout: number; type?: 0 | 1 };
@@ -155,6 +156,21 @@ export class IndexedEngine extends Engine {
       this.#byAwaiter.delete(promiseId);
       return changes;
     };
+    // The engine finds a schedule's next run by a pass over every schedule's timeout.
+    self.toScheduleRecord = (s) => {
+      const record: Record<string, unknown> = {
+        id: s.id,
+        cron: s.cron,
+        promiseId: s.promiseId,
+        promiseTimeout: s.promiseTimeout,
+        promiseParam: s.promiseParam,
+        promiseTags: s.promiseTags,
+        createdAt: s.createdAt,
+        nextRunAt: timeouts.s.get(s.id)?.timeout,
+      };
+      if (s.lastRunAt != null) record.lastRunAt = s.lastRunAt;
+      return record;
+    };
     self.preload = (promiseId) => {
       const branch = self.promises.get(promiseId)?.tags["resonate:branch"];
       if (!branch) return [];
@@ -175,6 +191,31 @@ export class IndexedEngine extends Engine {
   /** A task as the protocol's answers show it. */
   taskRecord(t: EngineTask): unknown {
     return (this as unknown as Internals).toTaskRecord(t);
+  }
+
+  /** A schedule as the protocol's answers show it. */
+  scheduleRecord(s: EngineSchedule): unknown {
+    return (this as unknown as Internals).toScheduleRecord(s);
+  }
+
+  /** The promises held in memory, without reading any back. */
+  residentPromises(): IterableIterator<EnginePromise> {
+    return (this as unknown as Internals).promises.values();
+  }
+
+  /** The tasks held in memory, without reading any back. */
+  residentTasks(): IterableIterator<EngineTask> {
+    return (this as unknown as Internals).tasks.values();
+  }
+
+  /** Whether the promise with this id is held in memory (a lookup that reads nothing back). */
+  isResidentPromise(id: string): boolean {
+    return (this as unknown as { promises: ResidentMap<EnginePromise> }).promises.resident(id) !== undefined;
+  }
+
+  /** Whether the task with this id is held in memory (a lookup that reads nothing back). */
+  isResidentTask(id: string): boolean {
+    return (this as unknown as { tasks: ResidentMap<EngineTask> }).tasks.resident(id) !== undefined;
   }
 
   /** Promises and tasks held in memory. */

@@ -6,6 +6,7 @@ import { isRequest } from "./engine-types.ts";
 import { Hub } from "./hub.ts";
 import { CommitLog, DEFAULT_SYNCHRONOUS, type Synchronous } from "./log.ts";
 import type { ServerMetrics } from "./metrics.ts";
+import { type NumberSources, parseKeepingNumbers, parseSearch, SEARCH_KINDS, search } from "./search.ts";
 import { ColdStore, commitOps, type OutboxEntry, outboxEntry, recover, type StoreOp } from "./store.ts";
 import { PROTOCOL_VERSION, validateData, validateEnvelope, validateKind } from "./validate.ts";
 
@@ -219,33 +220,81 @@ export class ProtocolServer {
     } catch (error) {
       return this.#error(400, undefined, `Invalid request envelope: ${(error as Error).message}`);
     }
+    // A search's data is read as serde reads it, which tells `10` from `10.0`: parsed again keeping
+    // each number's text (searches are rare; every other request is parsed once).
+    let sources: NumberSources | undefined;
+    const kind =
+      typeof parsed === "object" && parsed !== null ? (parsed as { kind?: unknown }).kind : undefined;
+    if (typeof kind === "string" && SEARCH_KINDS.has(kind)) {
+      const kept = parseKeepingNumbers(raw);
+      if (kept.invalid) return this.#error(400, undefined, kept.invalid);
+      parsed = kept.value;
+      sources = kept.sources;
+    }
     const invalid = validateEnvelope(parsed);
     if (invalid) return this.#error(invalid.status, parsed, invalid.message);
     const envelope = parsed as {
       kind: string;
-      head: { auth?: string | null };
+      head: { corrId: string; version: string; auth?: string | null };
       data: Record<string, unknown>;
     };
     const auth = this.#opts.auth;
     // As on the real server: authenticated once the envelope and its version are valid, before the kind and data are read.
-    if (!auth) return this.#handleValid(envelope, now);
+    if (!auth) return this.#handleValid(envelope, sources, now);
     return auth.authorize(envelope.head.auth, envelope.kind, envelope.data).then((refused) => {
       if (refused) {
         return this.#error(refused.status, parsed, refused.message);
       }
-      return this.#handleValid(envelope, now);
+      return this.#handleValid(envelope, sources, now);
     });
   }
 
   #handleValid(
-    envelope: { kind: string; data: Record<string, unknown> },
+    envelope: { kind: string; head: { corrId: string; version: string }; data: Record<string, unknown> },
+    sources: NumberSources | undefined,
     now: number,
   ): ProtocolReply | Promise<ProtocolReply> {
+    if (sources) return this.#search(envelope, sources, now);
     const invalid =
       validateKind(envelope.kind, { debug: this.#opts.debug }) ?? validateData(envelope.kind, envelope.data);
     if (invalid) return this.#error(invalid.status, envelope, invalid.message);
     if (!isRequest(envelope)) return this.#error(400, envelope, "Invalid request: malformed data");
     return this.#apply(envelope, now);
+  }
+
+  /**
+   * A search, answered from memory and from SQLite (`search.ts`). Like any
+   * read it waits for a commit under way, so it never shows what is not yet
+   * written.
+   */
+  #search(
+    req: { kind: string; head: { corrId: string; version: string }; data: Record<string, unknown> },
+    sources: NumberSources,
+    now: number,
+  ): ProtocolReply | Promise<ProtocolReply> {
+    if (this.#failed) return this.#error(503, req, "server is stopping after a storage failure");
+    const query = parseSearch(req.kind, req.data, sources);
+    if ("status" in query) return this.#error(query.status, req, query.message);
+    const data = search(req.kind, query, {
+      engine: this.#engine,
+      cold: this.#readable() ? this.#cold : undefined,
+    });
+    const { corrId, version } = req.head;
+    const reply: ProtocolReply = {
+      status: 200,
+      body: { kind: req.kind, head: { corrId, status: 200, version }, data },
+    };
+    const traceLine = this.#opts.tracePath
+      ? { kind: req.kind, now, req: req.data, res: reply.body }
+      : undefined;
+    if (!traceLine && !this.#batch) return reply;
+    return new Promise<ProtocolReply>((resolve) => {
+      const batch = this.#openBatch();
+      if (traceLine) batch.trace.push(traceLine);
+      batch.replies.push(() =>
+        resolve(this.#failed ? this.#error(500, req, "internal server error") : reply),
+      );
+    });
   }
 
   /** Settles expired promises, releases expired leases and re-offers pending tasks whose retry timeout passed. */
