@@ -41,7 +41,7 @@ export async function bootApi(): Promise<BootedApi> {
   }
   const group = "api";
   const pid = process.env.API_PID || `api-${process.pid}`;
-  const { resonate, streamOpen } = resonateClient(config, group, pid);
+  const { resonate, streamOpen, search } = resonateClient(config, group, pid);
   const log = createLogger({ level: config.logLevel, base: { service: "api", pid } });
   const metrics = new ApiMetrics();
   const closers: { close(): Promise<void> }[] = [];
@@ -50,7 +50,7 @@ export async function bootApi(): Promise<BootedApi> {
     observeFunctions(resonate, { metrics: metrics.functions, log });
     for (const g of GROUPS) closers.push(await registerGroup(resonate, g, config, targets));
   }
-  const app = createApp(makeDeps(resonate, config, targets, Date.now, { metrics, log }), {
+  const app = createApp(makeDeps(resonate, config, targets, Date.now, { metrics, log, search }), {
     webhookSecret: config.webhookSecret as string,
     auth,
     ...(config.benchRoutes ? { bench: baselineQuote() } : {}),

@@ -30,6 +30,8 @@ export interface Config {
   quoteTimeoutMs: number;
   /** Identical quote requests within one window share one quote (ms). */
   quoteValidityMs: number;
+  /** Most a client may ask `GET /jobs/:id` to wait with `Prefer: wait=<s>` (ms). */
+  jobMaxWaitMs: number;
   /** Quote requests allowed to wait at once before new ones get 503. */
   quoteMaxWaiting: number;
   /** Timeout of order, approval and checkout workflows (ms). */
@@ -99,6 +101,7 @@ export const DEFAULTS = {
   QUOTE_TIMEOUT_MS: "5000",
   QUOTE_VALIDITY_MS: "60000",
   QUOTE_MAX_WAITING: "200",
+  JOB_MAX_WAIT_MS: "60000",
   WORKFLOW_TIMEOUT_MS: "3600000",
   WORKERS_PER_GROUP: "1",
   MODE: "distributed",
@@ -236,6 +239,7 @@ export function loadConfig(env: Env = process.env): Config {
     quoteTimeoutMs: int(env, "QUOTE_TIMEOUT_MS", 1, 3_600_000),
     quoteValidityMs: int(env, "QUOTE_VALIDITY_MS", 1, 86_400_000),
     quoteMaxWaiting: int(env, "QUOTE_MAX_WAITING", 1, 1_000_000),
+    jobMaxWaitMs: int(env, "JOB_MAX_WAIT_MS", 1, 3_600_000),
     workflowTimeoutMs: int(env, "WORKFLOW_TIMEOUT_MS", 1_000, 30 * 86_400_000),
     workersPerGroup: int(env, "WORKERS_PER_GROUP", 1, 64),
     bodyLimitBytes: int(env, "BODY_LIMIT_BYTES", 1_024, 64 * 2 ** 20),

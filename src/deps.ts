@@ -8,6 +8,7 @@ import { ApiMetrics } from "./observability/metrics.ts";
 import { touchPromise } from "./observability/request-context.ts";
 import { isNotFound } from "./resonate/durable.ts";
 import { Launcher } from "./resonate/launcher.ts";
+import { type PromiseSearch, PromiseSearchError } from "./resonate/search.ts";
 
 /** What every feature's service functions get: the Resonate client, config, where functions run, a clock, caches, metrics and the logger. */
 export interface Deps {
@@ -21,6 +22,10 @@ export interface Deps {
   /** This app's metrics, on a registry of its own (`GET /metrics`). */
   metrics: ApiMetrics;
   log: Logger;
+  /** `promise.search` on the Resonate server (`GET /jobs`); the in-process network has none. */
+  search: PromiseSearch;
+  /** Wakes this process's job event streams when something about a job changed here (a cancel asked). */
+  jobSignals: JobSignals;
 }
 
 /** `metrics` defaults to a fresh registry, `log` to a logger that writes nothing (the entrypoint hands in the real one). */
@@ -29,7 +34,7 @@ export function makeDeps(
   config: Config,
   targets: Targets,
   now: () => number = Date.now,
-  observability: { metrics?: ApiMetrics; log?: Logger } = {},
+  observability: { metrics?: ApiMetrics; log?: Logger; search?: PromiseSearch } = {},
 ): Deps {
   const metrics = observability.metrics ?? new ApiMetrics();
   return {
@@ -41,7 +46,53 @@ export function makeDeps(
     approvalIds: new BoundedMap(100_000),
     metrics,
     log: observability.log ?? silentLogger(),
+    search: observability.search ?? noSearch,
+    jobSignals: new JobSignals(),
   };
+}
+
+/** What a client of the in-process network gets: no search, as the SDK's local network answers. */
+const noSearch: PromiseSearch = async () => {
+  throw new PromiseSearchError(501, "this Resonate network has no promise.search");
+};
+
+/**
+ * In-process wake-ups by job id: `wait(id, signal)` resolves at the next
+ * `notify(id)` or when `signal` aborts. A stream of a job's events waits on
+ * it besides the job's own promise, so a change made through this process
+ * (a cancel asked) reaches it at once; a change made elsewhere reaches it
+ * with the job's next durable change.
+ */
+export class JobSignals {
+  readonly #waiting = new Map<string, Set<() => void>>();
+
+  notify(id: string): void {
+    const waiters = this.#waiting.get(id);
+    if (!waiters) return;
+    this.#waiting.delete(id);
+    for (const wake of waiters) wake();
+  }
+
+  wait(id: string, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const waiters = this.#waiting.get(id) ?? new Set();
+      this.#waiting.set(id, waiters);
+      const wake = () => {
+        signal.removeEventListener("abort", wake);
+        waiters.delete(wake);
+        if (waiters.size === 0 && this.#waiting.get(id) === waiters) this.#waiting.delete(id);
+        resolve();
+      };
+      waiters.add(wake);
+      signal.addEventListener("abort", wake, { once: true });
+      if (signal.aborted) wake();
+    });
+  }
+
+  /** Ids with a waiter (for tests: nothing is left after a stream ends). */
+  get size(): number {
+    return this.#waiting.size;
+  }
 }
 
 export type PromiseRecord = Awaited<ReturnType<Resonate["promises"]["get"]>>;

@@ -131,7 +131,8 @@ export const errorHandler = new Elysia({ name: "error-handler" }).onError(
     }
     if (error instanceof ValidationError || code === "VALIDATION") {
       const v = error as ValidationError;
-      const where = v.type === "body" ? "body" : v.type;
+      // A query or path number out of range fails on its own ("property"), without its name.
+      const where = v.type === "body" ? "body" : v.type === "property" ? "parameter" : v.type;
       const details = v.all.map((e) => {
         const field = fieldName("path" in e ? String(e.path) : "") || where;
         const expected = "schema" in e ? expectation(e.schema as SchemaLike) : undefined;

@@ -6,7 +6,9 @@
  * with `rpc(ctx, Db.getPrice, [sku], opts)`. Grouped by the worker group
  * that runs them.
  */
+import type { Resonate } from "@resonatehq/sdk";
 import { durableFunction as fn } from "./resonate/contract.ts";
+import { decodeValue, encodeValue, isNotFound } from "./resonate/durable.ts";
 
 export interface LineItem {
   sku: string;
@@ -58,21 +60,53 @@ export interface PaymentOutcome {
   failure_code?: string;
 }
 
-/** What the approval webhook settles the approval promise with. */
+/**
+ * What the approval webhook settles the approval promise with; a cancel
+ * settles it with `approved: false, canceled: true` (and the request).
+ */
 export interface ApprovalDecision {
   approved: boolean;
   approver?: string;
   reason?: string;
+  canceled?: boolean;
+  requested_at?: number;
+}
+
+/** A refund the payment provider made of a whole charge. */
+export interface Refund {
+  id: string;
+  charge_id: string;
+  amount_cents: number;
+  status: string;
+}
+
+/** What a canceled workflow undid before it ended. */
+export interface Undone {
+  /** The lines whose reserved stock went back (none when nothing was reserved). */
+  released_stock: LineItem[];
+  /** The refund of a charge the provider had taken, or null when it had taken none. */
+  refund: Refund | null;
+}
+
+/** How a workflow that stopped because it was asked to ends (`GET /jobs/:id` says `canceled`). */
+export interface Canceled {
+  order_id: string;
+  status: "canceled";
+  reason?: string;
+  requested_at: number;
+  undone: Undone;
 }
 
 export type OrderResult =
   | { order_id: string; status: "completed"; total_cents: number; charge_id: string; tracking_number: string }
   | { order_id: string; status: "payment_failed"; total_cents: number; charge_id: string; reason: string }
-  | { order_id: string; status: "rejected"; reason: string };
+  | { order_id: string; status: "rejected"; reason: string }
+  | (Canceled & { total_cents: number; charge_id: string | null });
 
 export type ShipResult =
   | { order_id: string; status: "shipped"; approver?: string; tracking_number: string }
-  | { order_id: string; status: "rejected"; approver?: string; reason?: string };
+  | { order_id: string; status: "rejected"; approver?: string; reason?: string }
+  | (Canceled & { approver?: string });
 
 export type CheckoutResult = { order: OrderRow } | { error: "unknown_sku"; sku: string };
 
@@ -107,3 +141,78 @@ export const Db = {
   registerCallback: fn<[kind: string, key: string, promiseId: string], string>("register_callback"),
   findCallback: fn<[kind: string, key: string], string | null>("find_callback"),
 } as const;
+
+/**
+ * A job's cancel record, the durable promise `cancel:<job id>`. Whoever
+ * creates it first decides, because creating an id that exists returns the
+ * record already there, unchanged: the API creates it holding a cancel
+ * request; the workflow, before the one step no cancel can undo (shipping),
+ * creates it sealed. So a cancel either is seen by the workflow before it
+ * ships, or is refused as too late; never both, never neither. Both
+ * sides decide by the record's `param` (what its creator wrote), then
+ * resolve it with the same value.
+ */
+export type CancelRecord =
+  | { canceled: true; reason?: string; requested_at: number }
+  | { canceled: false; sealed: "shipping"; sealed_at: number };
+
+export type CancelRequest = Extract<CancelRecord, { canceled: true }>;
+
+/** The id of a job's cancel record (outside the job's own lineage, and not itself a job id). */
+export const cancelRecordId = (jobId: string) => `cancel:${jobId}`;
+
+/** The jobs a client may cancel: `order:` (`process_order`) and `ship:` (`approve_then_ship`). */
+export const CANCELABLE_JOB = /^(order|ship):[A-Za-z0-9_-]{1,64}$/;
+
+/** The record a promise holds, from what its creator wrote (`param`); undefined when it is no cancel record. */
+export function cancelRecordOf(promise: { param?: { data?: string } }): CancelRecord | undefined {
+  const record = decodeValue<CancelRecord>(promise.param?.data);
+  return typeof record === "object" && record !== null && typeof record.canceled === "boolean"
+    ? record
+    : undefined;
+}
+
+/** The part of a Resonate client the cancel record needs. */
+type PromiseStore = Pick<Resonate["promises"], "get" | "create" | "resolve">;
+
+/** A job's cancel record, read without writing; undefined when there is none. */
+export async function readCancelRecord(
+  promises: PromiseStore,
+  jobId: string,
+): Promise<CancelRecord | undefined> {
+  try {
+    return cancelRecordOf(await promises.get(cancelRecordId(jobId)));
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Whether a cancel was asked of the job `jobId` (never of a job that cannot be canceled). */
+export async function cancelRequested(promises: PromiseStore, jobId: string): Promise<boolean> {
+  return CANCELABLE_JOB.test(jobId) && (await readCancelRecord(promises, jobId))?.canceled === true;
+}
+
+/** Whether a workflow's result says it stopped because it was canceled. */
+export function isCanceledResult(result: unknown): result is Canceled {
+  return (result as { status?: unknown } | undefined)?.status === "canceled";
+}
+
+/**
+ * Creates a job's cancel record holding `record` unless one exists, and
+ * settles it; returns the record that won (this one, or the one there
+ * first). `timeoutAt` is the job's own: the record need not outlive it.
+ */
+export async function writeCancelRecord(
+  promises: PromiseStore,
+  jobId: string,
+  record: CancelRecord,
+  timeoutAt: number,
+): Promise<CancelRecord> {
+  const id = cancelRecordId(jobId);
+  const stored = await promises.create(id, timeoutAt, { data: encodeValue(record) });
+  const winner = cancelRecordOf(stored);
+  if (!winner) throw new Error(`promise ${id} is not a cancel record`);
+  if (stored.state === "pending") await promises.resolve(id, { data: stored.param.data });
+  return winner;
+}

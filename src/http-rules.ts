@@ -68,6 +68,7 @@ async function readLimited(request: Request, limit: number, timeoutMs: number): 
 /**
  * Rules every route keeps, whatever it does:
  * - a route that takes a body takes JSON: any other content type is a 415;
+ *   no body and no type at all is read as `{}` (then validated as any body);
  * - a body is read only up to `bodyLimitBytes` (413 past it, from
  *   `Content-Length` before anything is read, or while a chunked body
  *   arrives) and within `bodyTimeoutMs` (408, and the connection closes);
@@ -95,14 +96,15 @@ export const httpRules = (app: () => AnyElysia, limits: HttpLimits) => {
   };
   let inFlight = 0;
   const counted = new WeakSet<Request>();
-  /** The methods served at `path`, or none when no route has it. */
-  const allowed = (path: string) => [
-    ...new Set(
-      table()
-        .filter((r) => r.pattern.test(path))
-        .map((r) => r.method),
-    ),
-  ];
+  /** The methods served at `path` in alphabetical order, or none when no route has it. */
+  const allowed = (path: string) =>
+    [
+      ...new Set(
+        table()
+          .filter((r) => r.pattern.test(path))
+          .map((r) => r.method),
+      ),
+    ].sort();
   const methodNotAllowed = (method: string, path: string): HttpError | undefined => {
     const methods = allowed(path);
     if (methods.length === 0 || methods.includes(method)) return undefined;
@@ -137,6 +139,9 @@ export const httpRules = (app: () => AnyElysia, limits: HttpLimits) => {
     .onParse({ as: "global" }, async ({ request, route, contentType, server }) => {
       const entry = table().find((r) => r.path === route && r.method === request.method && r.body);
       if (!entry) return;
+      // No body at all (and no type): read as an empty object, so a body whose fields are all optional may be left out.
+      if (!contentType && (request.body === null || request.headers.get("content-length") === "0"))
+        return entry.text ? "" : {};
       if (!isJson(contentType)) {
         throw new HttpError(
           415,

@@ -47,6 +47,14 @@ export const ResponseHeaders = {
       schema: { type: "string" as const, pattern: "^[0-9]+$" },
     },
   },
+  /** The wait a `Prefer: wait` was honoured with (RFC 7240), when one was asked for. */
+  preferenceApplied: {
+    "Preference-Applied": {
+      description: "`wait=<seconds>`: the wait this answer honoured, when one was asked for",
+      required: false,
+      schema: { type: "string" as const },
+    },
+  },
 } as const;
 
 /**

@@ -15,6 +15,20 @@ export interface ChargeReceipt {
   status: string;
 }
 
+export interface RefundRequest {
+  /** `refund:<workflow id>`: a step re-run after a crash asks for the same refund and gets it back. */
+  idempotencyKey: string;
+  /** The charge to refund, in full. */
+  chargeId: string;
+}
+
+export interface RefundReceipt {
+  id: string;
+  charge: string;
+  amount_cents: number;
+  status: string;
+}
+
 export interface ShipmentReceipt {
   id: string;
   tracking_number: string;
@@ -52,6 +66,11 @@ export function paymentClient(baseUrl: string) {
         currency: req.currency,
         source: req.source,
         callback: req.callback,
+      }),
+    /** Refunds a succeeded charge in full (the provider refuses a second refund of it under another key). */
+    refund: (req: RefundRequest) =>
+      post<RefundReceipt>("payment provider", `${baseUrl}/v1/refunds`, req.idempotencyKey, {
+        charge: req.chargeId,
       }),
   };
 }

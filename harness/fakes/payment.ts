@@ -1,7 +1,14 @@
 import { Database } from "bun:sqlite";
 import { Webhook } from "standardwebhooks";
 import { jsonReply } from "../http-reply.ts";
-import { apiError, fingerprint, idempotentReply, randomId, readJsonObject } from "./http.ts";
+import {
+  apiError,
+  fingerprint,
+  type IdempotentOutcome,
+  idempotentReply,
+  randomId,
+  readJsonObject,
+} from "./http.ts";
 
 /** Options of the fake payment provider. */
 export interface PaymentProviderOptions {
@@ -29,6 +36,19 @@ export interface Charge {
   created_at: number;
 }
 
+/** A refund of a whole charge; a charge has at most one. */
+export interface Refund {
+  id: string;
+  idempotency_key: string;
+  /** The charge refunded. */
+  charge: string;
+  order_id: string;
+  amount_cents: number;
+  currency: string;
+  status: "succeeded";
+  created_at: number;
+}
+
 /** A test card that is always declined, as at real providers. */
 export const DECLINED_SOURCE = "tok_chargeDeclined";
 
@@ -41,13 +61,20 @@ CREATE TABLE IF NOT EXISTS events (
   id TEXT PRIMARY KEY, type TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, last_status INTEGER);
 CREATE INDEX IF NOT EXISTS events_due ON events (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS refunds (
+  id TEXT PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE, fingerprint TEXT NOT NULL, charge TEXT NOT NULL UNIQUE,
+  order_id TEXT NOT NULL, amount_cents INTEGER NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS held_orders (order_id TEXT PRIMARY KEY);
 `;
 
 /**
  * A payment provider that behaves like a real one: idempotency keys (the
- * same key returns the same charge, a different body under a used key is
- * refused), a ledger in SQLite, and signed webhooks delivered after a delay
- * and retried with backoff until the receiver answers 2xx.
+ * same key returns the same charge or refund, a different body under a used
+ * key is refused), full refunds of succeeded charges, once each, a ledger in
+ * SQLite, and signed webhooks delivered after a delay and retried with
+ * backoff until the receiver answers 2xx. A test can hold an order's
+ * webhooks back (`holdWebhooks`), from any process that opens the ledger.
  */
 export class PaymentProvider {
   /** Where webhooks go; may be changed while running (e.g. once the API's port is known). */
@@ -66,11 +93,20 @@ export class PaymentProvider {
     this.#webhook = new Webhook(opts.webhookSecret);
   }
 
-  /** The provider's HTTP API: `POST /v1/charges`, `GET /v1/charges/:id`, `GET /v1/charges?order_id=`. */
+  /**
+   * The provider's HTTP API: `POST /v1/charges`, `GET /v1/charges/:id`,
+   * `GET /v1/charges?order_id=`, `POST /v1/refunds` (`{charge}`),
+   * `GET /v1/refunds?order_id=`.
+   */
   fetch = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
     const path = url.pathname.replace(/^.*?\/v1\//, "/v1/");
     if (req.method === "POST" && path === "/v1/charges") return this.#createCharge(req);
+    if (req.method === "POST" && path === "/v1/refunds") return this.#createRefund(req);
+    if (req.method === "GET" && path === "/v1/refunds") {
+      const orderId = url.searchParams.get("order_id");
+      return jsonReply(200, { data: orderId ? this.refundsFor(orderId) : this.refunds() });
+    }
     if (req.method === "GET" && path === "/v1/charges") {
       const orderId = url.searchParams.get("order_id");
       return jsonReply(200, { data: orderId ? this.chargesFor(orderId) : this.charges() });
@@ -160,6 +196,95 @@ export class PaymentProvider {
   }
 
   /**
+   * Refunds a charge in full, as Stripe's `POST /v1/refunds` does: the same
+   * Idempotency-Key returns the same refund (a different body under it is a
+   * 422), only a succeeded charge can be refunded, and only once (a second
+   * refund under another key is a 400 `charge_already_refunded`).
+   */
+  async #createRefund(req: Request): Promise<Response> {
+    const key = req.headers.get("idempotency-key");
+    if (!key) return apiError(400, "invalid_request", "Idempotency-Key header is required");
+    const body = await readJsonObject(req);
+    if (typeof body === "string") return apiError(400, "invalid_request", body);
+    if (typeof body.charge !== "string" || body.charge === "")
+      return apiError(400, "invalid_request", "charge is required");
+    const chargeId = body.charge;
+    const print = fingerprint(body);
+    const outcome = this.#db.transaction((): IdempotentOutcome<Refund> | { refused: Response } => {
+      const existing = this.#db
+        .query<Refund & { fingerprint: string }, [string]>("SELECT * FROM refunds WHERE idempotency_key = ?")
+        .get(key);
+      if (existing)
+        return existing.fingerprint === print ? { replay: strip(existing) } : { conflict: true as const };
+      const charge = this.#db.query<Charge, [string]>("SELECT * FROM charges WHERE id = ?").get(chargeId);
+      if (!charge) return { refused: apiError(404, "resource_missing", `No such charge: ${chargeId}`) };
+      if (charge.status !== "succeeded")
+        return {
+          refused: apiError(
+            400,
+            "charge_not_refundable",
+            `Charge ${chargeId} is ${charge.status}: only a succeeded charge can be refunded`,
+          ),
+        };
+      const earlier = this.#db
+        .query<{ id: string }, [string]>("SELECT id FROM refunds WHERE charge = ?")
+        .get(chargeId);
+      if (earlier)
+        return {
+          refused: apiError(
+            400,
+            "charge_already_refunded",
+            `Charge ${chargeId} has already been refunded (${earlier.id})`,
+          ),
+        };
+      const refund: Refund = {
+        id: randomId("re"),
+        idempotency_key: key,
+        charge: chargeId,
+        order_id: charge.order_id,
+        amount_cents: charge.amount_cents,
+        currency: charge.currency,
+        status: "succeeded",
+        created_at: Date.now(),
+      };
+      this.#db
+        .query(
+          `INSERT INTO refunds (id, idempotency_key, fingerprint, charge, order_id, amount_cents, currency, status, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          refund.id,
+          key,
+          print,
+          refund.charge,
+          refund.order_id,
+          refund.amount_cents,
+          refund.currency,
+          refund.status,
+          refund.created_at,
+        );
+      return { created: refund };
+    })();
+    if ("refused" in outcome) return outcome.refused;
+    return idempotentReply(key, outcome, 200);
+  }
+
+  /**
+   * Holds back the webhooks of `orderId`'s charges (made or still to be
+   * made) until `releaseWebhooks`: a test can then act while the workflow
+   * waits for one. Kept in the ledger, so a hold set through one instance
+   * holds the deliveries of every instance on the same file.
+   */
+  holdWebhooks(orderId: string): void {
+    this.#db.query("INSERT INTO held_orders (order_id) VALUES (?) ON CONFLICT DO NOTHING").run(orderId);
+  }
+
+  /** Lets `orderId`'s held webhooks go: they are sent at the next delivery round. */
+  releaseWebhooks(orderId: string): void {
+    this.#db.query("DELETE FROM held_orders WHERE order_id = ?").run(orderId);
+  }
+
+  /**
    * Sends every webhook that is due; failures are retried with exponential
    * backoff. `copies` sends each event that many times at once (duplicate and
    * concurrent deliveries); `shuffle` sends the batch in a random order.
@@ -168,7 +293,10 @@ export class PaymentProvider {
   async deliverDue(opts: { now?: number; copies?: number; shuffle?: () => number } = {}): Promise<number> {
     const due = this.#db
       .query<{ id: string; payload: string; attempts: number }, [number]>(
-        "SELECT id, payload, attempts FROM events WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50",
+        `SELECT id, payload, attempts FROM events
+         WHERE status = 'pending' AND next_attempt_at <= ?
+           AND json_extract(payload, '$.data.order_id') NOT IN (SELECT order_id FROM held_orders)
+         ORDER BY next_attempt_at LIMIT 50`,
       )
       .all(opts.now ?? Date.now());
     if (opts.shuffle) {
@@ -251,6 +379,17 @@ export class PaymentProvider {
   chargesFor(orderId: string): Charge[] {
     return this.#db
       .query<Charge, [string]>("SELECT * FROM charges WHERE order_id = ? ORDER BY created_at")
+      .all(orderId)
+      .map(strip);
+  }
+
+  refunds(): Refund[] {
+    return this.#db.query<Refund, []>("SELECT * FROM refunds ORDER BY created_at").all().map(strip);
+  }
+
+  refundsFor(orderId: string): Refund[] {
+    return this.#db
+      .query<Refund, [string]>("SELECT * FROM refunds WHERE order_id = ? ORDER BY created_at")
       .all(orderId)
       .map(strip);
   }

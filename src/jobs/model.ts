@@ -16,6 +16,22 @@ export const JobModels = {
   }),
   started: t.Object({ job_id: t.String(), status: t.Literal("started") }),
   jobParams: t.Object({ id: Text({ minLength: 1, maxLength: 300 }) }),
+  waitHeaders: t.Object({
+    prefer: t.Optional(
+      t.String({
+        description: "`wait=<seconds>` (RFC 7240): wait for the job to settle, up to JOB_MAX_WAIT_MS",
+      }),
+    ),
+  }),
+  eventHeaders: t.Object({
+    "last-event-id": t.Optional(
+      t.String({
+        description: "the id of the last event received: only later ones are sent",
+        examples: ["1"],
+      }),
+    ),
+  }),
+  events: t.String({ description: "text/event-stream" }),
   job: t.Object({
     job_id: t.String(),
     status: t.Union([
@@ -24,11 +40,64 @@ export const JobModels = {
       t.Literal("failed"),
       t.Literal("timed_out"),
       t.Literal("canceled"),
+      t.Literal("canceling"),
     ]),
     result: t.Optional(t.Unknown()),
     reason: t.Optional(t.String()),
   }),
+  cancel: t.Object({
+    reason: t.Optional(
+      Text({
+        minLength: 1,
+        maxLength: 200,
+        description: "why; kept with the job",
+        examples: ["customer asked"],
+      }),
+    ),
+  }),
+  canceling: t.Object({ job_id: t.String(), status: t.Literal("canceling") }),
+  canceled: t.Object({ job_id: t.String(), status: t.Literal("canceled") }),
 } as const;
 
+/** `GET /jobs`: its query, and a page of jobs. */
+export const JobListModels = {
+  query: t.Object({
+    // Literals, not t.UnionEnum: Elysia fills an absent query UnionEnum with its first value.
+    state: t.Optional(
+      t.Union(
+        [
+          t.Literal("running"),
+          t.Literal("done"),
+          t.Literal("failed"),
+          t.Literal("canceled"),
+          t.Literal("timed_out"),
+        ],
+        { description: "only jobs in this state (running includes those being canceled)" },
+      ),
+    ),
+    kind: t.Optional(
+      t.Union([t.Literal("order"), t.Literal("approval"), t.Literal("checkout")], {
+        description: "only jobs of this kind",
+      }),
+    ),
+    limit: t.Optional(
+      t.Integer({ minimum: 1, maximum: 100, description: "most jobs on the page (20 when absent)" }),
+    ),
+    cursor: t.Optional(
+      Text({
+        minLength: 1,
+        maxLength: 2048,
+        description: "next_cursor of the previous page, with the same filters",
+      }),
+    ),
+  }),
+  page: t.Object({
+    jobs: t.Array(JobModels.job),
+    next_cursor: t.Optional(t.String({ description: "absent on the last page" })),
+  }),
+} as const;
+
+export type JobListQuery = typeof JobListModels.query.static;
 export type SubmitJob = typeof JobModels.submit.static;
+export type CancelJob = typeof JobModels.cancel.static;
 export type Job = typeof JobModels.job.static;

@@ -1,7 +1,7 @@
 import type { Caller } from "../auth/service.ts";
 import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
 import { conflict, errorMessage, notFound } from "../errors.ts";
-import { Orders } from "../functions.ts";
+import { cancelRequested, isCanceledResult, Orders } from "../functions.ts";
 import { decodeValue, jobStatus, type PromiseState } from "../resonate/durable.ts";
 import type { Job, SubmitJob } from "./model.ts";
 
@@ -54,12 +54,27 @@ export async function submitJob(deps: Deps, req: SubmitJob, caller: Caller): Pro
   return id;
 }
 
-/** Reads a job without waiting: running, done (+result), failed (+reason), timed_out or canceled. */
+/**
+ * Reads a job without waiting: running (canceling once a cancel was asked),
+ * done (+result), canceled (+result, and the reason given, when its
+ * workflow stopped on a cancel), failed (+reason), timed_out or canceled.
+ */
 export async function getJob(deps: Deps, id: string, caller: Caller): Promise<Job> {
-  const promise = await readJob(deps, id, caller);
+  return jobOf(deps, id, await readJob(deps, id, caller));
+}
+
+/** The job whose root promise is `promise`, as `GET /jobs/:id` shows it. */
+export async function jobOf(deps: Deps, id: string, promise: PromiseRecord): Promise<Job> {
   const status = jobStatus(promise.state as PromiseState);
-  if (status === "done") return { job_id: id, status, result: decodeValue(promise.value?.data) };
+  if (status === "done") {
+    const result = decodeValue(promise.value?.data);
+    if (!isCanceledResult(result)) return { job_id: id, status, result };
+    const reason = result.reason === undefined ? {} : { reason: result.reason };
+    return { job_id: id, status: "canceled", ...reason, result };
+  }
   if (status === "failed")
     return { job_id: id, status, reason: errorMessage(decodeValue(promise.value?.data)) };
+  if (status === "running" && (await cancelRequested(deps.resonate.promises, id)))
+    return { job_id: id, status: "canceling" };
   return { job_id: id, status };
 }

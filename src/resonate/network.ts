@@ -12,6 +12,7 @@ import {
 import type { Config } from "../config.ts";
 import { useFastEncoder } from "./codec.ts";
 import type { EventStream } from "./http-client.ts";
+import { type PromiseSearch, promiseSearch } from "./search.ts";
 import { HeartbeatingNetwork } from "./task-leases.ts";
 import { defaultTransport, type Transport } from "./transport.ts";
 
@@ -43,6 +44,7 @@ export function resonateClient(
   return {
     resonate: withFastEncoder(new Resonate({ network, group, pid, ttl })),
     streamOpen: inner instanceof SocketNetwork ? inner.opened : Promise.resolve(),
+    search: promiseSearch(network),
   };
 }
 
@@ -56,6 +58,8 @@ export interface ResonateClient {
    * registers its listener again), so a process reports ready after this.
    */
   streamOpen: Promise<void>;
+  /** `promise.search` through the same network (the in-process one answers 501). */
+  search: PromiseSearch;
 }
 
 function withFastEncoder(resonate: Resonate): Resonate {

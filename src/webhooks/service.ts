@@ -3,12 +3,12 @@ import { Value } from "@sinclair/typebox/value";
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
 import { type Deps, readPromise } from "../deps.ts";
 import { conflict, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
-import { Db } from "../functions.ts";
 import { jobId } from "../jobs/service.ts";
 import type { DeliveryOutcome } from "../observability/metrics.ts";
 import { touchPromise, touchWorkflow } from "../observability/request-context.ts";
 import { shipJobId } from "../orders/service.ts";
 import { decodeValue, encodeValue, isNotFound } from "../resonate/durable.ts";
+import { approvalPromiseId } from "./approval.ts";
 import type { Accepted, ApprovalWebhook, PaymentWebhook } from "./model.ts";
 
 /** The webhooks this API takes, as `webhook_deliveries_total` names them: `/webhooks/<name>…`. */
@@ -100,8 +100,8 @@ export function parseBody<T>(schema: TSchema, raw: string): T {
  * Settles `promiseId` with `value` unless it is already settled. The value
  * carries the delivery's `webhook-id`, so whichever delivery's settle won a
  * race is known: any other delivery that agrees with it is a duplicate
- * (200); one that contradicts it, or a promise that timed out or was
- * canceled, is a 409.
+ * (200); one that contradicts it, or a promise that timed out, was
+ * canceled or was settled by a cancel of its job, is a 409.
  */
 async function settleOnce<T extends { webhook_id: string }>(
   deps: Deps,
@@ -117,26 +117,16 @@ async function settleOnce<T extends { webhook_id: string }>(
     throw conflict(`promise ${promiseId} is no longer waiting (${record.state})`);
   }
   const stored = decodeValue<T>(record.value?.data);
+  // A cancel settled it (or took its place, see `claimApprovalPromise`): whatever the delivery says, it came too late.
+  if ((stored as { canceled?: unknown } | undefined)?.canceled === true) {
+    throw conflict(`promise ${promiseId} was settled by a cancel of the job`, { settled_with: stored });
+  }
   if (stored === undefined || !agrees(stored)) {
     throw conflict(`promise ${promiseId} was already settled with a different outcome`, {
       settled_with: stored,
     });
   }
   return stored.webhook_id !== value.webhook_id;
-}
-
-async function approvalPromiseId(deps: Deps, orderId: string): Promise<string | null> {
-  const cached = deps.approvalIds.get(orderId);
-  if (cached) return cached;
-  const handle = await deps.launcher.begin(
-    Db.findCallback,
-    `lookup:approval:${orderId}:${crypto.randomUUID()}`,
-    ["approval", orderId],
-    { target: deps.targets.db, timeout: 10_000 },
-  );
-  const id = await handle.result();
-  if (id) deps.approvalIds.set(orderId, id);
-  return id;
 }
 
 /** The approval webhook: find the order's approval promise and settle it with the decision. */

@@ -31,7 +31,7 @@ type Operation = {
 type Document = {
   openapi: string;
   paths: Record<string, Record<string, Operation>>;
-  components: { schemas: Record<string, unknown> };
+  components: { schemas: Record<string, unknown>; securitySchemes?: Record<string, Record<string, unknown>> };
 };
 
 let api: Awaited<ReturnType<typeof startColocatedApi>>;
@@ -105,12 +105,39 @@ describe("the OpenAPI document", () => {
   });
 
   test("declares every status each route answers", () => {
-    expect(statuses("/jobs", "post")).toEqual(["202", "400", "408", "409", "413", "415", "422", "503"]);
-    expect(statuses("/jobs/{id}", "get")).toEqual(["200", "404", "422", "503"]);
+    // 401 wherever callers are checked; 403 where a route checks who they are (a user's own routes).
+    expect(statuses("/jobs", "post")).toEqual([
+      "202",
+      "400",
+      "401",
+      "408",
+      "409",
+      "413",
+      "415",
+      "422",
+      "503",
+    ]);
+    expect(statuses("/jobs", "get")).toEqual(["200", "400", "401", "422", "501", "503"]);
+    expect(statuses("/jobs/{id}", "get")).toEqual(["200", "401", "404", "422", "503"]);
+    expect(statuses("/jobs/{id}/events", "get")).toEqual(["200", "401", "404", "422", "503"]);
+    expect(statuses("/jobs/{id}/cancel", "post")).toEqual([
+      "200",
+      "202",
+      "400",
+      "401",
+      "404",
+      "408",
+      "409",
+      "413",
+      "415",
+      "422",
+      "503",
+    ]);
     expect(statuses("/price-quote", "post")).toEqual([
       "200",
       "202",
       "400",
+      "401",
       "408",
       "413",
       "415",
@@ -118,18 +145,29 @@ describe("the OpenAPI document", () => {
       "503",
       "504",
     ]);
-    expect(statuses("/price-quote/{quote_id}", "get")).toEqual(["200", "202", "404", "422", "503", "504"]);
+    expect(statuses("/price-quote/{quote_id}", "get")).toEqual([
+      "200",
+      "202",
+      "401",
+      "404",
+      "422",
+      "503",
+      "504",
+    ]);
     expect(statuses("/users/{id}/orders", "post")).toEqual([
       "201",
       "202",
       "400",
+      "401",
+      "403",
       "408",
       "413",
       "415",
       "422",
       "503",
     ]);
-    expect(statuses("/orders/{id}/approve-and-ship", "post")).toEqual(["202", "409", "422", "503"]);
+    expect(statuses("/users/{id}/orders", "get")).toEqual(["200", "401", "403", "422", "503"]);
+    expect(statuses("/orders/{id}/approve-and-ship", "post")).toEqual(["202", "401", "409", "422", "503"]);
     for (const path of ["/webhooks/payment", "/webhooks/approval/{id}"]) {
       expect(statuses(path, "post")).toEqual([
         "200",
@@ -151,11 +189,28 @@ describe("the OpenAPI document", () => {
     }
   });
 
+  test("declares the bearer scheme on every route that checks callers, and on no other", () => {
+    expect(document.components.securitySchemes?.bearer).toMatchObject({
+      type: "http",
+      scheme: "bearer",
+      bearerFormat: "JWT",
+    });
+    const open = ["/healthz", "/readyz", "/webhooks/payment", "/webhooks/approval/{id}"];
+    for (const { path, method, op } of operations()) {
+      const security = (op as { security?: unknown }).security;
+      if (open.includes(path)) expect([path, security]).toEqual([path, undefined]);
+      else {
+        expect([path, method, security]).toEqual([path, method, [{ bearer: [] }]]);
+        expect(op.responses["401"]?.headers).toHaveProperty("WWW-Authenticate");
+      }
+    }
+  });
+
   test("offers only application/json request bodies, the webhooks' with their JSON schema", () => {
     const bodies = Object.values(document.paths).flatMap((methods) =>
       Object.values(methods).flatMap((op) => (op.requestBody ? [Object.keys(op.requestBody.content)] : [])),
     );
-    expect(bodies.length).toBe(5);
+    expect(bodies.length).toBe(6);
     for (const types of bodies) expect(types).toEqual(["application/json"]);
     expect(operation("/webhooks/payment", "post").requestBody?.content["application/json"]?.schema).toEqual({
       $ref: "#/components/schemas/PaymentWebhook",
@@ -346,7 +401,7 @@ describe("the rules the document states", () => {
 
   test.each([
     ["TRACE", "/healthz", "GET"],
-    ["PUT", "/jobs", "POST"],
+    ["PUT", "/jobs", "GET, POST"],
     ["DELETE", "/jobs/order:o1", "GET"],
     ["PATCH", "/price-quote", "POST"],
     ["GET", "/webhooks/payment", "POST"],

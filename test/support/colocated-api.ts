@@ -51,7 +51,8 @@ export async function startColocatedApi(env: Record<string, string> = {}) {
     scope.defer(() => resonate.stop());
     for (const g of GROUPS) closers.push(await registerGroup(resonate, g, config, targets));
     const quoteGate = new WaitGate(config.quoteMaxWaiting);
-    const app: App = createApp(makeDeps(resonate, config, targets), {
+    const deps = makeDeps(resonate, config, targets);
+    const app: App = createApp(deps, {
       webhookSecret: TEST_SECRET,
       auth: await callerAuth(config.auth),
       quoteGate,
@@ -69,7 +70,7 @@ export async function startColocatedApi(env: Record<string, string> = {}) {
       app.handle(
         new Request(`http://api.test${path}`, jsonInit(method, body, await withAuthorization(path, headers))),
       );
-    return { app, config, sandbox, resonate, quoteGate, request, stop, [Symbol.asyncDispose]: stop };
+    return { app, deps, config, sandbox, resonate, quoteGate, request, stop, [Symbol.asyncDispose]: stop };
   } catch (error) {
     await stop();
     throw error;

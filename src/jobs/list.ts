@@ -1,0 +1,104 @@
+import type { Caller } from "../auth/service.ts";
+import type { Deps } from "../deps.ts";
+import { HttpError } from "../errors.ts";
+import { PromiseSearchError, type PromiseSearchQuery, type PromiseSearchState } from "../resonate/search.ts";
+import type { Job, JobListQuery } from "./model.ts";
+import { jobOf, visibleTo } from "./service.ts";
+
+/** The search state that holds a job status (`canceled` spans two: a workflow that stopped on a cancel resolves). */
+const SEARCH_STATE: Record<string, PromiseSearchState | undefined> = {
+  running: "pending",
+  done: "resolved",
+  failed: "rejected",
+  timed_out: "rejected_timedout",
+  canceled: undefined,
+};
+
+/** Search pages one request may read while it filters (a page of `canceled` may hold few). */
+const MAX_SEARCH_PAGES = 5;
+
+export const LIST_DEFAULTS = { limit: 20, maxLimit: 100 } as const;
+
+/** What a cursor holds: the server's cursor, bound to the query it continues. */
+interface Cursor {
+  /** The Resonate server's cursor. */
+  r: string;
+  /** The query it belongs to: state, kind, owner filter. */
+  q: string;
+}
+
+const queryKey = (q: JobListQuery, caller: Caller) =>
+  `${q.state ?? ""}|${q.kind ?? ""}|${caller.operator ? "*" : caller.sub}`;
+
+function encodeCursor(cursor: Cursor): string {
+  return Buffer.from(JSON.stringify(cursor), "utf8").toString("base64url");
+}
+
+function decodeCursor(raw: string, key: string): string {
+  let cursor: Partial<Cursor> | undefined;
+  try {
+    cursor = JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) as Partial<Cursor>;
+  } catch {
+    cursor = undefined;
+  }
+  if (typeof cursor?.r !== "string" || typeof cursor.q !== "string")
+    throw new HttpError(400, "invalid_cursor", "cursor is not one this API handed out");
+  if (cursor.q !== key)
+    throw new HttpError(
+      400,
+      "invalid_cursor",
+      "cursor belongs to a list with other filters (or another caller)",
+    );
+  return cursor.r;
+}
+
+/**
+ * A page of the caller's jobs (every caller's for an operator), through the
+ * Resonate server's `promise.search` by the tags jobs are started with, in
+ * the server's order (ascending job id). A status that is not one search
+ * state is filtered here, reading at most `MAX_SEARCH_PAGES` server pages;
+ * a page may then hold fewer than `limit` jobs and still have a cursor.
+ */
+export async function listJobs(
+  deps: Deps,
+  caller: Caller,
+  q: JobListQuery,
+): Promise<{ jobs: Job[]; next_cursor?: string }> {
+  const key = queryKey(q, caller);
+  const limit = q.limit ?? LIST_DEFAULTS.limit;
+  const tags: Record<string, string> = { job: "true" };
+  if (q.kind) tags["job:kind"] = q.kind;
+  if (!caller.operator) tags["job:owner"] = caller.sub;
+  const state = q.state ? SEARCH_STATE[q.state] : undefined;
+  let cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor, key);
+  const jobs: Job[] = [];
+  for (let page = 0; page < MAX_SEARCH_PAGES && jobs.length < limit; page++) {
+    const query: PromiseSearchQuery = { tags, limit: limit - jobs.length };
+    if (state) query.state = state;
+    if (cursor !== undefined) query.cursor = cursor;
+    let found: Awaited<ReturnType<Deps["search"]>>;
+    try {
+      found = await deps.search(query);
+    } catch (error) {
+      if (error instanceof PromiseSearchError && error.status === 501)
+        throw new HttpError(
+          501,
+          "not_implemented",
+          "the Resonate server this API uses cannot search promises",
+        );
+      if (error instanceof PromiseSearchError && error.status === 400)
+        throw new HttpError(400, "invalid_cursor", "cursor is not one this API handed out");
+      throw error;
+    }
+    for (const promise of found.promises) {
+      if (!visibleTo(promise, caller)) continue;
+      const job = await jobOf(deps, promise.id, promise);
+      // A job whose cancel is asked still runs.
+      const status = job.status === "canceling" ? "running" : job.status;
+      if (q.state === undefined || status === q.state) jobs.push(job);
+    }
+    cursor = found.cursor;
+    if (cursor === undefined) break;
+  }
+  return cursor === undefined ? { jobs } : { jobs, next_cursor: encodeCursor({ r: cursor, q: key }) };
+}

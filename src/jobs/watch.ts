@@ -1,0 +1,134 @@
+import type { Caller } from "../auth/service.ts";
+import type { Deps } from "../deps.ts";
+import { cancelRequested } from "../functions.ts";
+import type { Job } from "./model.ts";
+import { getJob, jobOf, readJob } from "./service.ts";
+
+const settled = (job: Job) => job.status !== "running" && job.status !== "canceling";
+
+/**
+ * Resolves when the durable promise `id` settles (through the SDK's listener
+ * on this process's message stream, not by polling), when `wake` resolves,
+ * or when `signal` aborts; whichever is first. The SDK keeps its one
+ * subscription per promise until the promise settles; nothing of the
+ * caller's is left after this returns.
+ */
+async function untilSettled(
+  deps: Deps,
+  id: string,
+  signal: AbortSignal,
+  wake?: Promise<void>,
+): Promise<void> {
+  if (signal.aborted) return;
+  const handle = await deps.resonate.get(id);
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = resolve;
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    await Promise.race([
+      handle.result().then(
+        () => {},
+        () => {},
+      ),
+      aborted,
+      ...(wake ? [wake] : []),
+    ]);
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * `GET /jobs/:id` with `Prefer: wait=<s>`: the job as soon as it settles, or
+ * as it is when `budgetMs` runs out or the client goes away.
+ */
+export async function waitForJob(
+  deps: Deps,
+  id: string,
+  caller: Caller,
+  budgetMs: number,
+  signal: AbortSignal,
+): Promise<Job> {
+  const first = await getJob(deps, id, caller);
+  if (budgetMs <= 0 || settled(first)) return first;
+  const timeout = AbortSignal.timeout(budgetMs);
+  await untilSettled(deps, id, AbortSignal.any([signal, timeout]));
+  return signal.aborted ? first : getJob(deps, id, caller);
+}
+
+/**
+ * The statuses a job passes through, in order, each an event whose id is
+ * its place: `running` (1), `canceling` (2, once a cancel was asked), then
+ * one of `done`, `failed`, `canceled`, `timed_out` (3). They are read from
+ * what Resonate keeps (the job's promise and its cancel record), so a
+ * stream resumed with `Last-Event-ID` gets exactly the ones after it.
+ */
+async function statusEvents(deps: Deps, id: string, job: Job): Promise<{ id: number; job: Job }[]> {
+  const events: { id: number; job: Job }[] = [{ id: 1, job: { job_id: id, status: "running" } }];
+  if (job.status === "canceling" || (settled(job) && (await cancelRequested(deps.resonate.promises, id))))
+    events.push({ id: 2, job: { job_id: id, status: "canceling" } });
+  if (settled(job)) events.push({ id: 3, job });
+  return events;
+}
+
+/** A comment line every so often keeps proxies from closing a quiet stream. */
+const KEEPALIVE_MS = 15_000;
+
+/**
+ * `GET /jobs/:id/events`: a Server-Sent Events stream of the job's status
+ * changes after `lastEventId`, ending after the one that settles it. It
+ * waits on the job's promise (the SDK's listener) and on this process's
+ * job signals (a cancel asked here); it stops and lets go of both when the
+ * client goes away. Reads the job first, so an unknown or hidden job is a
+ * 404 before any stream starts.
+ */
+export async function jobEvents(
+  deps: Deps,
+  id: string,
+  caller: Caller,
+  lastEventId: number,
+  signal: AbortSignal,
+): Promise<ReadableStream<Uint8Array>> {
+  let job = await jobOf(deps, id, await readJob(deps, id, caller));
+  const encoder = new TextEncoder();
+  const stop = new AbortController();
+  const stopped = AbortSignal.any([signal, stop.signal]);
+  return new ReadableStream<Uint8Array>({
+    async start(controller) {
+      let sent = lastEventId;
+      const send = (text: string) => {
+        if (!stopped.aborted) controller.enqueue(encoder.encode(text));
+      };
+      const keepalive = setInterval(() => send(": keep-alive\n\n"), KEEPALIVE_MS);
+      try {
+        send("retry: 1000\n\n");
+        for (;;) {
+          for (const event of await statusEvents(deps, id, job)) {
+            if (event.id <= sent) continue;
+            send(`id: ${event.id}\nevent: status\ndata: ${JSON.stringify(event.job)}\n\n`);
+            sent = event.id;
+          }
+          if (settled(job) || stopped.aborted) break;
+          await untilSettled(deps, id, stopped, deps.jobSignals.wait(id, stopped));
+          if (stopped.aborted) break;
+          job = await getJob(deps, id, caller);
+        }
+      } catch (error) {
+        send(`event: error\ndata: ${JSON.stringify({ message: (error as Error).message })}\n\n`);
+      } finally {
+        clearInterval(keepalive);
+        stop.abort();
+        try {
+          controller.close();
+        } catch {
+          // The client went away and the stream was canceled: nothing to close.
+        }
+      }
+    },
+    cancel() {
+      stop.abort();
+    },
+  });
+}
