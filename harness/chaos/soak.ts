@@ -70,6 +70,7 @@ try {
   const work = await runWorkload({
     apiUrl: stack.api.url,
     webhookSecret: CHAOS_SECRET,
+    token: (sub, claims) => stack.apiAuth.token(sub, claims),
     rng: seededRandom(seed + 1),
     count: workflows,
     concurrency: values.concurrency,

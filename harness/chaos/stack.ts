@@ -1,6 +1,7 @@
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { ApiAuth } from "../api-auth.ts";
 import { PaymentProvider } from "../fakes/payment.ts";
 import type { ResonateServer } from "../resonate-server.ts";
 import { openScope } from "../scope.ts";
@@ -28,6 +29,12 @@ export interface ChaosStackOptions {
   /** Extra environment per worker group. */
   groupEnv?: Record<string, Record<string, string>>;
   apiEnv?: Record<string, string>;
+  /**
+   * The key the API checks its callers' tokens with, and tokens signed with
+   * it (tests pass `TEST_API_AUTH`). Default the key pair `startSystem`
+   * keeps in the stack's data folder.
+   */
+  apiAuth?: ApiAuth;
 }
 
 /** A restartable API process on a fixed port. */
@@ -50,6 +57,8 @@ export interface ChaosStack extends AsyncDisposable {
   readonly server: ResonateServer;
   readonly pool: WorkerPool;
   readonly api: RestartableApi;
+  /** Signs tokens the API accepts: pass `token` to `runWorkload`. */
+  readonly apiAuth: ApiAuth;
   readonly probeLog: string;
   readonly paymentLedger: string;
   readonly carrierLedger: string;
@@ -98,6 +107,7 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
       },
       groupEnv: opts.groupEnv,
       apiEnv: opts.apiEnv,
+      apiAuth: opts.apiAuth,
       onEvent: (event) => {
         // A worker killed while starting (or a start that failed) is simply tried again.
         if (event.type === "worker-start-failed" && process.env.DEBUG)
@@ -107,6 +117,8 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
     scope.defer(() => system.stop());
     const server = system.server;
     if (!server) throw new Error("startChaosStack: the system started no server");
+    const apiAuth = system.apiAuth;
+    if (!apiAuth) throw new Error("startChaosStack: the API does not check its callers");
     const apiUrl = system.apiUrl;
     const api: RestartableApi = {
       url: apiUrl,
@@ -140,6 +152,7 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
       server,
       pool: system.workers,
       api,
+      apiAuth,
       probeLog,
       paymentLedger,
       carrierLedger,

@@ -1,3 +1,4 @@
+import { API_AUTH_DEFAULTS } from "../api-auth.ts";
 import { getPromise } from "../protocol.ts";
 import { sendWebhook } from "../webhooks.ts";
 import type { WebhookTally } from "./invariants.ts";
@@ -5,9 +6,23 @@ import { between, pick } from "./rng.ts";
 
 export type WorkKind = "job" | "approval" | "checkout" | "quote";
 
+/** A bearer token the API accepts for `sub` (with `scope`, space-separated scopes): `ApiAuth.token`, or a stand-in. */
+export type TokenSource = (sub: string, claims?: { scope?: string }) => Promise<string>;
+
+/** Who the workload is to the API where no user is named: an operator, who may read every job. */
+export const WORKLOAD_CALLER = { sub: "chaos", scope: API_AUTH_DEFAULTS.operatorScope } as const;
+
 export interface WorkloadOptions {
   apiUrl: string;
   webhookSecret: string;
+  /**
+   * Signs the callers' tokens: `WORKLOAD_CALLER`'s (an operator) for
+   * `/jobs`, `/orders` and `/price-quote`, and the user's own for
+   * `/users/<id>/orders`. Called for every request, so a caching source
+   * (`ApiAuth.token`) signs each token once. The webhooks are signed
+   * with `webhookSecret` instead.
+   */
+  token: TokenSource;
   rng: () => number;
   /** How many workflows to start. */
   count: number;
@@ -75,11 +90,30 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
     webhooks: { accepted: 0, duplicate: 0, rejected: 0 },
     failures: [],
   };
-  const json = (body: unknown) => ({
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
+  /** `Authorization` for a request to `path`: a user's routes take only that user's token. */
+  const authorization = async (path: string) => {
+    const user = /^\/users\/([^/]+)\//.exec(path)?.[1];
+    const token =
+      user === undefined
+        ? await opts.token(WORKLOAD_CALLER.sub, { scope: WORKLOAD_CALLER.scope })
+        : await opts.token(decodeURIComponent(user));
+    return `Bearer ${token}`;
+  };
+  /** POSTs `body` (JSON, or none) to `path` with its token and `headers`, retried as `persist` does. */
+  const post = async (path: string, body?: unknown, headers: Record<string, string> = {}) =>
+    persist(
+      `${opts.apiUrl}${path}`,
+      {
+        method: "POST",
+        headers: {
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          ...headers,
+          authorization: await authorization(path),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      },
+      retryForMs,
+    );
   // Draw every item's parameters up front so the run depends only on the seed.
   const plan = Array.from({ length: opts.count }, (_, i) => ({
     i,
@@ -94,17 +128,13 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
     const items = [{ sku: item.sku, qty: item.qty }];
     switch (item.kind) {
       case "job": {
-        const res = await persist(`${opts.apiUrl}/jobs`, json({ order_id: id, items }), retryForMs);
+        const res = await post("/jobs", { order_id: id, items });
         if (res.status !== 202) throw new Error(`job ${id}: ${res.status} ${JSON.stringify(res.body)}`);
         result.accepted.push(`order:${id}`);
         return;
       }
       case "approval": {
-        const res = await persist(
-          `${opts.apiUrl}/orders/${id}/approve-and-ship`,
-          { method: "POST" },
-          retryForMs,
-        );
+        const res = await post(`/orders/${id}/approve-and-ship`);
         if (res.status !== 202) throw new Error(`approval ${id}: ${res.status} ${JSON.stringify(res.body)}`);
         result.accepted.push(`ship:${id}`);
         const deliveries = await sendWebhook({
@@ -126,13 +156,10 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         return;
       }
       case "checkout": {
-        const res = await persist(
-          `${opts.apiUrl}/users/${opts.prefix}-user/orders`,
-          {
-            ...json({ cart: items }),
-            headers: { "content-type": "application/json", "idempotency-key": id },
-          },
-          retryForMs,
+        const res = await post(
+          `/users/${opts.prefix}-user/orders`,
+          { cart: items },
+          { "idempotency-key": id },
         );
         if (res.status !== 201 && res.status !== 202)
           throw new Error(`checkout ${id}: ${res.status} ${JSON.stringify(res.body)}`);
@@ -140,13 +167,10 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         return;
       }
       case "quote": {
-        const res = await persist(
-          `${opts.apiUrl}/price-quote`,
-          {
-            ...json({ sku: item.sku, qty: item.qty + item.i * 10, customer_id: opts.prefix }),
-            headers: { "content-type": "application/json", prefer: "wait=0.05" },
-          },
-          retryForMs,
+        const res = await post(
+          "/price-quote",
+          { sku: item.sku, qty: item.qty + item.i * 10, customer_id: opts.prefix },
+          { prefer: "wait=0.05" },
         );
         if (res.status !== 200 && res.status !== 202)
           throw new Error(`quote ${id}: ${res.status} ${JSON.stringify(res.body)}`);

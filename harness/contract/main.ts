@@ -12,6 +12,9 @@
  * seed and a bounded number of examples: the same test each time, in under
  * three minutes on two cores. What the API may answer beyond success is in
  * schemathesis.toml, the signing of the webhook requests in hooks.py. The
+ * API checks its callers' tokens with the key pair startSystem keeps in the
+ * data folder; this signs two with it (see CONTRACT_DEFAULTS.callers) and
+ * gives them to schemathesis, which sends them as schemathesis.toml says. The
  * virtualenv is made once in .cache/contract/ and made again when
  * requirements.txt changes. Exits 0 when every run found nothing, else with
  * the first failing run's status; Ctrl-C or SIGTERM stops schemathesis and
@@ -21,6 +24,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { exitWithParent } from "../../src/parent-process.ts";
+import { API_AUTH_DEFAULTS } from "../api-auth.ts";
 import { dieWithParent } from "../process.ts";
 import { type System, startSystem } from "../system.ts";
 
@@ -49,6 +53,19 @@ export const CONTRACT_DEFAULTS = {
   stopGraceMs: 5_000,
   /** A run that has not finished by then is stopped and fails (ms). */
   runTimeoutMs: 8 * 60_000,
+  /**
+   * Who schemathesis is to the API (schemathesis.toml sends their tokens):
+   * an operator on every route, so that `GET /jobs/{id}` reads the jobs
+   * the other operations started (API_TOKEN), and on `/users/{id}/…`,
+   * whose `id` is fixed to its subject, the user's own token, without the
+   * operator scope (USER_TOKEN, CONTRACT_USER).
+   */
+  callers: {
+    operator: { sub: "contract-operator", scope: API_AUTH_DEFAULTS.operatorScope },
+    user: { sub: "contract-user" },
+  },
+  /** The tokens' lifetime: the longest run, with room to spare (s). */
+  tokenSeconds: 60 * 60,
 } as const;
 
 const venv = join(CONTRACT_DEFAULTS.cacheDir, "venv");
@@ -151,8 +168,25 @@ const PASSES = [
   },
 ] as const;
 
+/** The environment schemathesis.toml reads the callers' tokens from, signed with the key `system`'s API checks. */
+async function callerEnv(system: System): Promise<Record<string, string>> {
+  const auth = system.apiAuth;
+  if (!auth) throw new Error("the system's API checks no token");
+  const { operator, user } = CONTRACT_DEFAULTS.callers;
+  const expiresInSeconds = CONTRACT_DEFAULTS.tokenSeconds;
+  return {
+    API_TOKEN: await auth.token(operator.sub, { scope: operator.scope, expiresInSeconds }),
+    USER_TOKEN: await auth.token(user.sub, { expiresInSeconds }),
+    CONTRACT_USER: user.sub,
+  };
+}
+
 /** Runs `st` with `args` to its end, its output on ours; resolves with its exit code. */
-async function runSchemathesis(args: string[], webhookSecret: string): Promise<number> {
+async function runSchemathesis(
+  args: string[],
+  webhookSecret: string,
+  callers: Record<string, string>,
+): Promise<number> {
   const schemathesis = Bun.spawn({
     cmd: [...dieWithParent("schemathesis"), st, ...args],
     cwd: CONTRACT_DEFAULTS.cacheDir,
@@ -160,6 +194,7 @@ async function runSchemathesis(args: string[], webhookSecret: string): Promise<n
       ...process.env,
       SCHEMATHESIS_HOOKS: CONTRACT_DEFAULTS.hooks,
       WEBHOOK_SECRET: webhookSecret,
+      ...callers,
       // No __pycache__ beside hooks.py in the work tree.
       PYTHONDONTWRITEBYTECODE: "1",
     },
@@ -190,6 +225,10 @@ try {
   const system = await starting;
   log(
     `API ${system.apiUrl}, ${system.server?.kind === "real" ? "real " : ""}Resonate server ${system.resonateUrl}, data in ${system.dataDir}`,
+  );
+  const callers = await callerEnv(system);
+  log(
+    `tokens: ${CONTRACT_DEFAULTS.callers.operator.sub} (scope ${CONTRACT_DEFAULTS.callers.operator.scope}) on every operation, ${CONTRACT_DEFAULTS.callers.user.sub} on /users/${CONTRACT_DEFAULTS.callers.user.sub}/…`,
   );
   const timeout = setTimeout(() => {
     console.error(`contract: not finished after ${CONTRACT_DEFAULTS.runTimeoutMs} ms; stopping`);
@@ -223,7 +262,7 @@ try {
       ...process.argv.slice(2),
     ];
     log(`${pass.name}: st ${args.join(" ")}`);
-    const passCode = await runSchemathesis(args, system.webhookSecret);
+    const passCode = await runSchemathesis(args, system.webhookSecret, callers);
     if (stopping) await stopping;
     log(`${pass.name}: schemathesis exited with ${passCode}`);
     if (code === 0) code = passCode;

@@ -6,6 +6,7 @@
  *   npm run load -- --find-capacity          ramp the rate, then check 2× capacity
  *   npm run load -- --concurrency 32         closed loop instead of a fixed rate
  *   npm run load -- --url http://host:3000   an API that is already running (BENCH_ROUTES=1 for the baseline)
+ *   API_TOKEN=$(cat .data/api-token) npm run load -- --url http://127.0.0.1:3000   …with that bearer token
  *   npm run load -- --kill-workers           kill and restart pricing workers during the durable phase
  *   npm run load -- --colocated              the API runs the quote itself (MODE=colocated): no RPC hop
  *   npm run load -- --runs 3                 alternate the durable and baseline phases three times
@@ -20,6 +21,12 @@
  * answer within the deadline + 50 ms; no 500 and no failed connection; every
  * 202'd quote completes; the API's heap returns to its starting size after
  * the load.
+ *
+ * Every request to the quote, baseline and stats routes carries one bearer
+ * token for the whole run, signed before it starts: an operator's (sub
+ * `load`) signed with the key of the API the tool starts, or, with `--url`,
+ * the one in API_TOKEN (none if it is not set). A token the API refuses
+ * stops the run before it measures anything.
  */
 import { accessSync, constants, statSync, writeFileSync } from "node:fs";
 import { parseFlags } from "../cli.ts";
@@ -38,6 +45,8 @@ type ServerChoice = (typeof SERVER_CHOICES)[number];
 interface LoadPlan {
   /** `--url`: an API that runs already; then no server is started. */
   url: string | undefined;
+  /** API_TOKEN: the bearer token for the API at `--url` (one this tool starts gets a token it signs). */
+  token: string | undefined;
   serverChoice: ServerChoice;
   /** The servers to run on, in order; none with --url (the system there is not ours to know). */
   kinds: ServerKind[];
@@ -78,7 +87,8 @@ function readPlan(args: string[]): LoadPlan {
     },
     {
       tool: "load",
-      usage: "npm run load -- [--duration <s>] [--rate <req/s> | --concurrency <n>] [flags]",
+      usage:
+        "npm run load -- [--duration <s>] [--rate <req/s> | --concurrency <n>] [flags]   (with --url, API_TOKEN=<jwt> is the bearer token it sends)",
       args,
     },
   );
@@ -122,6 +132,7 @@ function readPlan(args: string[]): LoadPlan {
   const durationS = values.duration;
   return {
     url: values.url,
+    token: values.url ? process.env.API_TOKEN || undefined : undefined,
     serverChoice,
     kinds,
     servers: kinds.map((kind) => ({
@@ -164,8 +175,10 @@ function readPlan(args: string[]): LoadPlan {
 function header(plan: LoadPlan): string {
   const { settings, kinds } = plan;
   const what = `deadline ${settings.deadlineMs} ms, ${settings.colocated ? "quotes computed in the API (colocated)" : `${settings.pricingWorkers} pricing worker(s)`}`;
-  if (plan.servers.length === 0)
-    return `load: API ${plan.url} (already running; its server is not known here), ${what}`;
+  if (plan.servers.length === 0) {
+    const token = plan.token ? "the bearer token in API_TOKEN" : "no bearer token (API_TOKEN is not set)";
+    return `load: API ${plan.url} (already running; its server is not known here), ${token}, ${what}`;
+  }
   const poll = `messages polled every ${plan.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms`;
   const synced = kinds.includes("harness")
     ? `, ${kinds.length > 1 ? "harness " : ""}server commits synced: ${plan.synchronous}`
@@ -181,7 +194,9 @@ async function runLoad(plan: LoadPlan): Promise<number> {
   const results: { kind: ServerKind | null; run: ServerRun }[] = [];
   for (const server of servers.length > 0 ? servers : [undefined]) {
     // Each server gets a system of its own, started fresh and stopped before the next one starts.
-    const system = server ? await startLoadSystem(server, settings) : runningSystem(plan.url as string);
+    const system = server
+      ? await startLoadSystem(server, settings)
+      : runningSystem(plan.url as string, plan.token);
     try {
       if (server)
         console.log(

@@ -74,6 +74,7 @@ async function phase(
   const recorder = await drive({
     name,
     url: `${system.apiUrl}${path}`,
+    headers: system.headers,
     body: run.body,
     durationS: opts.durationS,
     rate: opts.rate,
@@ -109,9 +110,9 @@ async function settle202s(
     while (next < ids.length) {
       const id = ids[next++] as string;
       for (;;) {
-        const res = await fetch(`${run.system.apiUrl}/price-quote/${encodeURIComponent(id)}`).catch(
-          () => undefined,
-        );
+        const res = await fetch(`${run.system.apiUrl}/price-quote/${encodeURIComponent(id)}`, {
+          headers: run.system.headers,
+        }).catch(() => undefined);
         if (res?.status === 200) {
           outcome.completed++;
           break;
@@ -135,13 +136,31 @@ async function settle202s(
 async function apiStats(
   system: LoadSystem,
 ): Promise<{ rss: number; heap_used: number; waiting: number } | undefined> {
-  const res = await fetch(`${system.apiUrl}/bench/stats`).catch(() => undefined);
+  const res = await fetch(`${system.apiUrl}/bench/stats`, { headers: system.headers }).catch(() => undefined);
   return res?.ok ? ((await res.json()) as { rss: number; heap_used: number; waiting: number }) : undefined;
 }
 
 /** The API's `/metrics`, or undefined where it does not answer (an API at `--url` may keep them closed). */
 const apiMetrics = (system: LoadSystem): Promise<Scrape | undefined> =>
   scrape(`${system.apiUrl}/metrics`).catch(() => undefined);
+
+/**
+ * Throws unless the API takes the run's token: asks for a quote no one
+ * made (`GET /price-quote/:quote_id`, checked like the quote route, and
+ * changing nothing), which answers 404 to a caller it lets in and 401 or
+ * 403 to one it does not.
+ */
+async function checkAccess(system: LoadSystem): Promise<void> {
+  const res = await fetch(`${system.apiUrl}/price-quote/load-access-check`, { headers: system.headers });
+  if (res.status !== 401 && res.status !== 403) return;
+  const body = (await res.text()).slice(0, 300);
+  const given = system.headers.authorization
+    ? "refused the run's token"
+    : "wants a bearer token and none was given (set API_TOKEN)";
+  throw new Error(
+    `the API at ${system.apiUrl} ${given}: GET /price-quote/:quote_id answered ${res.status} ${body}`,
+  );
+}
 
 /** One server's measured run: its phases (named through `label`), its part of the report, and failed checks. */
 export interface ServerRun {
@@ -165,15 +184,22 @@ export async function measure(
 ): Promise<ServerRun> {
   const run: Run = { system, settings: s, body: quoteBodies(s.repeat), pending: new Set() };
   const { apiUrl } = system;
+  await checkAccess(system);
   const metricsBefore = await apiMetrics(system);
   // Warm up both routes (JIT, connections, the price list's first reads).
-  const untimed = { body: run.body, rate: 100, deadlineMs: s.deadlineMs, timeoutMs: 10_000 };
+  const untimed = {
+    body: run.body,
+    headers: system.headers,
+    rate: 100,
+    deadlineMs: s.deadlineMs,
+    timeoutMs: 10_000,
+  };
   await drive({ ...untimed, name: "warmup", url: `${apiUrl}/price-quote`, durationS: 2 });
   const baselineAvailable =
     (
       await fetch(`${apiUrl}/bench/price-quote`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...system.headers },
         body: JSON.stringify(run.body()),
       }).catch(() => undefined)
     )?.status === 200;

@@ -1,3 +1,4 @@
+import { API_AUTH_DEFAULTS } from "../api-auth.ts";
 import type { ChildProcess } from "../process.ts";
 import type { ResonateServer, ServerKind } from "../resonate-server.ts";
 import type { Synchronous } from "../server/log.ts";
@@ -29,9 +30,19 @@ export interface SystemSettings {
   pricingWorkers: number;
 }
 
+/** Who the load tool is to an API it starts: an operator (`sub` load), as the harness tools are wherever no user is named. */
+export const LOAD_CALLER = { sub: "load", scope: API_AUTH_DEFAULTS.operatorScope } as const;
+
 /** One run's processes: a server, workers and an API this tool started, or the API at `--url`. */
 export interface LoadSystem {
   readonly apiUrl: string;
+  /**
+   * The headers every request to the API's checked routes carries: one
+   * `Authorization: Bearer` for the whole run, signed before it starts so
+   * that no phase measures the signing, and the same on the durable and the
+   * baseline route. Empty for an API at `--url` given no token.
+   */
+  readonly headers: Readonly<Record<string, string>>;
   readonly server: ResonateServer | undefined;
   /** The server's state folder, where this tool started the server. */
   readonly dataDir: string | undefined;
@@ -45,6 +56,10 @@ export interface LoadSystem {
   watched(): { name: string; pid: number }[];
   stop(): Promise<void>;
 }
+
+/** The `Authorization` header of `token`; none without one. */
+const bearer = (token: string | undefined): Record<string, string> =>
+  token ? { authorization: `Bearer ${token}` } : {};
 
 const named = (c: ChildProcess) => ({ name: c.name, pid: c.pid });
 
@@ -79,11 +94,19 @@ export async function startLoadSystem(server: ServerSettings, s: SystemSettings)
     await system.stop();
     throw new Error("startLoadSystem: the system started no server");
   }
+  let token: string | undefined;
+  try {
+    token = await system.apiAuth?.token(LOAD_CALLER.sub, { scope: LOAD_CALLER.scope });
+  } catch (error) {
+    await system.stop();
+    throw error;
+  }
   const pricingSlots = system.workers.slots.filter((slot) => slot.group === "pricing-workers");
   /** Pricing slots, the one whose process has run longest first. */
   const replaceOrder: WorkerSlot[] = [...pricingSlots];
   return {
     apiUrl: system.apiUrl,
+    headers: bearer(token),
     server: started,
     dataDir: system.dataDir,
     async replacePricingWorker() {
@@ -107,10 +130,16 @@ export async function startLoadSystem(server: ServerSettings, s: SystemSettings)
   };
 }
 
-/** The API at `--url`: nothing to start or stop, and no process of it to watch but the load generator. */
-export function runningSystem(url: string): LoadSystem {
+/**
+ * The API at `--url`: nothing to start or stop, and no process of it to
+ * watch but the load generator. `token` (API_TOKEN) goes as the bearer
+ * token of every request; without one, requests carry none (an API that
+ * checks its callers refuses them, which the run's first request finds).
+ */
+export function runningSystem(url: string, token: string | undefined): LoadSystem {
   return {
     apiUrl: url.replace(/\/+$/, ""),
+    headers: bearer(token),
     server: undefined,
     dataDir: undefined,
     replacePricingWorker: async () => false,

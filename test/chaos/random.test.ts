@@ -4,6 +4,7 @@ import { seededRandom } from "../../harness/chaos/rng.ts";
 import { startChaos } from "../../harness/chaos/scheduler.ts";
 import { CHAOS_SECRET, startChaosStack } from "../../harness/chaos/stack.ts";
 import { runWorkload, waitQuiescent } from "../../harness/chaos/workload.ts";
+import { TEST_API_AUTH } from "../support/api-auth.ts";
 
 /** Replay a failing run with CHAOS_SEED=<the seed it printed>. */
 const SEED = Number(process.env.CHAOS_SEED ?? 42);
@@ -14,6 +15,7 @@ describe("random chaos: workers, the server and the API killed at random moments
       groups: { "order-workers": 2, "pricing-workers": 2, db: 2, business: 2 },
       webhookCopies: 2,
       webhookShuffleSeed: SEED,
+      apiAuth: TEST_API_AUTH,
     });
     await using chaos = startChaos({
       seed: SEED,
@@ -26,6 +28,7 @@ describe("random chaos: workers, the server and the API killed at random moments
     const work = await runWorkload({
       apiUrl: stack.api.url,
       webhookSecret: CHAOS_SECRET,
+      token: (sub, claims) => stack.apiAuth.token(sub, claims),
       rng: seededRandom(SEED + 1),
       count: 40,
       concurrency: 6,

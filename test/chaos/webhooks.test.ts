@@ -5,6 +5,7 @@ import { between, pick, seededRandom } from "../../harness/chaos/rng.ts";
 import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
 import { waitQuiescent } from "../../harness/chaos/workload.ts";
 import { type Delivery, sendWebhook } from "../../harness/index.ts";
+import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { call } from "../support/http.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
 import { WRONG_SECRET } from "../support/secrets.ts";
@@ -17,7 +18,8 @@ const tally: WebhookTally = { accepted: 0, duplicate: 0, rejected: 0 };
 
 beforeAll(async () => {
   // Every payment event goes out three times at once, batches in a shuffled order.
-  stack = await startChaosStack({ webhookCopies: 3, webhookShuffleSeed: SEED });
+  // `call` sends the tests' tokens, so the API checks them with the tests' key.
+  stack = await startChaosStack({ webhookCopies: 3, webhookShuffleSeed: SEED, apiAuth: TEST_API_AUTH });
 }, E2E_TIMEOUT);
 
 afterAll(async () => {

@@ -2,7 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { SERVER_TUNING, spawnProcess } from "../../harness/index.ts";
+import { API_AUTH_DEFAULTS } from "../../harness/api-auth.ts";
+import { SERVER_TUNING, spawnProcess, startSystem } from "../../harness/index.ts";
+import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
 import { tempDir } from "../support/temp.ts";
 
@@ -14,7 +16,10 @@ const STAND_IN = resolve(import.meta.dir, "stand-in-resonate-fixture.ts");
  * expects it to exit 0 and returns its output, JSON report and HTML page
  * (empty without `html`).
  */
-async function loadRun(args: string[], opts: { env?: Record<string, string>; html?: boolean } = {}) {
+async function loadRun(
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; html?: boolean } = {},
+) {
   using dir = tempDir("load-test-");
   const json = join(dir.path, "load.json");
   const html = join(dir.path, "load.html");
@@ -258,6 +263,44 @@ describe("npm run load", () => {
       });
       expect(report.timelines.map((p: { name: string }) => p.name)).toEqual(rows);
       for (const row of rows) expect(page).toContain(`<td>${row}</td>`);
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "with --url, sends the bearer token in API_TOKEN to the quote, baseline and stats routes, and stops before measuring when it has none",
+    async () => {
+      // The API the tool finds at --url, as a load run starts one: a pricing worker, the baseline routes, callers checked.
+      await using system = await startSystem({
+        workers: { db: 1, "pricing-workers": 1 },
+        sandbox: false,
+        apiAuth: TEST_API_AUTH,
+        env: { BENCH_ROUTES: "1" },
+      });
+      const args = ["--url", system.apiUrl, "--duration", "1", "--rate", "40", "--warmup", "0"];
+      {
+        await using refused = spawnProcess({
+          name: "load",
+          cmd: [process.execPath, LOAD, ...args],
+          env: { API_TOKEN: undefined },
+        });
+        expect(await refused.exited).toBe(1);
+        expect(refused.output()).toContain(
+          `load: API ${system.apiUrl} (already running; its server is not known here), no bearer token (API_TOKEN is not set)`,
+        );
+        expect(refused.output()).toContain(
+          "wants a bearer token and none was given (set API_TOKEN): GET /price-quote/:quote_id answered 401",
+        );
+        expect(refused.output()).not.toMatch(/^durable\s/m);
+      }
+      const token = await TEST_API_AUTH.token("load-test", { scope: API_AUTH_DEFAULTS.operatorScope });
+      const { output, report } = await loadRun(args, { env: { API_TOKEN: token } });
+      expect(output).toContain("the bearer token in API_TOKEN");
+      expect(report).toMatchObject({ server: null, checks: "passed" });
+      expect(report.durable.status).toEqual({ 200: 40 });
+      expect(report.baseline.status).toEqual({ 200: 40 });
+      // Read from GET /bench/stats, which takes the token too.
+      expect(report.api_heap_mib).toEqual({ before: expect.any(Number), after: expect.any(Number) });
     },
     E2E_TIMEOUT,
   );

@@ -3,6 +3,7 @@ import { summaryLine } from "../../harness/chaos/invariants.ts";
 import { probeCount, readProbes } from "../../harness/chaos/probe-log.ts";
 import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
 import { getPromise, getTask, sendWebhook, waitFor } from "../../harness/index.ts";
+import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { answers200, call, jobDone, requestQuote } from "../support/http.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
 
@@ -12,6 +13,7 @@ let kills = 0;
 
 beforeAll(async () => {
   stack = await startChaosStack({
+    apiAuth: TEST_API_AUTH,
     env: { SHIP_COOLING_OFF_MS: "4000" },
     groupEnv: { "pricing-workers": { PRICING_DELAY_MS: "1500" } },
   });
