@@ -32,6 +32,8 @@ export interface Config {
   quoteValidityMs: number;
   /** Most a client may ask `GET /jobs/:id` to wait with `Prefer: wait=<s>` (ms). */
   jobMaxWaitMs: number;
+  /** Longest a `GET /jobs/:id/events` stream stays open; then it ends and the client reconnects with Last-Event-ID (ms). */
+  jobEventsMaxMs: number;
   /** Quote requests allowed to wait at once before new ones get 503. */
   quoteMaxWaiting: number;
   /** Timeout of order, approval and checkout workflows (ms). */
@@ -102,6 +104,7 @@ export const DEFAULTS = {
   QUOTE_VALIDITY_MS: "60000",
   QUOTE_MAX_WAITING: "200",
   JOB_MAX_WAIT_MS: "60000",
+  JOB_EVENTS_MAX_MS: "300000",
   WORKFLOW_TIMEOUT_MS: "3600000",
   WORKERS_PER_GROUP: "1",
   MODE: "distributed",
@@ -240,6 +243,7 @@ export function loadConfig(env: Env = process.env): Config {
     quoteValidityMs: int(env, "QUOTE_VALIDITY_MS", 1, 86_400_000),
     quoteMaxWaiting: int(env, "QUOTE_MAX_WAITING", 1, 1_000_000),
     jobMaxWaitMs: int(env, "JOB_MAX_WAIT_MS", 1, 3_600_000),
+    jobEventsMaxMs: int(env, "JOB_EVENTS_MAX_MS", 100, 86_400_000),
     workflowTimeoutMs: int(env, "WORKFLOW_TIMEOUT_MS", 1_000, 30 * 86_400_000),
     workersPerGroup: int(env, "WORKERS_PER_GROUP", 1, 64),
     bodyLimitBytes: int(env, "BODY_LIMIT_BYTES", 1_024, 64 * 2 ** 20),

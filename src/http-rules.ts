@@ -1,5 +1,5 @@
 import { type AnyElysia, Elysia } from "elysia";
-import { HttpError } from "./errors.ts";
+import { HttpError, preview } from "./errors.ts";
 
 /** Methods Elysia routes itself; a request with any other (TRACE, CONNECT, …) never reaches a route or `onError`. */
 const ROUTED_METHODS = new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]);
@@ -159,11 +159,21 @@ export const httpRules = (app: () => AnyElysia, limits: HttpLimits) => {
         },
       );
       if (entry.text) return text;
+      let parsed: unknown;
       try {
-        return JSON.parse(text) as unknown;
+        parsed = JSON.parse(text);
       } catch {
         throw new HttpError(400, "malformed_body", "the request body could not be parsed as JSON");
       }
+      // Every JSON body is an object; Elysia would read another value as `{}` for a schema whose fields are all optional.
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+        throw new HttpError(
+          422,
+          "validation_failed",
+          `invalid body: must be an object, got ${preview(parsed)}`,
+          [{ field: "body", message: `must be an object, got ${preview(parsed)}` }],
+        );
+      return parsed;
     })
     .onAfterResponse({ as: "global" }, ({ request }) => {
       if (counted.delete(request)) inFlight--;

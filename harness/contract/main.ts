@@ -220,6 +220,8 @@ try {
     server: { port: 0 },
     sandbox: { port: 0 },
     apiPort: 0,
+    // Waits and event streams on jobs that never settle (an approval no webhook decides) end within a second, not the request timeout.
+    apiEnv: { JOB_MAX_WAIT_MS: "1000", JOB_EVENTS_MAX_MS: "1000" },
     signal: aborter.signal,
   });
   const system = await starting;

@@ -9,7 +9,7 @@ import { unavailableResponse } from "../models.ts";
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Operation = {
   requestBody?: Json;
-  parameters?: { name: string; in: string }[];
+  parameters?: { name: string; in: string; schema?: unknown }[];
   responses?: Record<string, Record<string, unknown>>;
 } & Record<string, unknown>;
 
@@ -45,6 +45,9 @@ export function openApiDocument(app: AnyElysia, info: DocumentInfo) {
     paths: Record<string, Record<string, Operation>>;
     components: { schemas: Record<string, unknown>; securitySchemes?: Record<string, unknown> };
   };
+  for (const methods of Object.values(paths))
+    for (const operation of Object.values(methods))
+      for (const parameter of operation.parameters ?? []) withoutCoercion(parameter);
   for (const route of app.routes) {
     const detail = route.hooks?.detail as Operation | undefined;
     const operation = paths[route.path.replace(/:([^/]+)/g, "{$1}")]?.[route.method.toLowerCase()];
@@ -70,6 +73,24 @@ export function openApiDocument(app: AnyElysia, info: DocumentInfo) {
     for (const operation of Object.values(methods)) withRuleAnswers(operation);
   components.securitySchemes = SecuritySchemes;
   return { openapi: "3.1.0", info, paths, components };
+}
+
+/**
+ * A query or path number as the document states it: Elysia writes
+ * `anyOf: [{type: "string", format: "integer", default: 0}, {type: "integer", …}]`
+ * for the string it coerces, which declares `""` valid; the number's own
+ * schema is what the route takes.
+ */
+function withoutCoercion(parameter: { schema?: unknown }): void {
+  const schema = parameter.schema as { anyOf?: Record<string, unknown>[] } | undefined;
+  const members = schema?.anyOf;
+  if (!members || members.length !== 2) return;
+  const coerced = members.findIndex(
+    (m) => m.type === "string" && (m.format === "integer" || m.format === "number"),
+  );
+  if (coerced < 0) return;
+  const { anyOf: _, ...outer } = schema as Record<string, unknown>;
+  parameter.schema = { ...outer, ...members[1 - coerced] };
 }
 
 const errorAnswer = (description: string, extra: Record<string, unknown> = {}) => ({

@@ -125,7 +125,7 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
             200: {
               description:
                 "Events `status` with ids 1 (running), 2 (canceling), 3 (settled: done, failed, canceled or timed_out); data is the job. Reconnect with Last-Event-ID to get only the later ones.",
-              content: { "text/event-stream": { schema: { type: "string" } } },
+              content: { "text/event-stream": { schema: JobModels.eventSchema } },
             },
           },
         },

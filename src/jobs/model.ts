@@ -32,6 +32,21 @@ export const JobModels = {
     ),
   }),
   events: t.String({ description: "text/event-stream" }),
+  /** One event of the stream, as a Server-Sent Events client reads it (its `data` is a Job's JSON). */
+  eventSchema: {
+    type: "object",
+    required: ["data"],
+    properties: {
+      id: { type: "string", enum: ["1", "2", "3"], description: "1 running, 2 canceling, 3 settled" },
+      event: { type: "string", enum: ["status", "error"] },
+      data: {
+        type: "string",
+        contentMediaType: "application/json",
+        description: "the job, as GET /jobs/:id",
+      },
+      retry: { type: "integer", description: "ms before a client reconnects" },
+    },
+  } as Record<string, unknown>,
   job: t.Object({
     job_id: t.String(),
     status: t.Union([
@@ -84,9 +99,8 @@ export const JobListModels = {
       t.Integer({ minimum: 1, maximum: 100, description: "most jobs on the page (20 when absent)" }),
     ),
     cursor: t.Optional(
-      Text({
-        minLength: 1,
-        maxLength: 2048,
+      t.String({
+        pattern: "^[A-Za-z0-9_-]{1,1024}$",
         description: "next_cursor of the previous page, with the same filters",
       }),
     ),

@@ -78,7 +78,8 @@ const KEEPALIVE_MS = 15_000;
 
 /**
  * `GET /jobs/:id/events`: a Server-Sent Events stream of the job's status
- * changes after `lastEventId`, ending after the one that settles it. It
+ * changes after `lastEventId`, ending after the one that settles it (or
+ * after `JOB_EVENTS_MAX_MS`, when the client reconnects). It
  * waits on the job's promise (the SDK's listener) and on this process's
  * job signals (a cancel asked here); it stops and lets go of both when the
  * client goes away. Reads the job first, so an unknown or hidden job is a
@@ -94,7 +95,8 @@ export async function jobEvents(
   let job = await jobOf(deps, id, await readJob(deps, id, caller));
   const encoder = new TextEncoder();
   const stop = new AbortController();
-  const stopped = AbortSignal.any([signal, stop.signal]);
+  // A stream also ends after JOB_EVENTS_MAX_MS; its client reconnects with Last-Event-ID and misses nothing.
+  const stopped = AbortSignal.any([signal, stop.signal, AbortSignal.timeout(deps.config.jobEventsMaxMs)]);
   return new ReadableStream<Uint8Array>({
     async start(controller) {
       let sent = lastEventId;

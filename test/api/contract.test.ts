@@ -17,7 +17,7 @@ import { signedHeaders } from "../support/secrets.ts";
 type Link = { operationId: string; parameters: Record<string, string> };
 type Operation = {
   operationId?: string;
-  parameters?: { name: string; in: string; required?: boolean }[];
+  parameters?: { name: string; in: string; required?: boolean; schema?: Record<string, unknown> }[];
   requestBody?: { content: Record<string, { schema: { $ref?: string } }> };
   responses: Record<
     string,
@@ -391,6 +391,27 @@ describe("the rules the document states", () => {
       }),
     );
     expect(res.status).toBe(202);
+  });
+
+  test.each(["-441", "null", '"text"', "[]", "true"])(
+    "a JSON body that is not an object (%s) is a 422 on every JSON route, and starts nothing",
+    async (body) => {
+      for (const path of ["/jobs", "/price-quote", "/users/u1/orders", "/jobs/order:o1/cancel"]) {
+        const res = await readReply(await api.request("POST", path, body, { "idempotency-key": "k-1" }));
+        expect({ path, status: res.status, code: (res.body.error as { code: string }).code }).toEqual({
+          path,
+          status: 422,
+          code: "validation_failed",
+        });
+      }
+      expect((await readReply(await api.request("GET", "/jobs/order:o1"))).status).toBe(404);
+    },
+  );
+
+  test("a number in the query is declared as the number it is, not also as the string Elysia coerces", () => {
+    const limit = (operation("/jobs", "get").parameters ?? []).find((p) => p.name === "limit");
+    expect(limit?.schema).toMatchObject({ type: "integer", minimum: 1, maximum: 100 });
+    expect(limit?.schema).not.toHaveProperty("anyOf");
   });
 
   test("malformed JSON is still a 400, not a 415", async () => {

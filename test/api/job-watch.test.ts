@@ -188,6 +188,19 @@ describe("GET /jobs/:id/events", () => {
     expect(after).toEqual([]);
   });
 
+  test("a stream ends after JOB_EVENTS_MAX_MS; reconnected with Last-Event-ID it goes on from there", async () => {
+    await using short = await startColocatedApi({ JOB_EVENTS_MAX_MS: "300" });
+    const orderId = `watch-max-${run()}`;
+    expect((await short.request("POST", `/orders/${orderId}/approve-and-ship`)).status).toBe(202);
+    const first = await events(await short.request("GET", `/jobs/ship:${orderId}/events`));
+    expect(first.map((e) => e.id)).toEqual(["1"]);
+    const again = await events(
+      await short.request("GET", `/jobs/ship:${orderId}/events`, undefined, { "last-event-id": "1" }),
+    );
+    expect(again).toEqual([]);
+    expect(short.deps.jobSignals.size).toBe(0);
+  });
+
   test("a client that leaves the stream leaves nothing waiting", async () => {
     const orderId = await heldOrder();
     const seen = await events(
@@ -226,6 +239,7 @@ describe("GET /jobs", () => {
     ["limit=0", "an integer from 1 to 100, got 0"],
     ["limit=101", "an integer from 1 to 100, got 101"],
     ["limit=ten", "limit"],
+    ["cursor=not%20a%20cursor!", "cursor"],
   ])("a bad query (%s) is a 422 saying %s", async (query, field) => {
     const res = await readReply(await api.request("GET", `/jobs?${query}`));
     expect(res.status).toBe(422);
