@@ -1,3 +1,4 @@
+import { ResonateTimeoutException } from "@resonatehq/sdk";
 import { Elysia, t, ValidationError } from "elysia";
 import { logRequestFailure } from "./observability/request-context.ts";
 
@@ -164,6 +165,12 @@ export const errorHandler = new Elysia({ name: "error-handler" }).onError(
     if (code === "PARSE") {
       set.status = 400;
       return body("malformed_body", "the request body could not be parsed as JSON");
+    }
+    if (error instanceof ResonateTimeoutException) {
+      // The Resonate server did not answer (down, restarting, unreachable): nothing was decided; the same request again is safe.
+      set.status = 503;
+      set.headers["retry-after"] = "1";
+      return body("resonate_unavailable", "the Resonate server did not answer; retry the same request");
     }
     const requestId = logRequestFailure(request, error);
     set.status = 500;

@@ -29,3 +29,18 @@ export function crashMatches(crash: CrashPoint, point: string, id: string): bool
 /** Formats crash points for CRASH_AT. */
 export const crashAt = (points: { point: string; id: string }[]) =>
   points.map((p) => `${p.point}@${p.id}`).join(",");
+
+/**
+ * The probes of the cancel path (workers/orders.ts): the step that reads the
+ * cancel record, the step that seals it before shipping, and the refund.
+ */
+export const CANCEL_PROBES = [
+  "order.cancel.check",
+  "order.cancel.before",
+  "order.cancel.after",
+  "order.refund.before",
+  "order.refund.after",
+] as const;
+
+/** CRASH_AT for one crash at each cancel probe, in whichever workflow reaches it first. */
+export const cancelCrashes = () => crashAt(CANCEL_PROBES.map((point) => ({ point, id: "*" })));

@@ -1,21 +1,27 @@
 /**
  * The soak: the whole system under random kills, with a stream of jobs,
- * approvals, checkouts and quotes, then the invariant report.
+ * approvals, checkouts and quotes, a share of them asked to cancel at random
+ * moments, then the invariant report.
  *
  *   npm run chaos -- --workflows 1000 --kills 200 --server-restarts 3 --seed 42 [--json report.json]
+ *   RESONATE_BIN=… npm run chaos -- --server real …   the real Resonate server instead of ours
  *
- * Exits 1 if any workflow was lost or any effect happened twice.
+ * Exits 1 if any workflow was lost, any effect happened twice or any rule of cancellation was broken.
  */
 import { writeFileSync } from "node:fs";
 import { parseFlags } from "../cli.ts";
-import { summaryLine } from "./invariants.ts";
+import { defaultServerKind } from "../resonate-server.ts";
+import { cancelCrashes } from "./crash-points.ts";
+import { cancelLine, summaryLine } from "./invariants.ts";
+import { readProbes } from "./probe-log.ts";
 import { seededRandom } from "./rng.ts";
 import { startChaos } from "./scheduler.ts";
 import { CHAOS_SECRET, startChaosStack } from "./stack.ts";
-import { runWorkload, waitQuiescent } from "./workload.ts";
+import { readJobStatuses, runWorkload, waitQuiescent } from "./workload.ts";
 
 const count = (fallback: number) =>
   ({ type: "number", min: 0, integer: true, expected: "a whole number", default: fallback }) as const;
+const share = (fallback: number) => ({ type: "number", min: 0, max: 1, default: fallback }) as const;
 const { values, fail } = parseFlags(
   {
     workflows: count(1000),
@@ -27,6 +33,13 @@ const { values, fail } = parseFlags(
     concurrency: count(16),
     "kill-interval-ms": { type: "string", default: "100-400" },
     "quiesce-timeout-s": count(180),
+    "cancel-share": share(0.3),
+    "cancel-delay-ms": { type: "string", default: "0-1000" },
+    "decline-share": share(0.1),
+    "cooling-off-ms": count(250),
+    "payment-delay-ms": count(200),
+    "crash-at": { type: "string", default: cancelCrashes() },
+    server: { type: "enum", values: ["harness", "real"], default: defaultServerKind() },
     json: { type: "string" },
   },
   { tool: "chaos", usage: "npm run chaos -- [--workflows <n>] [--kills <n>] [--seed <n>] [flags]" },
@@ -37,15 +50,25 @@ const interval =
   /^(\d+)-(\d+)$/.exec(values["kill-interval-ms"]) ??
   fail(`--kill-interval-ms must be <min>-<max> in ms, got "${values["kill-interval-ms"]}"`);
 const [killMin, killMax] = [Number(interval[1]), Number(interval[2])];
+const cancelDelay =
+  /^(\d+)-(\d+)$/.exec(values["cancel-delay-ms"]) ??
+  fail(`--cancel-delay-ms must be <min>-<max> in ms, got "${values["cancel-delay-ms"]}"`);
+if (values.server === "real" && !process.env.RESONATE_BIN)
+  fail("--server real runs the real server that RESONATE_BIN names, and it is not set");
 
 const started = Date.now();
 console.log(
-  `chaos: seed ${seed}, ${workflows} workflows, ${kills} kills, ${values["server-restarts"]} server restarts`,
+  `chaos: seed ${seed}, server ${values.server}, ${workflows} workflows, ${kills} kills, ` +
+    `${values["server-restarts"]} server restarts, cancel share ${values["cancel-share"]}`,
 );
 const stack = await startChaosStack({
+  server: values.server,
   groups: { "order-workers": perGroup, "pricing-workers": perGroup, db: perGroup, business: perGroup },
   webhookCopies: 2,
   webhookShuffleSeed: seed,
+  paymentWebhookDelayMs: values["payment-delay-ms"],
+  crashAt: values["crash-at"],
+  env: { SHIP_COOLING_OFF_MS: String(values["cooling-off-ms"]) },
 });
 let exitCode = 1;
 try {
@@ -76,6 +99,11 @@ try {
     concurrency: values.concurrency,
     prefix: `soak${seed}`,
     retryForMs: 120_000,
+    cancel: {
+      share: values["cancel-share"],
+      delayMs: [Number(cancelDelay[1]), Number(cancelDelay[2])],
+    },
+    declineShare: values["decline-share"],
   });
   await chaos.done;
   clearInterval(progress);
@@ -83,13 +111,28 @@ try {
     `chaos: workload submitted in ${Math.round((Date.now() - started) / 1000)} s; waiting for quiescence`,
   );
   await waitQuiescent(stack.server.url, work.accepted, values["quiesce-timeout-s"] * 1000);
-  const report = await stack.report(work.accepted, work.webhooks);
+  const asked = [...new Set(work.cancels.map((c) => c.job_id))];
+  const jobStatuses = await readJobStatuses(
+    stack.api.url,
+    (sub, claims) => stack.apiAuth.token(sub, claims),
+    asked,
+  );
+  const report = await stack.report(work.accepted, work.webhooks, {
+    cancels: work.cancels,
+    approvals: work.approvals,
+    jobStatuses,
+  });
+  const crashes = readProbes(stack.probeLog)
+    .filter((p) => p.point === "crash")
+    .map((p) => p.at);
   const full = {
     seed,
+    server: stack.server.kind,
     workflows: report.workflows,
     requested: workflows,
     by_kind: work.byKind,
     completed: report.completed,
+    outcomes: report.outcomes,
     failed: report.failed,
     timed_out: report.timed_out,
     canceled: report.canceled,
@@ -100,11 +143,20 @@ try {
     duplicate_effects: report.duplicate_effects,
     duplicate_rows: report.duplicate_rows,
     stock_mismatches: report.stock_mismatches,
+    cancel_violations: report.cancel_violations,
+    violations: report.violations,
+    cancels: report.cancels,
+    // What the 5xx answers to cancels said, one of each kind: a cancel is retried, so they cost no correctness.
+    cancel_5xx: [
+      ...new Set(work.cancels.flatMap((c) => c.retried ?? []).map((m) => m.replace(/\d{3,}/g, "#"))),
+    ].slice(0, 20),
     charges: report.charges,
+    refunds: report.refunds,
     shipments: report.shipments,
     order_rows: report.order_rows,
     webhooks: report.webhooks,
     kills: chaos.kills,
+    crash_points: crashes,
     server_restarts: chaos.serverRestarts,
     api_restarts: chaos.extraRestarts,
     worker_processes_started: stack.pool.processes.length,
@@ -115,15 +167,17 @@ try {
     summaryLine(
       "chaos",
       { ...report, lost: full.lost },
-      chaos.kills + chaos.serverRestarts + chaos.extraRestarts,
+      chaos.kills + chaos.serverRestarts + chaos.extraRestarts + crashes.length,
     ),
   );
+  console.log(cancelLine(report));
   if (values.json) writeFileSync(values.json, `${JSON.stringify(full, null, 2)}\n`);
   const clean =
     full.lost === 0 &&
     full.duplicate_effects === 0 &&
     full.duplicate_rows === 0 &&
-    full.stock_mismatches === 0;
+    full.stock_mismatches === 0 &&
+    full.cancel_violations === 0;
   exitCode = clean ? 0 : 1;
 } finally {
   await stack.stop();

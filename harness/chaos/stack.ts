@@ -3,17 +3,19 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ApiAuth } from "../api-auth.ts";
 import { PaymentProvider } from "../fakes/payment.ts";
-import type { ResonateServer } from "../resonate-server.ts";
+import type { ResonateServer, ServerKind } from "../resonate-server.ts";
 import { openScope } from "../scope.ts";
 import type { ApiProcess } from "../service.ts";
 import { startSystem } from "../system.ts";
-import { checkInvariants, type InvariantReport, type WebhookTally } from "./invariants.ts";
+import { checkInvariants, type InvariantReport, type Observations, type WebhookTally } from "./invariants.ts";
 import { CHAOS_PRELOAD, CHAOS_SUPERVISION, type WorkerPool } from "./pool.ts";
 import { seededRandom } from "./rng.ts";
 
 export const CHAOS_SECRET = `whsec_${Buffer.from("chaos-harness-secret-0123456789ab").toString("base64")}`;
 
 export interface ChaosStackOptions {
+  /** Which Resonate server: ours, or the real binary `RESONATE_BIN` names. Default: the real one when it is set. */
+  server?: ServerKind;
   /** Worker processes per group. Default one of each. */
   groups?: Record<string, number>;
   /** CRASH_AT for the workers (see worker-preload.ts). */
@@ -22,6 +24,8 @@ export interface ChaosStackOptions {
   webhookCopies?: number;
   /** Deliver each batch of payment webhooks in a random order, from this seed. */
   webhookShuffleSeed?: number;
+  /** How long after a charge its payment webhook is due (ms): the window in which a cancel meets a taken charge. Default 200. */
+  paymentWebhookDelayMs?: number;
   /** Task lease of every client (ms): how soon a dead worker's task moves on. Default 1000. */
   ttlMs?: number;
   /** Extra environment for workers and API. */
@@ -65,8 +69,8 @@ export interface ChaosStack extends AsyncDisposable {
   readonly databasePath: string;
   /** Charges, shipments and order rows recorded for one order id. */
   effects(orderId: string): { charges: number; shipments: number; rows: number };
-  /** The invariant report over the given accepted workflow ids. */
-  report(workflows: string[], webhooks?: WebhookTally): Promise<InvariantReport>;
+  /** The invariant report over the given accepted workflow ids, and what the clients were answered. */
+  report(workflows: string[], webhooks?: WebhookTally, observed?: Observations): Promise<InvariantReport>;
   stop(): Promise<void>;
 }
 
@@ -89,7 +93,7 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
     const probeLog = join(dataDir, "probes.ndjson");
     const system = await startSystem({
       dataDir,
-      server: { retryTimeoutMs: 1_000, tickMs: 100 },
+      server: { retryTimeoutMs: 1_000, tickMs: 100, ...(opts.server ? { kind: opts.server } : {}) },
       workers: opts.groups ?? { "order-workers": 1, "pricing-workers": 1, db: 1, business: 1 },
       supervise: CHAOS_SUPERVISION,
       workerBunArgs: ["--preload", CHAOS_PRELOAD],
@@ -103,6 +107,9 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
         PROBE_LOG: probeLog,
         CRASH_DIR: join(dataDir, "crashes"),
         CRASH_AT: opts.crashAt ?? "",
+        ...(opts.paymentWebhookDelayMs === undefined
+          ? {}
+          : { FAKES_WEBHOOK_DELAY_MS: String(opts.paymentWebhookDelayMs) }),
         ...opts.env,
       },
       groupEnv: opts.groupEnv,
@@ -166,8 +173,9 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
         ),
         rows: countWhere(databasePath, "SELECT COUNT(*) AS n FROM orders WHERE order_id = ?", orderId),
       }),
-      report: (workflows, webhooks) =>
+      report: (workflows, webhooks, observed) =>
         checkInvariants({
+          ...observed,
           resonateUrl: server.url,
           workflows,
           paymentLedger,

@@ -12,6 +12,8 @@
  * - FAKES_LEDGER_DIR=<dir>: answer PAYMENT_URL and CARRIER_URL in this
  *   process with msw, keeping the fakes' ledgers in that folder, outside the
  *   process that gets killed.
+ * - FAKES_WEBHOOK_DELAY_MS=<ms>: how long after a charge its webhook is due
+ *   (the provider's default, 200 ms, without it).
  */
 import { appendFileSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
@@ -51,10 +53,12 @@ if (ledgerDir) {
   if (!paymentUrl || !carrierUrl) throw new Error("FAKES_LEDGER_DIR needs PAYMENT_URL and CARRIER_URL");
   mkdirSync(ledgerDir, { recursive: true });
   // Webhooks are sent by the harness's dispatcher from the same ledger, not from this process.
+  const delay = process.env.FAKES_WEBHOOK_DELAY_MS;
   const payment = new PaymentProvider({
     ledgerPath: join(ledgerDir, "payment.db"),
     webhookUrl: "",
     webhookSecret: "whsec_AAAA",
+    ...(delay ? { webhookDelayMs: Number(delay) } : {}),
   });
   const carrier = new Carrier({ ledgerPath: join(ledgerDir, "carrier.db") });
   interceptFakes([

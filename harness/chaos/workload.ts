@@ -1,7 +1,8 @@
 import { API_AUTH_DEFAULTS } from "../api-auth.ts";
+import { DECLINED_SOURCE } from "../fakes/payment.ts";
 import { getPromise } from "../protocol.ts";
 import { sendWebhook } from "../webhooks.ts";
-import type { WebhookTally } from "./invariants.ts";
+import type { ApprovalDelivery, ApprovalObservation, CancelAnswer, WebhookTally } from "./invariants.ts";
 import { between, pick } from "./rng.ts";
 
 export type WorkKind = "job" | "approval" | "checkout" | "quote";
@@ -34,7 +35,27 @@ export interface WorkloadOptions {
   mix?: Partial<Record<WorkKind, number>>;
   /** Give up on one request after this long of retrying (ms). Default 60000. */
   retryForMs?: number;
+  /** Ask some jobs to stop (`POST /jobs/:id/cancel`) at random moments. Default: none. */
+  cancel?: CancelPlan;
+  /** Share of order jobs paid with a card the provider declines (`payment_failed`), 0–1. Default 0. */
+  declineShare?: number;
 }
+
+/** Which jobs the workload asks to cancel, and when. */
+export interface CancelPlan {
+  /**
+   * Share of the jobs, approvals and checkouts asked to cancel, 0–1 (a
+   * checkout cannot be: it must be refused with a 409).
+   */
+  share: number;
+  /** Pause between the job's acceptance and the request, drawn from [min, max] (ms). Default [0, 1000]. */
+  delayMs?: [number, number];
+  /** Share of those asked a second time, after another such pause: a cancel is idempotent. Default 0.25. */
+  repeat?: number;
+}
+
+/** Defaults of `CancelPlan`. */
+export const CANCEL_DEFAULTS = { delayMs: [0, 1_000], repeat: 0.25 } as const;
 
 export interface WorkloadResult {
   /** Workflow ids the API accepted. */
@@ -43,6 +64,10 @@ export interface WorkloadResult {
   webhooks: WebhookTally;
   /** Requests that never got an acceptable answer. */
   failures: string[];
+  /** Every cancel request's answer, in the order they came. */
+  cancels: CancelAnswer[];
+  /** The approval webhooks of each approval job, as their senders saw them. */
+  approvals: ApprovalObservation[];
 }
 
 const SKUS = Array.from({ length: 40 }, (_, i) => `sku-${i + 41}`);
@@ -56,39 +81,58 @@ async function persist(
   url: string,
   init: RequestInit,
   retryForMs: number,
-): Promise<{ status: number; body: Record<string, unknown> }> {
+): Promise<{ status: number; body: Record<string, unknown>; retried: string[] }> {
   const deadline = Date.now() + retryForMs;
   let pause = 50;
   let last = "";
+  /** The 5xx answers retried (a connection error is no answer: the API was down). */
+  const retried: string[] = [];
   for (;;) {
     try {
       const res = await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
       const text = await res.text();
       if (res.status < 500)
-        return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+        return {
+          status: res.status,
+          body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+          retried,
+        };
       last = `${res.status} ${text.slice(0, 200)}`;
+      retried.push(last);
     } catch (error) {
       last = (error as Error).message;
     }
     if (Date.now() > deadline)
-      throw new Error(`${init.method} ${url}: gave up after ${retryForMs} ms: ${last}`);
+      throw new Error(`${init.method ?? "GET"} ${url}: gave up after ${retryForMs} ms: ${last}`);
     await Bun.sleep(pause);
     pause = Math.min(pause * 2, 1_000);
   }
 }
 
-/** Starts `count` workflows of a random mix through the API, with approvals answered by signed webhooks. */
+/** An approval webhook's last answer is final unless the API could not say (unreachable, 5xx, 429). */
+const retryable = (status: number) => status === 0 || status === 429 || status >= 500;
+
+/**
+ * Starts `count` workflows of a random mix through the API, with approvals
+ * answered by signed webhooks, and (with `cancel`) asks a share of the jobs
+ * to stop at random moments, recording every answer for the invariants.
+ */
 export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult> {
   const mix = { job: 40, approval: 25, checkout: 20, quote: 15, ...opts.mix };
   const kinds = (Object.entries(mix) as [WorkKind, number][]).flatMap(
     ([k, n]) => Array(n).fill(k) as WorkKind[],
   );
   const retryForMs = opts.retryForMs ?? 60_000;
+  const cancelShare = opts.cancel?.share ?? 0;
+  const [delayMin, delayMax] = opts.cancel?.delayMs ?? CANCEL_DEFAULTS.delayMs;
+  const repeatShare = opts.cancel?.repeat ?? CANCEL_DEFAULTS.repeat;
   const result: WorkloadResult = {
     accepted: [],
     byKind: { job: 0, approval: 0, checkout: 0, quote: 0 },
     webhooks: { accepted: 0, duplicate: 0, rejected: 0 },
     failures: [],
+    cancels: [],
+    approvals: [],
   };
   /** `Authorization` for a request to `path`: a user's routes take only that user's token. */
   const authorization = async (path: string) => {
@@ -114,6 +158,9 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
       },
       retryForMs,
     );
+  const get = async (path: string) =>
+    persist(`${opts.apiUrl}${path}`, { headers: { authorization: await authorization(path) } }, retryForMs);
+
   // Draw every item's parameters up front so the run depends only on the seed.
   const plan = Array.from({ length: opts.count }, (_, i) => ({
     i,
@@ -121,38 +168,114 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
     sku: pick(opts.rng, SKUS),
     qty: between(opts.rng, 1, 3),
     approve: opts.rng() < 0.8,
+    declined: opts.rng() < (opts.declineShare ?? 0),
+    cancel: opts.rng() < cancelShare,
+    // When the cancel comes after the job's acceptance, and when a second one does.
+    cancelAfterMs: [between(opts.rng, delayMin, delayMax), between(opts.rng, delayMin, delayMax)] as const,
+    again: opts.rng() < repeatShare,
+    // An approval that is canceled races its webhooks: one or two (the second approves or rejects
+    // at random), each after its own pause within the cancel's window.
+    secondWebhook: opts.rng() < 0.5,
+    secondApproves: opts.rng() < 0.5,
+    webhookAfterMs: [between(opts.rng, delayMin, delayMax), between(opts.rng, delayMin, delayMax)] as const,
   }));
+  type Item = (typeof plan)[number];
 
-  const one = async (item: (typeof plan)[number]) => {
+  /** Asks `jobId` to stop after `afterMs`, and records the answer (and for a 202, what GET /jobs/:id then says). */
+  const cancel = async (jobId: string, afterMs: number) => {
+    await Bun.sleep(afterMs);
+    const res = await post(`/jobs/${jobId}/cancel`, { reason: "chaos" });
+    const details = (res.body.error as { details?: { stage?: unknown; outcome?: unknown } } | undefined)
+      ?.details;
+    const answer: CancelAnswer = { job_id: jobId, status: res.status };
+    if (res.retried.length > 0) answer.retried = res.retried;
+    if (typeof details?.stage === "string") answer.stage = details.stage;
+    if (typeof details?.outcome === "string") answer.outcome = details.outcome;
+    if (res.status === 202) answer.seen = String((await get(`/jobs/${jobId}`)).body.status);
+    result.cancels.push(answer);
+    if (![200, 202, 404, 409].includes(res.status))
+      throw new Error(`cancel ${jobId}: ${res.status} ${JSON.stringify(res.body)}`);
+  };
+  /** Cancel requests run beside the lanes, so a lane goes on submitting while they wait for their moment. */
+  const followups: Promise<void>[] = [];
+  const askToCancel = (item: Item, jobId: string) => {
+    if (!item.cancel) return;
+    const run = async () => {
+      await cancel(jobId, item.cancelAfterMs[0]);
+      if (item.again) await cancel(jobId, item.cancelAfterMs[1]);
+    };
+    followups.push(run().catch((error: unknown) => void result.failures.push((error as Error).message)));
+  };
+
+  /**
+   * Delivers one approval webhook after `afterMs` like a real sender (the
+   * same `webhook-id` on every attempt), retrying only while the API cannot
+   * answer: a 409 (the approval was settled otherwise, or canceled) is final.
+   */
+  const deliver = async (orderId: string, webhookId: string, approved: boolean, afterMs: number) => {
+    await Bun.sleep(afterMs);
+    const deadline = Date.now() + retryForMs;
+    let pause = 100;
+    for (let attempt = 1; ; attempt++) {
+      const [answer] = await sendWebhook({
+        url: `${opts.apiUrl}/webhooks/approval/${orderId}`,
+        secret: opts.webhookSecret,
+        id: webhookId,
+        body: JSON.stringify({ approved, approver: "workload" }),
+      });
+      const status = answer?.status ?? 0;
+      if (!retryable(status) || Date.now() > deadline) {
+        const delivery: ApprovalDelivery = { webhook_id: webhookId, approved, status };
+        if (status === 200) {
+          delivery.duplicate = (JSON.parse(answer?.body ?? "{}") as { duplicate?: boolean }).duplicate;
+          result.webhooks[delivery.duplicate ? "duplicate" : "accepted"]++;
+        } else result.webhooks.rejected++;
+        result.webhooks.rejected += attempt - 1;
+        return { delivery, body: answer?.body ?? "" };
+      }
+      await Bun.sleep(pause);
+      pause = Math.min(pause * 2, 1_000);
+    }
+  };
+
+  const one = async (item: Item) => {
     const id = `${opts.prefix}-${item.i}`;
     const items = [{ sku: item.sku, qty: item.qty }];
     switch (item.kind) {
       case "job": {
-        const res = await post("/jobs", { order_id: id, items });
+        const res = await post("/jobs", {
+          order_id: id,
+          items,
+          ...(item.declined ? { payment_source: DECLINED_SOURCE } : {}),
+        });
         if (res.status !== 202) throw new Error(`job ${id}: ${res.status} ${JSON.stringify(res.body)}`);
         result.accepted.push(`order:${id}`);
+        askToCancel(item, `order:${id}`);
         return;
       }
       case "approval": {
         const res = await post(`/orders/${id}/approve-and-ship`);
         if (res.status !== 202) throw new Error(`approval ${id}: ${res.status} ${JSON.stringify(res.body)}`);
-        result.accepted.push(`ship:${id}`);
-        const deliveries = await sendWebhook({
-          url: `${opts.apiUrl}/webhooks/approval/${id}`,
-          secret: opts.webhookSecret,
-          body: JSON.stringify({ approved: item.approve, approver: "workload" }),
-          retries: 80,
-          backoffMs: 100,
-          maxBackoffMs: 1_000,
-        });
-        const last = deliveries.at(-1);
-        if (last?.status === 200) {
-          if ((JSON.parse(last.body) as { duplicate: boolean }).duplicate) result.webhooks.duplicate++;
-          else result.webhooks.accepted++;
-        } else {
-          throw new Error(`approval webhook ${id}: ${last?.status} ${last?.body}`);
-        }
-        result.webhooks.rejected += deliveries.length - 1;
+        const jobId = `ship:${id}`;
+        result.accepted.push(jobId);
+        askToCancel(item, jobId);
+        const hooks = [
+          { approved: item.approve, afterMs: item.cancel ? item.webhookAfterMs[0] : 0 },
+          ...(item.cancel && item.secondWebhook
+            ? [{ approved: item.secondApproves, afterMs: item.webhookAfterMs[1] }]
+            : []),
+        ];
+        const sent = await Promise.all(
+          hooks.map((h, n) => deliver(id, `msg_${opts.prefix}_${item.i}_${n}`, h.approved, h.afterMs)),
+        );
+        result.approvals.push({ job_id: jobId, deliveries: sent.map((s) => s.delivery) });
+        // Without a cancel or a second opinion, the one webhook must have been taken.
+        const only = sent.length === 1 && !item.cancel ? sent[0] : undefined;
+        if (only && only.delivery.status !== 200)
+          throw new Error(`approval webhook ${id}: ${only.delivery.status} ${only.body}`);
+        const unanswered = sent.find((s) => s.delivery.status !== 200 && s.delivery.status !== 409);
+        if (unanswered)
+          throw new Error(`approval webhook ${id}: ${unanswered.delivery.status} ${unanswered.body}`);
         return;
       }
       case "checkout": {
@@ -163,7 +286,9 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         );
         if (res.status !== 201 && res.status !== 202)
           throw new Error(`checkout ${id}: ${res.status} ${JSON.stringify(res.body)}`);
-        result.accepted.push(`checkout:${opts.prefix}-user:${id}`);
+        const jobId = `checkout:${opts.prefix}-user:${id}`;
+        result.accepted.push(jobId);
+        askToCancel(item, jobId);
         return;
       }
       case "quote": {
@@ -183,7 +308,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
   let next = 0;
   const lane = async () => {
     while (next < plan.length) {
-      const item = plan[next++] as (typeof plan)[number];
+      const item = plan[next++] as Item;
       result.byKind[item.kind]++;
       try {
         await one(item);
@@ -193,7 +318,29 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, lane));
+  await Promise.all(followups);
   return result;
+}
+
+/**
+ * `GET /jobs/:id`'s `status` of each job, as `token`'s operator sees it,
+ * retried like the workload's requests: for the check that the API says
+ * `canceled` of exactly the jobs whose workflow stopped on a cancel.
+ */
+export async function readJobStatuses(
+  apiUrl: string,
+  token: TokenSource,
+  ids: string[],
+  retryForMs = 60_000,
+): Promise<Record<string, string>> {
+  const authorization = `Bearer ${await token(WORKLOAD_CALLER.sub, { scope: WORKLOAD_CALLER.scope })}`;
+  const statuses = await Promise.all(
+    ids.map(async (id) => {
+      const res = await persist(`${apiUrl}/jobs/${id}`, { headers: { authorization } }, retryForMs);
+      return [id, String(res.body.status ?? res.status)] as const;
+    }),
+  );
+  return Object.fromEntries(statuses);
 }
 
 /** Waits until none of `ids` is pending on the server (or the deadline passes); returns the ones still pending. */

@@ -126,9 +126,12 @@ function withRuleAnswers(operation: Operation): void {
     );
     if (responses["403"]) Object.assign(responses["403"], { headers: challenge });
   }
-  responses["503"] ??= errorAnswer("Too many requests at once: ask again after Retry-After seconds", {
-    headers: unavailableResponse.headers,
-  });
+  responses["503"] ??= errorAnswer(
+    "Too many requests at once, or the Resonate server did not answer: ask again after Retry-After seconds",
+    {
+      headers: unavailableResponse.headers,
+    },
+  );
   if (!operation.requestBody) return;
   responses["408"] ??= errorAnswer("The body did not arrive in time; the connection is closed");
   responses["413"] ??= errorAnswer("The body is larger than the route reads");

@@ -6,7 +6,7 @@
  * a request that fails with an unexpected error.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Resonate } from "@resonatehq/sdk";
+import { Resonate, ResonateTimeoutException } from "@resonatehq/sdk";
 import { type System, startSystem, waitFor } from "../../harness/index.ts";
 import { createApp } from "../../src/app.ts";
 import { UNCHECKED } from "../../src/auth/service.ts";
@@ -165,24 +165,34 @@ describe("request and function logs across real processes", () => {
   });
 });
 
+/** An in-process app (callers not checked: the request must reach the route) whose Resonate reads throw `error`, and its log lines. */
+function appWhoseReadsThrow(error: Error, pid: string) {
+  const lines: Line[] = [];
+  const log = createLogger({
+    level: "info",
+    base: { service: "api" },
+    destination: { write: (line: string) => lines.push(JSON.parse(line)) },
+  });
+  const config = loadConfig({ MODE: "colocated", WEBHOOK_SECRET: TEST_SECRET });
+  const resonate = new Resonate({ group: "api", pid });
+  resonate.promises.get = async () => {
+    throw error;
+  };
+  const app = createApp(makeDeps(resonate, config, targetsFor(config), Date.now, { log }), {
+    webhookSecret: TEST_SECRET,
+    auth: UNCHECKED,
+  });
+  const requestLine = () =>
+    waitFor(() => lines.find((l) => l.msg === "request"), { timeout: 2_000, message: "the request line" });
+  return { app, lines, requestLine, stop: () => resonate.stop() };
+}
+
 describe("a request that fails with an unexpected error", () => {
   test("is logged once with its stack and request id, which the 500 and its header name", async () => {
-    const lines: Line[] = [];
-    const log = createLogger({
-      level: "info",
-      base: { service: "api" },
-      destination: { write: (line: string) => lines.push(JSON.parse(line)) },
-    });
-    const config = loadConfig({ MODE: "colocated", WEBHOOK_SECRET: TEST_SECRET });
-    const resonate = new Resonate({ group: "api", pid: "logs-test" });
-    resonate.promises.get = async () => {
-      throw new Error("the store is on fire");
-    };
-    // Callers are not checked here: the request must reach the route that fails.
-    const app = createApp(makeDeps(resonate, config, targetsFor(config), Date.now, { log }), {
-      webhookSecret: TEST_SECRET,
-      auth: UNCHECKED,
-    });
+    const { app, lines, requestLine, stop } = appWhoseReadsThrow(
+      new Error("the store is on fire"),
+      "logs-test",
+    );
     try {
       const res = await app.handle(
         new Request("http://api.test/jobs/order:x", { headers: { "x-request-id": "req-500" } }),
@@ -193,10 +203,7 @@ describe("a request that fails with an unexpected error", () => {
         error: { code: "internal_error", message: "internal error (request req-500)" },
       });
       // The request's own line is written last, once the response is handed back.
-      await waitFor(() => lines.find((l) => l.msg === "request"), {
-        timeout: 2_000,
-        message: "the request line",
-      });
+      await requestLine();
       const failed = lines.find((l) => l.msg === "request failed");
       expect(failed).toMatchObject({
         level: "error",
@@ -209,7 +216,31 @@ describe("a request that fails with an unexpected error", () => {
         expect.objectContaining({ request_id: "req-500", status: 500, promise_id: "order:x" }),
       ]);
     } finally {
-      await resonate.stop();
+      await stop();
+    }
+  });
+
+  test("a Resonate server that does not answer is a 503 with Retry-After, not a 500, and no error line", async () => {
+    const { app, lines, requestLine, stop } = appWhoseReadsThrow(
+      new ResonateTimeoutException("platform failure: Failed to connect"),
+      "logs-test-down",
+    );
+    try {
+      const res = await app.handle(
+        new Request("http://api.test/jobs/order:x", { headers: { "x-request-id": "req-503" } }),
+      );
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("1");
+      expect(await res.json()).toEqual({
+        error: {
+          code: "resonate_unavailable",
+          message: "the Resonate server did not answer; retry the same request",
+        },
+      });
+      expect(await requestLine()).toMatchObject({ request_id: "req-503", status: 503 });
+      expect(lines.filter((l) => l.msg === "request failed")).toEqual([]);
+    } finally {
+      await stop();
     }
   });
 });

@@ -255,7 +255,8 @@ function metricsSuite(runtime: ApiRuntime) {
             outcome: "resolved",
           }),
         ).toBe(1);
-        expect(grew(before.orders, after.orders, "durable_steps_total", { function: order })).toBe(3);
+        // validate, the cancel check, charge, the seal before shipping, ship.
+        expect(grew(before.orders, after.orders, "durable_steps_total", { function: order })).toBe(5);
         expect(grew(before.db, after.db, "durable_steps_total", { function: Db.reserveStock.name })).toBe(1);
         expect(after.orders.has("durable_step_retries_total")).toBe(true);
         expect(

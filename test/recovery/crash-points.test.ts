@@ -1,7 +1,7 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { crashAt } from "../../harness/chaos/crash-points.ts";
-import { summaryLine } from "../../harness/chaos/invariants.ts";
+import { NOTHING_BROKEN, summaryLine } from "../../harness/chaos/invariants.ts";
 import { probeCount, readProbes } from "../../harness/chaos/probe-log.ts";
 import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
 import { PaymentProvider } from "../../harness/fakes/payment.ts";
@@ -120,7 +120,7 @@ afterAll(async () => {
   const kills = readProbes(stack.probeLog).filter((p) => p.point === "crash").length;
   console.log(summaryLine("recovery", report, kills));
   await stack.stop();
-  expect(report).toMatchObject({ lost: 0, duplicate_effects: 0, duplicate_rows: 0, stock_mismatches: 0 });
+  expect(report).toMatchObject(NOTHING_BROKEN);
 }, E2E_TIMEOUT);
 
 const doneJob = (id: string) => jobDone(stack.api, id);
