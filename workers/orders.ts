@@ -145,10 +145,14 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
         created_at: 0,
       });
 
-      /** Undoes what was done so far (a refund only of a charge the provider took) and records the order canceled. */
+      /**
+       * Undoes what was done so far and records the order canceled: the stock
+       * first (so a refund the provider keeps refusing holds no stock), then a
+       * refund only of a charge the provider took.
+       */
       const undo = function* (request: CancelRequest, chargeId: string | null, charged: boolean) {
-        const refund = chargeId && charged ? yield* ctx.run(() => refundStep(ctx, deps, chargeId)) : null;
         yield* rpc(ctx, Db.releaseStock, [ctx.id], db(ctx));
+        const refund = chargeId && charged ? yield* ctx.run(() => refundStep(ctx, deps, chargeId)) : null;
         const createdAt = yield* ctx.date.now();
         yield* rpc(
           ctx,

@@ -4,6 +4,7 @@ import {
   createLocalJWKSet,
   errors,
   type JSONWebKeySet,
+  type JWK,
   type JWTPayload,
   type JWTVerifyGetKey,
   jwtVerify,
@@ -62,26 +63,39 @@ async function keysFrom(settings: AuthSettings): Promise<{ keys: JWTVerifyGetKey
     throw new ConfigError(`${setting}: cannot read ${file}: ${(error as Error).message}`);
   }
   if (settings.publicKeyFile) {
+    // A private key would do (the public half is derived from it), but it has no place on the API.
+    if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text))
+      throw new ConfigError(`${setting}: ${file} holds a private key; give the API the public key only`);
     let key: ReturnType<typeof createPublicKey>;
     try {
       key = createPublicKey(text);
     } catch (error) {
       throw new ConfigError(`${setting}: ${file} holds no PEM public key: ${(error as Error).message}`);
     }
-    const jwk = key.export({ format: "jwk" });
-    return {
-      keys: createLocalJWKSet({ keys: [jwk as JSONWebKeySet["keys"][number]] }),
-      algorithms: algorithmsOf(key),
-    };
+    const algorithms = algorithmsOf(key);
+    let jwk: JWK;
+    try {
+      jwk = key.export({ format: "jwk" });
+    } catch (error) {
+      throw new ConfigError(
+        `${setting}: ${file}: this runtime cannot use that key: ${(error as Error).message}`,
+      );
+    }
+    return { keys: createLocalJWKSet({ keys: [jwk as JSONWebKeySet["keys"][number]] }), algorithms };
   }
   let set: JSONWebKeySet;
   try {
     set = JSON.parse(text) as JSONWebKeySet;
-    if (!Array.isArray(set.keys) || set.keys.length === 0) throw new Error('no "keys" list');
-    return { keys: createLocalJWKSet(set), algorithms: ASYMMETRIC };
   } catch (error) {
     throw new ConfigError(`${setting}: ${file} is not a JWKS: ${(error as Error).message}`);
   }
+  if (!Array.isArray(set.keys) || set.keys.length === 0)
+    throw new ConfigError(`${setting}: ${file} is not a JWKS: no "keys" list`);
+  if (set.keys.some((k) => "d" in k || k.kty === "oct"))
+    throw new ConfigError(
+      `${setting}: ${file} holds a private or shared-secret key; give the API public keys only`,
+    );
+  return { keys: createLocalJWKSet(set), algorithms: ASYMMETRIC };
 }
 
 const REALM = 'Bearer realm="resonate-bun-edge"';

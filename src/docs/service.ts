@@ -117,6 +117,8 @@ const challenge = {
 function withRuleAnswers(operation: Operation): void {
   operation.responses ??= {};
   const responses = operation.responses;
+  // A 204 has no body (RFC 9110); Elysia writes its `t.Void()` as content.
+  if (responses["204"]) delete responses["204"].content;
   if (operation.security) {
     responses["401"] ??= errorAnswer(
       "No bearer token, or one this API does not accept (expired, another issuer, audience or key)",

@@ -1,4 +1,4 @@
-import { Elysia } from "elysia";
+import { Elysia, t } from "elysia";
 import { authenticated } from "../auth/index.ts";
 import { Secured } from "../auth/model.ts";
 import type { CallerAuth } from "../auth/service.ts";
@@ -104,6 +104,7 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
           Number.isSafeInteger(last) ? last : 0,
           request.signal,
         );
+        if (!stream) return new Response(null, { status: 204 });
         return new Response(stream, {
           headers: {
             "content-type": "text/event-stream; charset=utf-8",
@@ -115,7 +116,7 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
       {
         params: JobModels.jobParams,
         headers: JobModels.eventHeaders,
-        response: { 200: JobModels.events, 404: "Error", 422: "Error" },
+        response: { 200: JobModels.events, 204: t.Void(), 404: "Error", 422: "Error" },
         detail: {
           operationId: "jobEvents",
           security: Secured,
@@ -126,6 +127,9 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
               description:
                 "Events `status` with ids 1 (running), 2 (canceling), 3 (settled: done, failed, canceled or timed_out); data is the job. Reconnect with Last-Event-ID to get only the later ones.",
               content: { "text/event-stream": { schema: JobModels.eventSchema } },
+            },
+            204: {
+              description: "The settled job was sent already (Last-Event-ID 3): nothing more will come",
             },
           },
         },

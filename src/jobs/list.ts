@@ -90,9 +90,11 @@ export async function listJobs(
         throw new HttpError(400, "invalid_cursor", "cursor is not one this API handed out");
       throw error;
     }
-    for (const promise of found.promises) {
-      if (!visibleTo(promise, caller)) continue;
-      const job = await jobOf(deps, promise.id, promise);
+    // A running job's cancel record is read for each at once, not one after the other.
+    const page = await Promise.all(
+      found.promises.filter((promise) => visibleTo(promise, caller)).map((p) => jobOf(deps, p.id, p)),
+    );
+    for (const job of page) {
       // A job whose cancel is asked still runs.
       const status = job.status === "canceling" ? "running" : job.status;
       if (q.state === undefined || status === q.state) jobs.push(job);

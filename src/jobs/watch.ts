@@ -79,7 +79,8 @@ const KEEPALIVE_MS = 15_000;
 /**
  * `GET /jobs/:id/events`: a Server-Sent Events stream of the job's status
  * changes after `lastEventId`, ending after the one that settles it (or
- * after `JOB_EVENTS_MAX_MS`, when the client reconnects). It
+ * after `JOB_EVENTS_MAX_MS`, when the client reconnects); undefined when
+ * the client has had the settled job already. It
  * waits on the job's promise (the SDK's listener) and on this process's
  * job signals (a cancel asked here); it stops and lets go of both when the
  * client goes away. Reads the job first, so an unknown or hidden job is a
@@ -91,8 +92,10 @@ export async function jobEvents(
   caller: Caller,
   lastEventId: number,
   signal: AbortSignal,
-): Promise<ReadableStream<Uint8Array>> {
+): Promise<ReadableStream<Uint8Array> | undefined> {
   let job = await jobOf(deps, id, await readJob(deps, id, caller));
+  // The settled job was sent already: nothing more will come, so no stream (a 204 tells an EventSource to stop reconnecting).
+  if (settled(job) && lastEventId >= 3) return undefined;
   const encoder = new TextEncoder();
   const stop = new AbortController();
   // A stream also ends after JOB_EVENTS_MAX_MS; its client reconnects with Last-Event-ID and misses nothing.

@@ -20,7 +20,7 @@ export const orderRoutes = (deps: Deps, auth: CallerAuth) =>
       },
       {
         params: OrderModels.params,
-        response: { 202: "ApprovalPending", 409: "Error", 422: "Error" },
+        response: { 202: "ApprovalPending", 404: "Error", 409: "Error", 422: "Error" },
         detail: {
           operationId: "approveAndShip",
           security: Secured,

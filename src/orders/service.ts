@@ -1,14 +1,30 @@
 import type { Caller } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
-import { conflict } from "../errors.ts";
+import { conflict, notFound } from "../errors.ts";
 import { Orders } from "../functions.ts";
-import { jobTags } from "../jobs/service.ts";
+import { jobId, jobTags, visibleTo } from "../jobs/service.ts";
+import { isNotFound } from "../resonate/durable.ts";
 
 export const shipJobId = (orderId: string) => `ship:${orderId}`;
 
-/** Starts `approve_then_ship` for an order; the approval webhook decides what happens next. */
+/** Whether an order job `order:<orderId>` exists that `caller` may not see (another caller's). */
+async function othersOrder(deps: Deps, orderId: string, caller: Caller): Promise<boolean> {
+  try {
+    return !visibleTo(await deps.resonate.promises.get(jobId(orderId)), caller);
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  }
+}
+
+/**
+ * Starts `approve_then_ship` for an order; the approval webhook decides what
+ * happens next. An order submitted by another caller (`POST /jobs`) is not
+ * this caller's to hold: 404, as for an order that is not there.
+ */
 export async function startApproval(deps: Deps, orderId: string, caller: Caller): Promise<string> {
   const id = shipJobId(orderId);
+  if (await othersOrder(deps, orderId, caller)) throw notFound(`order ${orderId}`);
   await deps.launcher.startOnce(
     Orders.approveThenShip,
     id,

@@ -6,7 +6,7 @@
  * come from a PEM file of any supported family or a JWKS file.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createPublicKey } from "node:crypto";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { API_AUTH_DEFAULTS, apiAuthWith } from "../../harness/api-auth.ts";
@@ -206,6 +206,17 @@ describe("a job is seen by the caller who started it, or an operator", () => {
     expect(root.tags).toMatchObject({ job: "true", "job:kind": "order", "job:owner": "carol" });
   });
 
+  test("another caller's order cannot be held for approval: 404, as if it were not there", async () => {
+    const orderId = `auth-held-${crypto.randomUUID()}`;
+    expect((await send("POST", "/jobs", await bearer("frank"), order(orderId))).status).toBe(202);
+    const grab = await send("POST", `/orders/${orderId}/approve-and-ship`, await bearer("mallory"));
+    expect(grab.status).toBe(404);
+    expect(await exists(`ship:${orderId}`)).toBe(false);
+    expect((await send("POST", `/orders/${orderId}/approve-and-ship`, await bearer("frank"))).status).toBe(
+      202,
+    );
+  });
+
   test("an approval belongs to whoever started it", async () => {
     const orderId = `auth-approval-${crypto.randomUUID()}`;
     expect((await send("POST", `/orders/${orderId}/approve-and-ship`, await bearer("dave"))).status).toBe(
@@ -278,5 +289,20 @@ describe("where the keys come from", () => {
     );
     await expect(callerAuth(settings({ AUTH_PUBLIC_KEY: notPem }))).rejects.toThrow(/^AUTH_PUBLIC_KEY: /);
     await expect(callerAuth(settings({ AUTH_JWKS: notPem }))).rejects.toThrow(/^AUTH_JWKS: /);
+  });
+
+  test("a private key, or a JWKS with a private or shared-secret key, is refused at start", async () => {
+    const privatePem = join(dir.path, "private.pem");
+    writeFileSync(privatePem, generateAuthKeys().privateKeyPem);
+    await expect(callerAuth(settings({ AUTH_PUBLIC_KEY: privatePem }))).rejects.toThrow(
+      /holds a private key/,
+    );
+    const secret = join(dir.path, "oct.json");
+    writeFileSync(secret, JSON.stringify({ keys: [{ kty: "oct", k: "c2VjcmV0", kid: "s" }] }));
+    await expect(callerAuth(settings({ AUTH_JWKS: secret }))).rejects.toThrow(/private or shared-secret/);
+    const privateJwk = join(dir.path, "private-jwk.json");
+    const jwk = createPrivateKey(generateAuthKeys().privateKeyPem).export({ format: "jwk" });
+    writeFileSync(privateJwk, JSON.stringify({ keys: [jwk] }));
+    await expect(callerAuth(settings({ AUTH_JWKS: privateJwk }))).rejects.toThrow(/private or shared-secret/);
   });
 });

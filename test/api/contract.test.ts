@@ -119,7 +119,7 @@ describe("the OpenAPI document", () => {
     ]);
     expect(statuses("/jobs", "get")).toEqual(["200", "400", "401", "422", "501", "503"]);
     expect(statuses("/jobs/{id}", "get")).toEqual(["200", "401", "404", "422", "503"]);
-    expect(statuses("/jobs/{id}/events", "get")).toEqual(["200", "401", "404", "422", "503"]);
+    expect(statuses("/jobs/{id}/events", "get")).toEqual(["200", "204", "401", "404", "422", "503"]);
     expect(statuses("/jobs/{id}/cancel", "post")).toEqual([
       "200",
       "202",
@@ -167,7 +167,14 @@ describe("the OpenAPI document", () => {
       "503",
     ]);
     expect(statuses("/users/{id}/orders", "get")).toEqual(["200", "401", "403", "422", "503"]);
-    expect(statuses("/orders/{id}/approve-and-ship", "post")).toEqual(["202", "401", "409", "422", "503"]);
+    expect(statuses("/orders/{id}/approve-and-ship", "post")).toEqual([
+      "202",
+      "401",
+      "404",
+      "409",
+      "422",
+      "503",
+    ]);
     for (const path of ["/webhooks/payment", "/webhooks/approval/{id}"]) {
       expect(statuses(path, "post")).toEqual([
         "200",
