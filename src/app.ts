@@ -1,4 +1,5 @@
 import { type AnyElysia, Elysia } from "elysia";
+import { callersFirst } from "./auth/index.ts";
 import type { CallerAuth } from "./auth/service.ts";
 import { type BaselineQuote, benchRoutes } from "./bench/index.ts";
 import type { Deps } from "./deps.ts";
@@ -40,6 +41,8 @@ export function createApp(
   const app = new Elysia()
     // First: every request gets its id and context before any other hook can answer it.
     .use(observeRequests(deps.metrics, deps.log))
+    // Before the rules that read bodies: a checked route's caller is verified before its body is read.
+    .use(callersFirst(opts.auth, () => whole as AnyElysia))
     .use(httpRules(() => whole as AnyElysia, deps.config))
     // Before the error handler, which answers and ends the chain: a refused webhook delivery is counted by outcome.
     .onError({ as: "global" }, ({ code, error, route }) => countRefusedDelivery(deps, route, code, error))

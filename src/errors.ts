@@ -158,9 +158,10 @@ export const errorHandler = new Elysia({ name: "error-handler" }).onError(
       );
     }
     if (code === "PARSE" && error.cause instanceof HttpError) {
-      // A rule a parse hook enforces (src/http-rules.ts): its own status.
+      // A rule a parse hook enforces (src/http-rules.ts, src/auth/index.ts): its own status and headers.
       set.status = error.cause.status;
-      return body(error.cause.code, error.cause.message);
+      Object.assign(set.headers, error.cause.headers);
+      return body(error.cause.code, error.cause.message, error.cause.details);
     }
     if (code === "PARSE") {
       set.status = 400;

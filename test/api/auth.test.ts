@@ -113,9 +113,20 @@ describe("tokens the API refuses: 401 with the error shape and a Bearer challeng
     });
   }
 
-  test("the 401 comes before the body is validated: a bad body without a token is a 401, not a 422", async () => {
-    const res = await send("POST", "/jobs", "", { order_id: 42 });
-    expect(res.status).toBe(401);
+  test("the 401 comes before the body is read: without a token any body is a 401, not a 400, 415 or 422", async () => {
+    for (const [body, type] of [
+      [JSON.stringify({ order_id: 42 }), "application/json"],
+      ["[1]", "application/json"],
+      ["{", "application/json"],
+      ["order_id=1", "text/plain"],
+    ] as const) {
+      const res = await readReply(
+        await api.app.handle(
+          new Request("http://api.test/jobs", { method: "POST", headers: { "content-type": type }, body }),
+        ),
+      );
+      expect([body, res.status]).toEqual([body, 401]);
+    }
   });
 
   test("every checked route refuses a missing token; the webhooks, health, docs and metrics do not ask for one", async () => {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { defaultAuthorization } from "../support/api-auth.ts";
 import { startColocatedApi } from "../support/colocated-api.ts";
-import { readReply } from "../support/http.ts";
+import { readReply, withAuthorization } from "../support/http.ts";
 import { signedHeaders } from "../support/secrets.ts";
 
 type Link = { operationId: string; parameters: Record<string, string> };
@@ -373,7 +373,10 @@ describe("the rules the document states", () => {
     ["", '{"order_id":"o1","items":[{"sku":"sku-1","qty":1}]}'],
   ])("a body sent as %p is a 415 with the error shape, and starts nothing", async (type, body) => {
     for (const path of ["/jobs", "/price-quote", "/users/u1/orders", "/webhooks/payment"]) {
-      const headers: Record<string, string> = type ? { "content-type": type } : {};
+      const headers: Record<string, string> = await withAuthorization(
+        path,
+        type ? { "content-type": type } : {},
+      );
       const res = await readReply(
         await api.app.handle(new Request(`http://api.test${path}`, { method: "POST", headers, body })),
       );

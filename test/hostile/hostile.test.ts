@@ -14,7 +14,7 @@ import { connect, type Socket } from "node:net";
 import { API_AUTH_DEFAULTS } from "../../harness/api-auth.ts";
 import { type System, startSystem, waitFor } from "../../harness/index.ts";
 import { generateAuthKeys, signToken } from "../../harness/jwt.ts";
-import { bearer, TEST_API_AUTH } from "../support/api-auth.ts";
+import { bearer, defaultAuthorization, TEST_API_AUTH } from "../support/api-auth.ts";
 import { withAuthorization } from "../support/http.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
 import { signedHeaders, WRONG_SECRET } from "../support/secrets.ts";
@@ -22,11 +22,16 @@ import { signedHeaders, WRONG_SECRET } from "../support/secrets.ts";
 const LIMIT = 65_536;
 const BODY_TIMEOUT_MS = 1_500;
 
-/** Opens a connection that sends a request's head and then one body byte every `everyMs`; `received` is what came back so far. */
+/**
+ * Opens a connection that sends a request's head (with a caller's token: a
+ * checked route reads no body without one) and then one body byte every
+ * `everyMs`; `received` is what came back so far.
+ */
 function trickle(
   url: string,
   path: string,
   everyMs: number,
+  authorization: string,
 ): { socket: Socket; answer: Promise<string>; received: () => string } {
   const { hostname, port } = new URL(url);
   const socket = connect({ host: hostname, port: Number(port) });
@@ -34,7 +39,7 @@ function trickle(
   let timer: ReturnType<typeof setInterval> | undefined;
   socket.on("connect", () => {
     socket.write(
-      `POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{`,
+      `POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: ${authorization}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{`,
     );
     timer = setInterval(() => socket.write(" "), everyMs);
   });
@@ -238,7 +243,8 @@ describe("slow clients", () => {
   test(
     "while 200 clients trickle their bodies, quotes are answered within the deadline; the trickles get 408 and are closed",
     async () => {
-      const slow = Array.from({ length: 200 }, () => trickle(api(), "/price-quote", 200));
+      const authorization = await defaultAuthorization("/price-quote");
+      const slow = Array.from({ length: 200 }, () => trickle(api(), "/price-quote", 200, authorization));
       try {
         for (let i = 0; i < 10; i++) {
           const started = performance.now();
@@ -259,6 +265,33 @@ describe("slow clients", () => {
   );
 });
 
+describe("callers before bodies", () => {
+  test("a body that trickles in without a token is refused at once with a 401, not read", async () => {
+    const started = performance.now();
+    const answer = await new Promise<string>((resolve) => {
+      const { hostname, port } = new URL(api());
+      const socket = connect({ host: hostname, port: Number(port) });
+      let got = "";
+      socket.on("connect", () =>
+        socket.write(
+          `POST /jobs HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{`,
+        ),
+      );
+      socket.on("data", (chunk) => {
+        got += chunk.toString();
+        if (got.includes("\r\n\r\n{")) {
+          socket.destroy();
+          resolve(got);
+        }
+      });
+      socket.on("error", () => resolve(got));
+    });
+    expect(answer).toStartWith("HTTP/1.1 401");
+    expect(answer.toLowerCase()).toContain('www-authenticate: bearer realm="resonate-bun-edge"');
+    expect(performance.now() - started).toBeLessThan(BODY_TIMEOUT_MS);
+  });
+});
+
 describe("requests in flight", () => {
   test(
     "past the cap a request is refused at once with a 503, and served again once they end",
@@ -270,7 +303,8 @@ describe("requests in flight", () => {
         apiEnv: { MAX_REQUESTS_IN_FLIGHT: "5", BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS) },
       });
       // Ten bodies trickle in: five are admitted and hold every slot, five are refused at once.
-      const slow = Array.from({ length: 10 }, () => trickle(capped.apiUrl, "/jobs", 100));
+      const authorization = await defaultAuthorization("/jobs");
+      const slow = Array.from({ length: 10 }, () => trickle(capped.apiUrl, "/jobs", 100, authorization));
       try {
         const refusedTrickles = () => slow.filter((s) => s.received().startsWith("HTTP/1.1 503"));
         await waitFor(() => refusedTrickles().length === 5 || undefined, {
