@@ -148,13 +148,21 @@ export const Db = {
  * record already there, unchanged: the API creates it holding a cancel
  * request; the workflow, before the one step no cancel can undo (shipping),
  * creates it sealed. So a cancel either is seen by the workflow before it
- * ships, or is refused as too late; never both, never neither. Both
+ * ships (or records a failed payment), or is refused as too late; never
+ * both, never neither. Both
  * sides decide by the record's `param` (what its creator wrote), then
  * resolve it with the same value.
  */
 export type CancelRecord =
   | { canceled: true; reason?: string; requested_at: number }
-  | { canceled: false; sealed: "shipping"; sealed_at: number };
+  | { canceled: false; sealed: SealedStage; sealed_at: number };
+
+/**
+ * Where a workflow sealed its cancel record: just before it ships, or just
+ * before it records an end a cancel could no longer change (a payment that
+ * failed).
+ */
+export type SealedStage = "shipping" | "finishing";
 
 export type CancelRequest = Extract<CancelRecord, { canceled: true }>;
 

@@ -12,6 +12,7 @@ import {
   type PaymentOutcome,
   type Refund,
   readCancelRecord,
+  type SealedStage,
   type ShipResult,
   type Undone,
   writeCancelRecord,
@@ -65,7 +66,7 @@ function cancelRequested(ctx: Context, resonate: Resonate) {
  * Returns that request, or null when the job goes on; from then on the API
  * refuses a cancel as too late.
  */
-function sealUnlessCanceled(ctx: Context, resonate: Resonate, stage: "shipping") {
+function sealUnlessCanceled(ctx: Context, resonate: Resonate, stage: SealedStage) {
   return ctx.run(async (): Promise<CancelRequest | null> => {
     probe("order.cancel.before", ctx.id);
     const sealed: CancelRecord = { canceled: false, sealed: stage, sealed_at: Date.now() };
@@ -111,9 +112,10 @@ export function validateItems(items: LineItem[]): string | null {
  * A cancel (`POST /jobs/:id/cancel`) is a request the workflow looks for at
  * its step boundaries: before it charges, and once the payment webhook has
  * come (it does not stop waiting for it: the charge's outcome decides what
- * to undo). Seen, it refunds a charge the provider took, releases the stock
- * and records the order as canceled. Before shipping it seals the request
- * record, so a cancel that comes later is refused as too late.
+ * to undo). Seen, it releases the stock, refunds a charge the provider took
+ * and records the order as canceled. Before shipping, and before recording
+ * a failed payment, it seals the request record, so a cancel that comes
+ * later is refused as too late.
  */
 export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): void {
   const db = (ctx: Context) => ctx.options({ target: deps.targets.db });
@@ -191,7 +193,8 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
       const succeeded = outcome.type === "charge.succeeded";
 
       if (!succeeded) {
-        const late = yield* cancelRequested(ctx, resonate);
+        // Sealed, so a cancel asked from now on is refused (409) instead of answered 202 and then overtaken.
+        const late = yield* sealUnlessCanceled(ctx, resonate, "finishing");
         if (late) return yield* undo(late, charge.id, false);
         yield* rpc(ctx, Db.releaseStock, [ctx.id], db(ctx));
         const createdAt = yield* ctx.date.now();

@@ -407,7 +407,8 @@ async function cancelViolations(input: InvariantInput, l: Ledgers): Promise<Viol
     const result = l.results.get(id);
     const status = result?.status;
     const record = cancelRecords.get(id);
-    // The cancel record has one writer: a request (the job never ships) or the seal (it always does).
+    // The cancel record has one writer: a request (the job never ships) or the seal: for shipping (it
+    // always ships) or for finishing (a failed payment is recorded as such).
     if (status === "canceled" && record?.canceled !== true)
       flag(id, "cancel-record", `ended canceled, but its cancel record is ${JSON.stringify(record)}`);
     if ((status === "completed" || status === "shipped") && record?.canceled !== false)
@@ -418,8 +419,13 @@ async function cancelViolations(input: InvariantInput, l: Ledgers): Promise<Viol
       );
     if (record?.canceled === true && (status === "completed" || status === "shipped"))
       flag(id, "cancel-record", `a cancel was recorded first, yet it ended ${status}`);
-    if (record?.canceled === false && status !== "completed" && status !== "shipped")
+    const sealedFor = record?.canceled === false ? record.sealed : undefined;
+    if (sealedFor === "shipping" && status !== "completed" && status !== "shipped")
       flag(id, "cancel-record", `its record was sealed for shipping, yet it ended ${status}`);
+    if (sealedFor === "finishing" && status !== "payment_failed")
+      flag(id, "cancel-record", `its record was sealed for finishing, yet it ended ${status}`);
+    if (sealedFor !== undefined && sealedFor !== "shipping" && sealedFor !== "finishing")
+      flag(id, "cancel-record", `its record was sealed for ${sealedFor}, a stage no workflow seals`);
 
     if (id.startsWith("order:")) {
       const orderId = id.slice("order:".length);
@@ -647,6 +653,7 @@ function checkCancelAnswers(input: InvariantInput, l: Ledgers, flag: Flag) {
         break;
       case 409:
         if (a.stage === "shipping") expect(ships);
+        else if (a.stage === "finishing") expect(status === "payment_failed" && !ships);
         else expect(a.outcome !== undefined && a.outcome === status && status !== "canceled");
         break;
       default:
