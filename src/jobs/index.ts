@@ -171,7 +171,7 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
             },
             409: {
               description:
-                "The job finished otherwise, has passed the point a cancel could stop (it ships), or cannot be canceled (checkout)",
+                "The job finished otherwise, has passed the point a cancel could stop (it ships, or records a failed payment), or cannot be canceled (checkout)",
             },
           },
         },
