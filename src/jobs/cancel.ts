@@ -79,8 +79,8 @@ async function stopApproval(deps: Deps, jobId: string, orderId: string, request:
  * for an approval wakes the workflow. The workflow sees the request at its
  * next step boundary and undoes what it did. A job that has ended, or
  * whose workflow has sealed its record (it ships, or records a failed
- * payment), is a 409; so is a
- * checkout, whose one step is its insert. Unknown, or not the caller's: 404.
+ * payment), is a 409; so is a checkout, whose one step is its insert.
+ * Unknown, or not the caller's: 404.
  */
 export async function cancelJob(
   deps: Deps,
