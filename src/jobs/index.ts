@@ -4,7 +4,7 @@ import { Secured } from "../auth/model.ts";
 import type { CallerAuth } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { Links, linkTo, models, ResponseHeaders } from "../models.ts";
-import { waitBudgetMs } from "../quotes/service.ts";
+import { waitBudgetMs } from "../prefer.ts";
 import { cancelJob } from "./cancel.ts";
 import { listJobs } from "./list.ts";
 import { JobListModels, JobModels } from "./model.ts";

@@ -4,8 +4,9 @@ import { Secured } from "../auth/model.ts";
 import type { CallerAuth } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { linkTo, models, ResponseHeaders, unavailableResponse } from "../models.ts";
+import { waitBudgetMs } from "../prefer.ts";
 import { QuoteModels } from "./model.ts";
-import { QuoteCache, requestQuote, settledQuote, WaitGate, waitBudgetMs } from "./service.ts";
+import { QuoteCache, requestQuote, settledQuote, WaitGate } from "./service.ts";
 
 /** Finished quotes kept in memory for repeated requests. */
 const QUOTE_CACHE_ENTRIES = 10_000;

@@ -15,14 +15,6 @@ export function quoteId(req: QuoteRequest, now: number, validityMs: number): str
   return `quote:${createHash("sha256").update(key).digest("hex").slice(0, 32)}`;
 }
 
-/** How long to wait: `Prefer: wait=<seconds>` (RFC 7240) within the cap, else the configured deadline. */
-export function waitBudgetMs(prefer: string | null, deadlineMs: number, capMs: number): number {
-  const match = prefer ? /(?:^|[,;\s])wait\s*=\s*"?(\d+(?:\.\d+)?)"?/i.exec(prefer) : null;
-  if (!match?.[1]) return deadlineMs;
-  const asked = Math.round(Number(match[1]) * 1000);
-  return asked > 0 ? Math.min(asked, capMs) : deadlineMs;
-}
-
 const money = (cents: number) => `${Math.trunc(cents / 100)}.${String(cents % 100).padStart(2, "0")}`;
 
 /** The answer of the quote routes for a computed quote. */
