@@ -6,6 +6,7 @@ import { invocationObserver } from "./observability/invocations.ts";
 import { type Logger, silentLogger } from "./observability/logger.ts";
 import { ApiMetrics } from "./observability/metrics.ts";
 import { touchPromise } from "./observability/request-context.ts";
+import type { DurableFunction } from "./resonate/contract.ts";
 import { isNotFound } from "./resonate/durable.ts";
 import { Launcher } from "./resonate/launcher.ts";
 import { type PromiseSearch, PromiseSearchError } from "./resonate/search.ts";
@@ -96,6 +97,24 @@ export class JobSignals {
 }
 
 export type PromiseRecord = Awaited<ReturnType<Resonate["promises"]["get"]>>;
+
+/**
+ * Asks the db group in a short durable RPC of its own (`lookup:<what>:<uuid>`,
+ * 10 s timeout) and waits for the answer: a read or a small write the API
+ * needs before it answers.
+ */
+export async function askDb<Args extends unknown[], Result>(
+  deps: Deps,
+  fn: DurableFunction<Args, Result>,
+  what: string,
+  args: Args,
+): Promise<Result> {
+  const handle = await deps.launcher.begin(fn, `lookup:${what}:${crypto.randomUUID()}`, args, {
+    target: deps.targets.db,
+    timeout: 10_000,
+  });
+  return handle.result();
+}
 
 /** Reads a durable promise without waiting; an unknown id is a 404 naming `what`. */
 export async function readPromise(deps: Deps, id: string, what: string): Promise<PromiseRecord> {

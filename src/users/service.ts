@@ -1,5 +1,5 @@
 import type { Caller } from "../auth/service.ts";
-import type { Deps } from "../deps.ts";
+import { askDb, type Deps } from "../deps.ts";
 import { HttpError, unprocessable } from "../errors.ts";
 import { Business, Db } from "../functions.ts";
 import { jobTags } from "../jobs/service.ts";
@@ -58,12 +58,6 @@ export async function placeOrder(
   return { order: result.order };
 }
 
-export async function listOrders(deps: Deps, userId: string): Promise<Order[]> {
-  const handle = await deps.launcher.begin(
-    Db.queryOrders,
-    `lookup:orders:${userId}:${crypto.randomUUID()}`,
-    [userId],
-    { target: deps.targets.db, timeout: 10_000 },
-  );
-  return handle.result();
+export function listOrders(deps: Deps, userId: string): Promise<Order[]> {
+  return askDb(deps, Db.queryOrders, `orders:${userId}`, [userId]);
 }

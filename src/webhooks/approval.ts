@@ -1,20 +1,5 @@
-import type { Deps } from "../deps.ts";
+import { askDb, type Deps } from "../deps.ts";
 import { Db } from "../functions.ts";
-import type { DurableFunction } from "../resonate/contract.ts";
-
-/** Asks the db group, in a short durable RPC of its own, and waits for the answer. */
-async function askDb<Args extends unknown[], Result>(
-  deps: Deps,
-  fn: DurableFunction<Args, Result>,
-  what: string,
-  args: Args,
-): Promise<Result> {
-  const handle = await deps.launcher.begin(fn, `lookup:${what}:${crypto.randomUUID()}`, args, {
-    target: deps.targets.db,
-    timeout: 10_000,
-  });
-  return handle.result();
-}
 
 /**
  * The promise that stands for an order's approval, as the db group recorded
