@@ -10,6 +10,8 @@ export interface LaunchOptions {
   timeout: number;
   /** Tags of the invocation's root promise (what `promise.search` filters by). */
   tags?: Readonly<Record<string, string>>;
+  /** More tags of the root promise, which `startOnce` does not ask a retry to repeat (what only the first start knows). */
+  marks?: Readonly<Record<string, string>>;
 }
 
 /** Told of every start through a Launcher and of every result awaited through the handles it returns. */
@@ -32,6 +34,10 @@ function outcomeOf(error: unknown): InvocationOutcome {
   if (error instanceof Error && error.message === "Promise canceled") return "canceled";
   return "failed";
 }
+
+/** The root promise's tags: `tags` and `marks` together, or none. */
+const tagsOf = (opts: LaunchOptions): LaunchOptions["tags"] =>
+  opts.marks ? { ...opts.tags, ...opts.marks } : opts.tags;
 
 /**
  * Starts durable functions the way the deployment is laid out: by RPC to
@@ -83,13 +89,13 @@ export class Launcher {
           id,
           fn.name,
           ...args,
-          this.#optionsFor(undefined, opts.timeout, opts.tags),
+          this.#optionsFor(undefined, opts.timeout, tagsOf(opts)),
         )
       : this.resonate.beginRpc<Result>(
           id,
           fn.name,
           ...args,
-          this.#optionsFor(opts.target, opts.timeout, opts.tags),
+          this.#optionsFor(opts.target, opts.timeout, tagsOf(opts)),
         );
     if (!observer) return begun;
     return begun.then((handle) => {
@@ -120,7 +126,7 @@ export class Launcher {
   /**
    * Starts `fn` under `id` unless it exists; afterwards checks that the
    * stored invocation is the same function with the same arguments (and
-   * the same `tags`), so a retried request joins the first one and a
+   * the same `tags`; not `marks`), so a retried request joins the first one and a
    * different request under the same id (or another caller's) is refused
    * with `onMismatch()`. Resolves with the handle.
    */
