@@ -18,6 +18,8 @@ export interface Deps {
   config: Config;
   targets: Targets;
   now: () => number;
+  /** When a job starts, from `now` (ms): later for each job this process starts, so its jobs list in the order they started. */
+  startClock: () => number;
   /** Approval promise ids by order, once the workflow has registered them (they never change). */
   approvalIds: BoundedMap<string, string>;
   /** This app's metrics, on a registry of its own (`GET /metrics`). */
@@ -44,11 +46,21 @@ export function makeDeps(
     config,
     targets,
     now,
+    startClock: increasing(now),
     approvalIds: new BoundedMap(100_000),
     metrics,
     log: observability.log ?? silentLogger(),
     search: observability.search ?? noSearch,
     jobSignals: new JobSignals(),
+  };
+}
+
+/** `now`, or 1 ms after the last time it returned when `now` has not moved past it. */
+function increasing(now: () => number): () => number {
+  let last = 0;
+  return () => {
+    last = Math.max(now(), last + 1);
+    return last;
   };
 }
 

@@ -60,7 +60,7 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
         security: Secured,
         summary: "The caller's jobs (every caller's for an operator), a page at a time",
         description:
-          "Through Resonate's promise.search by the tags each job is started with, in ascending job id. A page may hold fewer than `limit` jobs and still have a `next_cursor`.",
+          "Newest first (by when this API started each job), through Resonate's promise.search by the kind and owner each job is started with. A page may hold fewer than `limit` jobs and still have a `next_cursor`.",
         tags: ["jobs"],
         responses: { 501: { description: "The Resonate server this API uses cannot search promises" } },
       },

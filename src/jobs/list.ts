@@ -1,18 +1,10 @@
 import type { Caller } from "../auth/service.ts";
-import type { Deps } from "../deps.ts";
+import type { Deps, PromiseRecord } from "../deps.ts";
 import { HttpError } from "../errors.ts";
-import { PromiseSearchError, type PromiseSearchQuery, type PromiseSearchState } from "../resonate/search.ts";
+import { PromiseSearchError, type PromiseSearchQuery } from "../resonate/search.ts";
+import { entryTags, rootOf } from "./entries.ts";
 import type { Job, JobListQuery } from "./model.ts";
 import { jobOf, visibleTo } from "./service.ts";
-
-/** The search state that holds a job status (`canceled` spans two: a workflow that stopped on a cancel resolves). */
-const SEARCH_STATE: Record<string, PromiseSearchState | undefined> = {
-  running: "pending",
-  done: "resolved",
-  failed: "rejected",
-  timed_out: "rejected_timedout",
-  canceled: undefined,
-};
 
 /** Search pages one request may read while it filters (a page of `canceled` may hold few). */
 const MAX_SEARCH_PAGES = 5;
@@ -53,11 +45,12 @@ function decodeCursor(raw: string, key: string): string {
 }
 
 /**
- * A page of the caller's jobs (every caller's for an operator), through the
- * Resonate server's `promise.search` by the tags jobs are started with, in
- * the server's order (ascending job id). A status that is not one search
- * state is filtered here, reading at most `MAX_SEARCH_PAGES` server pages;
- * a page may then hold fewer than `limit` jobs and still have a cursor.
+ * A page of the caller's jobs (every caller's for an operator), newest
+ * first, through the Resonate server's `promise.search` over the jobs'
+ * list entries (entries.ts), by the kind and owner they are tagged with.
+ * `state=running` searches pending entries; a status is checked against
+ * each job's root promise, reading at most `MAX_SEARCH_PAGES` server pages,
+ * so a page may hold fewer than `limit` jobs and still have a cursor.
  */
 export async function listJobs(
   deps: Deps,
@@ -66,15 +59,12 @@ export async function listJobs(
 ): Promise<{ jobs: Job[]; next_cursor?: string }> {
   const key = queryKey(q, caller);
   const limit = q.limit ?? LIST_DEFAULTS.limit;
-  const tags: Record<string, string> = { job: "true" };
-  if (q.kind) tags["job:kind"] = q.kind;
-  if (!caller.operator) tags["job:owner"] = caller.sub;
-  const state = q.state ? SEARCH_STATE[q.state] : undefined;
+  const tags = entryTags(q.kind, caller.operator ? undefined : caller.sub);
   let cursor = q.cursor === undefined ? undefined : decodeCursor(q.cursor, key);
   const jobs: Job[] = [];
   for (let page = 0; page < MAX_SEARCH_PAGES && jobs.length < limit; page++) {
     const query: PromiseSearchQuery = { tags, limit: limit - jobs.length };
-    if (state) query.state = state;
+    if (q.state === "running") query.state = "pending";
     if (cursor !== undefined) query.cursor = cursor;
     let found: Awaited<ReturnType<Deps["search"]>>;
     try {
@@ -90,17 +80,22 @@ export async function listJobs(
         throw new HttpError(400, "invalid_cursor", "cursor is not one this API handed out");
       throw error;
     }
-    // A running job's cancel record is read for each at once, not one after the other.
-    const page = await Promise.all(
-      found.promises.filter((promise) => visibleTo(promise, caller)).map((p) => jobOf(deps, p.id, p)),
-    );
+    // Each entry's job (and a running one's cancel record) is read at once, not one after the other.
+    const page = await Promise.all(found.promises.map((entry) => listed(deps, entry, caller)));
     for (const job of page) {
       // A job whose cancel is asked still runs.
-      const status = job.status === "canceling" ? "running" : job.status;
-      if (q.state === undefined || status === q.state) jobs.push(job);
+      const status = job?.status === "canceling" ? "running" : job?.status;
+      if (job && (q.state === undefined || status === q.state)) jobs.push(job);
     }
     cursor = found.cursor;
     if (cursor === undefined) break;
   }
   return cursor === undefined ? { jobs } : { jobs, next_cursor: encodeCursor({ r: cursor, q: key }) };
+}
+
+/** The job `entry` lists, as the caller may see it; undefined when it lists none the caller may see. */
+async function listed(deps: Deps, entry: PromiseRecord, caller: Caller): Promise<Job | undefined> {
+  const root = await rootOf(deps, entry);
+  if (!root || !visibleTo(root, caller)) return undefined;
+  return jobOf(deps, root.id, root);
 }

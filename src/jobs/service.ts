@@ -1,8 +1,11 @@
+import type { ResonateHandle } from "@resonatehq/sdk";
 import type { Caller } from "../auth/service.ts";
 import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
 import { conflict, errorMessage, notFound } from "../errors.ts";
 import { cancelRequested, isCanceledResult, Orders } from "../functions.ts";
-import { decodeValue, jobStatus, type PromiseState } from "../resonate/durable.ts";
+import type { DurableFunction } from "../resonate/contract.ts";
+import { decodeValue, isNotFound, jobStatus, type PromiseState } from "../resonate/durable.ts";
+import { createEntry } from "./entries.ts";
 import type { Job, SubmitJob } from "./model.ts";
 
 /** The workflows a client may read as jobs (not their internal child promises). */
@@ -20,6 +23,51 @@ export type JobKind = "order" | "approval" | "checkout";
  */
 export function jobTags(kind: JobKind, caller: Caller): Record<string, string> {
   return { job: "true", "job:kind": kind, "job:owner": caller.sub };
+}
+
+/** A job to start: the worker group its workflow runs in, its kind and who starts it. */
+export interface JobStart {
+  target: string;
+  kind: JobKind;
+  caller: Caller;
+}
+
+/**
+ * Starts a job's workflow under `id` with `Launcher.startOnce` (a retry
+ * joins it; another request under the id, or another caller's, is
+ * `onMismatch()`), with the job's tags and, for a job not there yet, a
+ * list entry written first (see entries.ts), so that a job that exists is
+ * always listed. Resolves once the workflow is durably created.
+ */
+export async function startJob<Args extends unknown[], Result>(
+  deps: Deps,
+  fn: DurableFunction<Args, Result>,
+  id: string,
+  args: Args,
+  start: JobStart,
+  onMismatch: () => Error,
+): Promise<ResonateHandle<Result>> {
+  const timeout = deps.config.workflowTimeoutMs;
+  const marks = (await exists(deps, id))
+    ? undefined
+    : await createEntry(deps, id, start.kind, start.caller, timeout);
+  return deps.launcher.startOnce(
+    fn,
+    id,
+    args,
+    { target: start.target, timeout, tags: jobTags(start.kind, start.caller), ...(marks && { marks }) },
+    onMismatch,
+  );
+}
+
+async function exists(deps: Deps, id: string): Promise<boolean> {
+  try {
+    await deps.resonate.promises.get(id);
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  }
 }
 
 /** Whether `caller` may see the job `promise` is the root of: its owner's, or any to an operator. */
@@ -43,11 +91,12 @@ export async function readJob(deps: Deps, id: string, caller: Caller): Promise<P
  */
 export async function submitJob(deps: Deps, req: SubmitJob, caller: Caller): Promise<string> {
   const id = jobId(req.order_id);
-  await deps.launcher.startOnce(
+  await startJob(
+    deps,
     Orders.processOrder,
     id,
     [req.order_id, req.items, req.payment_source ?? "tok_visa"],
-    { target: deps.targets.orders, timeout: deps.config.workflowTimeoutMs, tags: jobTags("order", caller) },
+    { target: deps.targets.orders, kind: "order", caller },
     () =>
       conflict(`order ${req.order_id} was already submitted, with different contents or by another caller`),
   );

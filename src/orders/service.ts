@@ -2,7 +2,7 @@ import type { Caller } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { conflict, notFound } from "../errors.ts";
 import { Orders } from "../functions.ts";
-import { jobId, jobTags, visibleTo } from "../jobs/service.ts";
+import { jobId, startJob, visibleTo } from "../jobs/service.ts";
 import { isNotFound } from "../resonate/durable.ts";
 
 export const shipJobId = (orderId: string) => `ship:${orderId}`;
@@ -25,15 +25,12 @@ async function othersOrder(deps: Deps, orderId: string, caller: Caller): Promise
 export async function startApproval(deps: Deps, orderId: string, caller: Caller): Promise<string> {
   const id = shipJobId(orderId);
   if (await othersOrder(deps, orderId, caller)) throw notFound(`order ${orderId}`);
-  await deps.launcher.startOnce(
+  await startJob(
+    deps,
     Orders.approveThenShip,
     id,
     [orderId],
-    {
-      target: deps.targets.orders,
-      timeout: deps.config.workflowTimeoutMs,
-      tags: jobTags("approval", caller),
-    },
+    { target: deps.targets.orders, kind: "approval", caller },
     () => conflict(`job ${id} exists: it is not an approval workflow, or another caller started it`),
   );
   return id;

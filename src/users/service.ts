@@ -2,7 +2,7 @@ import type { Caller } from "../auth/service.ts";
 import { askDb, type Deps } from "../deps.ts";
 import { HttpError, unprocessable } from "../errors.ts";
 import { Business, Db } from "../functions.ts";
-import { jobTags } from "../jobs/service.ts";
+import { startJob } from "../jobs/service.ts";
 import type { Order } from "./model.ts";
 
 /** How long POST /users/:id/orders waits for the order before answering 202 with the job. */
@@ -31,15 +31,12 @@ export async function placeOrder(
 ): Promise<{ order: Order } | { pending: string }> {
   const id = `checkout:${userId}:${key}`;
   const orderId = `${userId}:${key}`;
-  const handle = await deps.launcher.startOnce(
+  const handle = await startJob(
+    deps,
     Business.placeOrder,
     id,
     [userId, orderId, cart],
-    {
-      target: deps.targets.business,
-      timeout: deps.config.workflowTimeoutMs,
-      tags: jobTags("checkout", caller),
-    },
+    { target: deps.targets.business, kind: "checkout", caller },
     () =>
       unprocessable(
         "idempotency_key_reused",

@@ -1,14 +1,15 @@
 /**
  * Jobs a client can list, wait on and follow, across real processes: `GET
- * /jobs` pages through the caller's jobs by the tags they were started
- * with (an operator's through everyone's), with no job twice and none
- * missed, filtered by state and kind, through the Resonate server's
- * `promise.search`; `Prefer: wait` and the event stream see a job settle
+ * /jobs` pages through the caller's jobs newest first (an operator's
+ * through everyone's), with no job twice and none missed, filtered by
+ * state and kind, through the Resonate server's `promise.search` over one
+ * entry per job; `Prefer: wait` and the event stream see a job settle
  * through the API's message stream. Runs on the real server too
  * (`RESONATE_BIN`).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { sendWebhook, waitFor } from "../../harness/index.ts";
+import { getPromise, type PromiseRecord, protocolCall, sendWebhook, waitFor } from "../../harness/index.ts";
+import { entryId, entryOf, entryTags } from "../../src/jobs/entries.ts";
 import { bearer } from "../support/api-auth.ts";
 import { call, jobDone } from "../support/http.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
@@ -71,23 +72,17 @@ describe("GET /jobs across real processes", () => {
     for (const orderId of [...orders, bobs]) await jobDone(stack.api, `order:${orderId}`);
   }, E2E_TIMEOUT);
 
-  test("pages of two hold each of the caller's jobs once, in ascending id, and the last page has no cursor", async () => {
+  test("pages of two hold each of the caller's jobs once, newest first, and the last page has no cursor", async () => {
     const pages = await allPages("alice", "limit=2");
-    const seen = ids(pages);
-    const mine = [...held.map((o) => `ship:${o}`), ...orders.map((o) => `order:${o}`)];
-    expect(seen.toSorted()).toEqual(mine.toSorted());
-    expect(seen).toEqual(seen.toSorted());
+    const started = [...held.map((o) => `ship:${o}`), ...orders.map((o) => `order:${o}`)];
+    expect(ids(pages)).toEqual(started.toReversed());
     for (const page of pages) expect(page.jobs.length).toBeLessThanOrEqual(2);
     expect(pages.at(-1)?.next_cursor).toBeUndefined();
   });
 
   test("filtered by kind and by state", async () => {
-    expect(ids(await allPages("alice", "kind=approval")).toSorted()).toEqual(
-      held.map((o) => `ship:${o}`).toSorted(),
-    );
-    expect(ids(await allPages("alice", "state=done")).toSorted()).toEqual(
-      orders.map((o) => `order:${o}`).toSorted(),
-    );
+    expect(ids(await allPages("alice", "kind=approval"))).toEqual(held.map((o) => `ship:${o}`).toReversed());
+    expect(ids(await allPages("alice", "state=done"))).toEqual(orders.map((o) => `order:${o}`).toReversed());
     expect(ids(await allPages("alice", "state=running&kind=approval")).length).toBe(3);
     expect(ids(await allPages("alice", "state=failed"))).toEqual([]);
   });
@@ -118,6 +113,54 @@ describe("GET /jobs across real processes", () => {
     await jobDone(stack.api, `ship:${orderId}`);
     expect(ids(await allPages("alice", "state=done&kind=approval"))).toEqual([`ship:${orderId}`]);
     expect(ids(await allPages("alice", "state=running"))).not.toContain(`ship:${orderId}`);
+  });
+});
+
+describe("the list's entries (src/jobs/entries.ts), one per job", () => {
+  const run = crypto.randomUUID().slice(0, 6);
+  const owner = `dana-${run}`;
+  /** Every entry on the server tagged with `owner`, as `promise.search` pages them. */
+  const entries = async () => {
+    const reply = await protocolCall<{ promises: PromiseRecord[] }>(stack.server.url, "promise.search", {
+      tags: entryTags(undefined, owner),
+      limit: 100,
+    });
+    expect(reply.status).toBe(200);
+    return reply.body.data.promises;
+  };
+  const createEntry = async (jobId: string, startedAt: number) => {
+    const id = entryId(jobId, startedAt);
+    const reply = await protocolCall(stack.server.url, "promise.create", {
+      id,
+      timeoutAt: Date.now() + 60_000,
+      param: { headers: {}, data: "" },
+      tags: entryTags("order", owner),
+    });
+    expect(reply.status).toBeLessThan(300);
+    return id;
+  };
+
+  test("a start retried adds no entry; an entry its root does not name lists nothing and is rejected; one with no root stays pending", async () => {
+    const orderId = `entries-${run}`;
+    const body = { order_id: orderId, items: [{ sku: "sku-3", qty: 1 }] };
+    const dana = { authorization: await bearer(owner) };
+    for (let i = 0; i < 2; i++) expect((await call(stack.api, "POST", "/jobs", body, dana)).status).toBe(202);
+    await jobDone(stack.api, `order:${orderId}`);
+    const [entry, ...more] = await entries();
+    expect(more).toEqual([]);
+    expect(entryOf(entry?.id as string)?.jobId).toBe(`order:${orderId}`);
+    expect((await getPromise(stack.server.url, `order:${orderId}`))?.tags["job:entry"]).toBe(entry?.id);
+
+    // A second start that lost the race to the first, and one cut short before its root.
+    const lost = await createEntry(`order:${orderId}`, Date.now() + 1_000);
+    const cutShort = await createEntry(`order:never-${run}`, Date.now() + 2_000);
+    expect(ids(await allPages(owner, "limit=10"))).toEqual([`order:${orderId}`]);
+    expect((await getPromise(stack.server.url, lost))?.state).toBe("rejected");
+    expect((await getPromise(stack.server.url, cutShort))?.state).toBe("pending");
+    // The job is done: its entry is settled, and state=running no longer finds it.
+    expect((await getPromise(stack.server.url, entry?.id as string))?.state).toBe("resolved");
+    expect(ids(await allPages(owner, "state=running"))).toEqual([]);
+    expect(ids(await allPages(owner, "state=done"))).toEqual([`order:${orderId}`]);
   });
 });
 
