@@ -1,5 +1,6 @@
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
+import { entryOf } from "../../src/jobs/entries.ts";
 import { catalogue } from "../../workers/db.ts";
 import type { Refund } from "../fakes/payment.ts";
 import { decodeValue, getPromise, type PromiseRecord } from "../protocol.ts";
@@ -104,6 +105,7 @@ export const NOTHING_BROKEN = {
   duplicate_rows: 0,
   stock_mismatches: 0,
   cancel_violations: 0,
+  unlisted: 0,
 } as const;
 
 export interface InvariantReport {
@@ -133,6 +135,9 @@ export interface InvariantReport {
   /** Broken rules of cancellation and of each job's end (`violations`). */
   cancel_violations: number;
   violations: Violation[];
+  /** Jobs the API started whose root names no list entry of theirs on the server (`GET /jobs` would not show them). */
+  unlisted: number;
+  unlisted_ids: string[];
   webhooks: WebhookTally;
 }
 
@@ -293,6 +298,8 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
     reservations: new Map(reservations.map((r) => [r.reservation_id, r])),
   });
 
+  const unlisted = await unlistedJobs(url, records);
+
   return {
     workflows: input.workflows.length,
     completed: count("resolved"),
@@ -314,8 +321,33 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
     cancels: tallyCancels(input.cancels ?? [], results, paths),
     cancel_violations: violations.length,
     violations,
+    unlisted: unlisted.length,
+    unlisted_ids: unlisted,
     webhooks: input.webhooks ?? { accepted: 0, duplicate: 0, rejected: 0 },
   };
+}
+
+/**
+ * The jobs (root promises the API tagged `job`) whose `job:entry` tag names
+ * no entry on the server that lists them with their kind and owner: each
+ * was written before its root, so a kill anywhere leaves none.
+ */
+async function unlistedJobs(url: string, records: Map<string, PromiseRecord | undefined>): Promise<string[]> {
+  const checked = await Promise.all(
+    [...records].map(async ([id, root]) => {
+      if (root?.tags?.job !== "true") return undefined;
+      const entryId = root.tags["job:entry"];
+      const entry = entryId === undefined ? undefined : await readPromise(url, entryId);
+      const listed =
+        entry !== undefined &&
+        entryOf(entry.id)?.jobId === id &&
+        entry.tags["jobs:entry"] === "true" &&
+        entry.tags["job:kind"] === root.tags["job:kind"] &&
+        entry.tags["job:owner"] === root.tags["job:owner"];
+      return listed ? undefined : id;
+    }),
+  );
+  return checked.filter((id) => id !== undefined);
 }
 
 interface Ledgers {
@@ -676,10 +708,11 @@ export function summaryLine(suite: string, report: InvariantReport, kills: numbe
     report.cancels.requests > 0 || report.cancel_violations > 0
       ? `, ${report.cancel_violations} cancel violations`
       : "";
+  const unlisted = report.unlisted > 0 ? `, ${report.unlisted} unlisted jobs` : "";
   return (
     `${suite}: ${report.workflows} workflows, ${kills} kills, ${report.lost} lost, ` +
     `${report.duplicate_effects} duplicate effects, ${report.duplicate_rows} duplicate rows, ` +
-    `${report.stock_mismatches} stock mismatches${cancels}`
+    `${report.stock_mismatches} stock mismatches${cancels}${unlisted}`
   );
 }
 

@@ -145,6 +145,8 @@ try {
     stock_mismatches: report.stock_mismatches,
     cancel_violations: report.cancel_violations,
     violations: report.violations,
+    unlisted: report.unlisted,
+    unlisted_ids: report.unlisted_ids,
     cancels: report.cancels,
     // What the 5xx answers to cancels said, one of each kind: a cancel is retried, so they cost no correctness.
     cancel_5xx: [
@@ -177,7 +179,8 @@ try {
     full.duplicate_effects === 0 &&
     full.duplicate_rows === 0 &&
     full.stock_mismatches === 0 &&
-    full.cancel_violations === 0;
+    full.cancel_violations === 0 &&
+    full.unlisted === 0;
   exitCode = clean ? 0 : 1;
 } finally {
   await stack.stop();
