@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
-import { entryOf } from "../../src/jobs/entries.ts";
+import { entryOf, entryTags } from "../../src/jobs/entries.ts";
 import { catalogue } from "../../workers/db.ts";
 import type { Refund } from "../fakes/payment.ts";
 import { decodeValue, getPromise, type PromiseRecord } from "../protocol.ts";
@@ -338,12 +338,11 @@ async function unlistedJobs(url: string, records: Map<string, PromiseRecord | un
       if (root?.tags?.job !== "true") return undefined;
       const entryId = root.tags["job:entry"];
       const entry = entryId === undefined ? undefined : await readPromise(url, entryId);
+      const wanted = entryTags(root.tags["job:kind"], root.tags["job:owner"]);
       const listed =
         entry !== undefined &&
         entryOf(entry.id)?.jobId === id &&
-        entry.tags["jobs:entry"] === "true" &&
-        entry.tags["job:kind"] === root.tags["job:kind"] &&
-        entry.tags["job:owner"] === root.tags["job:owner"];
+        Object.entries(wanted).every(([key, value]) => entry.tags[key] === value);
       return listed ? undefined : id;
     }),
   );

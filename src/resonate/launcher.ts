@@ -126,9 +126,9 @@ export class Launcher {
   /**
    * Starts `fn` under `id` unless it exists; afterwards checks that the
    * stored invocation is the same function with the same arguments (and
-   * the same `tags`; not `marks`), so a retried request joins the first one and a
-   * different request under the same id (or another caller's) is refused
-   * with `onMismatch()`. Resolves with the handle.
+   * the same `tags`, not `marks`), so a retried request joins the first
+   * one and a different request under the same id (or another caller's) is
+   * refused with `onMismatch()`. Resolves with the handle.
    */
   async startOnce<Args extends unknown[], Result>(
     fn: DurableFunction<Args, Result>,
