@@ -41,6 +41,12 @@ export function entryOf(id: string): { jobId: string; startedAt: number } | unde
   return { jobId: match[2] as string, startedAt: LATEST - Number(match[1]) };
 }
 
+/** When the job whose root promise is `root` started, as its entry says (ms); undefined for a job with no entry. */
+export function startedAt(root: { tags?: Record<string, string> }): number | undefined {
+  const entry = root.tags?.[ENTRY_TAG];
+  return entry === undefined ? undefined : entryOf(entry)?.startedAt;
+}
+
 /**
  * Creates the entry for a job about to start (of `kind`, for `caller`),
  * pending until after the job's `timeoutMs`; returns the tag its root

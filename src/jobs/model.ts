@@ -59,6 +59,14 @@ export const JobModels = {
     ]),
     result: t.Optional(t.Unknown()),
     reason: t.Optional(t.String()),
+    started_at: t.Optional(
+      t.String({
+        format: "date-time",
+        description:
+          "when this API started the job (what GET /jobs orders by); absent for a job an older version of this API started",
+        examples: ["2026-12-02T02:35:00.123Z"],
+      }),
+    ),
   }),
   cancel: t.Object({
     reason: t.Optional(

@@ -5,7 +5,7 @@ import { conflict, errorMessage, notFound } from "../errors.ts";
 import { cancelRequested, isCanceledResult, Orders } from "../functions.ts";
 import type { DurableFunction } from "../resonate/contract.ts";
 import { decodeValue, isNotFound, jobStatus, type PromiseState } from "../resonate/durable.ts";
-import { createEntry } from "./entries.ts";
+import { createEntry, startedAt } from "./entries.ts";
 import type { Job, SubmitJob } from "./model.ts";
 
 /** The workflows a client may read as jobs (not their internal child promises). */
@@ -112,8 +112,14 @@ export async function getJob(deps: Deps, id: string, caller: Caller): Promise<Jo
   return jobOf(deps, id, await readJob(deps, id, caller));
 }
 
-/** The job whose root promise is `promise`, as `GET /jobs/:id` shows it. */
+/** The job whose root promise is `promise`, as `GET /jobs/:id` shows it, with when it started. */
 export async function jobOf(deps: Deps, id: string, promise: PromiseRecord): Promise<Job> {
+  const job = await statusOf(deps, id, promise);
+  const started = startedAt(promise);
+  return started === undefined ? job : { ...job, started_at: new Date(started).toISOString() };
+}
+
+async function statusOf(deps: Deps, id: string, promise: PromiseRecord): Promise<Job> {
   const status = jobStatus(promise.state as PromiseState);
   if (status === "done") {
     const result = decodeValue(promise.value?.data);

@@ -66,9 +66,10 @@ export async function waitForJob(
  * stream resumed with `Last-Event-ID` gets exactly the ones after it.
  */
 async function statusEvents(deps: Deps, id: string, job: Job): Promise<{ id: number; job: Job }[]> {
-  const events: { id: number; job: Job }[] = [{ id: 1, job: { job_id: id, status: "running" } }];
+  const started = job.started_at === undefined ? {} : { started_at: job.started_at };
+  const events: { id: number; job: Job }[] = [{ id: 1, job: { job_id: id, status: "running", ...started } }];
   if (job.status === "canceling" || (settled(job) && (await cancelRequested(deps.resonate.promises, id))))
-    events.push({ id: 2, job: { job_id: id, status: "canceling" } });
+    events.push({ id: 2, job: { job_id: id, status: "canceling", ...started } });
   if (settled(job)) events.push({ id: 3, job });
   return events;
 }

@@ -79,7 +79,11 @@ describe("GET /jobs/:id with Prefer: wait", () => {
       await api.request("GET", `/jobs/ship:${orderId}`, undefined, { prefer: "wait=0.2" }),
     );
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ job_id: `ship:${orderId}`, status: "running" });
+    expect(res.body).toEqual({
+      job_id: `ship:${orderId}`,
+      status: "running",
+      started_at: expect.any(String),
+    });
     expect(res.headers.get("preference-applied")).toBe("wait=0.2");
   });
 
@@ -126,8 +130,12 @@ describe("GET /jobs/:id with Prefer: wait", () => {
 });
 
 describe("GET /jobs/:id/events", () => {
-  test("running, then the settled job, each once with its id; the stream ends with the job", async () => {
+  test("running, then the settled job, each once with its id and when the job started; the stream ends with the job", async () => {
     const orderId = await heldOrder();
+    const { started_at } = (await (await api.request("GET", `/jobs/ship:${orderId}`)).json()) as {
+      started_at: string;
+    };
+    expect(Date.parse(started_at)).toBeGreaterThan(0);
     const res = await api.request("GET", `/jobs/ship:${orderId}/events`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toStartWith("text/event-stream");
@@ -135,11 +143,11 @@ describe("GET /jobs/:id/events", () => {
     await approve(orderId);
     const seen = await reading;
     expect(seen).toEqual([
-      { id: "1", event: "status", data: { job_id: `ship:${orderId}`, status: "running" } },
+      { id: "1", event: "status", data: { job_id: `ship:${orderId}`, status: "running", started_at } },
       {
         id: "3",
         event: "status",
-        data: expect.objectContaining({ job_id: `ship:${orderId}`, status: "done" }),
+        data: expect.objectContaining({ job_id: `ship:${orderId}`, status: "done", started_at }),
       },
     ]);
   });

@@ -107,7 +107,11 @@ describe("POST /jobs and GET /jobs/:id", () => {
   test("reports canceled and failed jobs", async () => {
     await api.request("POST", "/orders/j-cancel/approve-and-ship");
     await api.resonate.promises.cancel("ship:j-cancel");
-    expect((await jobOf("ship:j-cancel")).body).toEqual({ job_id: "ship:j-cancel", status: "canceled" });
+    expect((await jobOf("ship:j-cancel")).body).toEqual({
+      job_id: "ship:j-cancel",
+      status: "canceled",
+      started_at: expect.any(String),
+    });
 
     await api.request("POST", "/orders/j-fail/approve-and-ship");
     const reason = Buffer.from(JSON.stringify({ __type: "error", message: "operator stopped it" })).toString(
@@ -118,6 +122,7 @@ describe("POST /jobs and GET /jobs/:id", () => {
       job_id: "ship:j-fail",
       status: "failed",
       reason: "operator stopped it",
+      started_at: expect.any(String),
     });
   });
 });
@@ -163,7 +168,11 @@ describe("POST /jobs/:id/cancel", () => {
     expect(asked.status).toBe(202);
     expect(asked.headers.get("location")).toBe("/jobs/order%3Ac-1");
     expect(await asked.json()).toEqual({ job_id: "order:c-1", status: "canceling" });
-    expect((await jobOf("order:c-1")).body).toEqual({ job_id: "order:c-1", status: "canceling" });
+    expect((await jobOf("order:c-1")).body).toEqual({
+      job_id: "order:c-1",
+      status: "canceling",
+      started_at: expect.any(String),
+    });
     // Asked again while it runs: the same answer (the first reason is kept).
     expect(await json(await cancel("order:c-1", { reason: "asked twice" }))).toEqual({
       status: 202,
@@ -177,6 +186,7 @@ describe("POST /jobs/:id/cancel", () => {
       job_id: "order:c-1",
       status: "canceled",
       reason: "customer asked",
+      started_at: expect.any(String),
       result: {
         order_id: "c-1",
         status: "canceled",
@@ -236,6 +246,7 @@ describe("POST /jobs/:id/cancel", () => {
       job_id: "ship:c-3",
       status: "canceled",
       reason: "out of stock",
+      started_at: expect.any(String),
       result: {
         order_id: "c-3",
         status: "canceled",

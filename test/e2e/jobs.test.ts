@@ -22,7 +22,7 @@ beforeAll(async () => {
 }, E2E_TIMEOUT);
 afterAll(() => stack?.stop(), E2E_TIMEOUT);
 
-type Page = { jobs: { job_id: string; status: string }[]; next_cursor?: string };
+type Page = { jobs: { job_id: string; status: string; started_at?: string }[]; next_cursor?: string };
 
 /** Every page of `GET /jobs?<query>` as `sub` (scopes as given), following next_cursor to the end. */
 async function allPages(sub: string, query: string, scope?: string): Promise<Page[]> {
@@ -78,6 +78,17 @@ describe("GET /jobs across real processes", () => {
     expect(ids(pages)).toEqual(started.toReversed());
     for (const page of pages) expect(page.jobs.length).toBeLessThanOrEqual(2);
     expect(pages.at(-1)?.next_cursor).toBeUndefined();
+  });
+
+  test("each job says when it started, the same in the list and on its own, and the list is in that order", async () => {
+    const jobs = (await allPages("alice", "limit=2")).flatMap((page) => page.jobs);
+    const times = jobs.map((job) => Date.parse(job.started_at ?? ""));
+    expect(times.every((time, i) => i === 0 || time < (times[i - 1] as number))).toBe(true);
+    const [newest] = jobs;
+    const alone = await call(stack.api, "GET", `/jobs/${newest?.job_id}`, undefined, {
+      authorization: await bearer("alice"),
+    });
+    expect(alone.body).toMatchObject({ job_id: newest?.job_id, started_at: newest?.started_at });
   });
 
   test("filtered by kind and by state", async () => {
