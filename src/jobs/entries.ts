@@ -1,6 +1,7 @@
 import type { Caller } from "../auth/service.ts";
 import type { Deps, PromiseRecord } from "../deps.ts";
-import { isNotFound } from "../resonate/durable.ts";
+import { decodeValue, encodeValue, isNotFound } from "../resonate/durable.ts";
+import type { Job } from "./model.ts";
 
 /**
  * What `GET /jobs` pages through, newest first. `promise.search` answers in
@@ -13,9 +14,11 @@ import { isNotFound } from "../resonate/durable.ts";
  * to create its root, or lost a race to another start) lists nothing.
  *
  * An entry is pending while its job may run. The list settles an entry
- * whose job it finds settled (or whose root names another entry), so
- * that `state=running` searches pending entries only; an entry times out
- * `ENTRY_GRACE_MS` after its job would have.
+ * whose job it finds settled, keeping the job in it (`keptJob`), and
+ * rejects one whose root names another entry, so that `state=running`
+ * searches pending entries only and a finished job is listed without a
+ * read of its root; an entry times out `ENTRY_GRACE_MS` after its job
+ * would have.
  */
 export const ENTRY_TAG = "job:entry";
 
@@ -67,29 +70,54 @@ export async function createEntry(
   return { [ENTRY_TAG]: id };
 }
 
-/**
- * The root promise of the job `entry` lists, or undefined when it lists
- * none (no root, or a root that names another entry). Settles a pending
- * entry whose job has settled (resolved) or that its root disowns
- * (rejected); a failure to settle it is left for the next read.
- */
-export async function rootOf(deps: Deps, entry: PromiseRecord): Promise<PromiseRecord | undefined> {
+/** What an entry's root says of it: the root, when it names this entry; `disowned` when it names another. */
+export interface EntryRoot {
+  root?: PromiseRecord;
+  disowned: boolean;
+}
+
+/** Reads the root promise of the job `entry` lists. A root not there yet (a start on its way, or cut short) neither owns nor disowns it. */
+export async function rootOf(deps: Deps, entry: PromiseRecord): Promise<EntryRoot> {
   const listed = entryOf(entry.id);
-  if (!listed) return undefined;
+  if (!listed) return { disowned: true };
   let root: PromiseRecord;
   try {
     root = await deps.resonate.promises.get(listed.jobId);
   } catch (error) {
-    // The start may still be on its way from entry to root: it is left pending.
-    if (isNotFound(error)) return undefined;
+    if (isNotFound(error)) return { disowned: false };
     throw error;
   }
-  const owned = root.tags?.[ENTRY_TAG] === entry.id;
-  if (entry.state === "pending" && (!owned || root.state !== "pending")) {
-    const settle = owned ? deps.resonate.promises.resolve(entry.id) : deps.resonate.promises.reject(entry.id);
-    await settle.catch((error: unknown) =>
-      deps.log.warn({ entry: entry.id, err: error }, "job entry not settled"),
-    );
+  return root.tags?.[ENTRY_TAG] === entry.id ? { root, disowned: false } : { disowned: true };
+}
+
+/**
+ * The settled job an entry keeps: a pending entry whose job has settled is
+ * resolved with the job as `GET /jobs` shows it (`settleEntry`), so a list
+ * shows it again without reading its root. Undefined for any other entry.
+ */
+export function keptJob(entry: PromiseRecord): Job | undefined {
+  if (entry.state !== "resolved") return undefined;
+  let job: Partial<Job> | undefined;
+  try {
+    job = decodeValue<Partial<Job>>(entry.value?.data);
+  } catch {
+    return undefined;
   }
-  return owned ? root : undefined;
+  return job?.job_id === entryOf(entry.id)?.jobId && typeof job?.status === "string"
+    ? (job as Job)
+    : undefined;
+}
+
+/**
+ * Settles a pending entry: resolved with its settled `job`, or rejected
+ * when its root disowns it (`job` undefined). A failure is left for the
+ * next read: the entry stays pending, and is read through its root.
+ */
+export async function settleEntry(deps: Deps, entry: PromiseRecord, job?: Job): Promise<void> {
+  const settled = job
+    ? deps.resonate.promises.resolve(entry.id, { data: encodeValue(job) })
+    : deps.resonate.promises.reject(entry.id);
+  await settled.catch((error: unknown) =>
+    deps.log.warn({ entry: entry.id, err: error }, "job entry not settled"),
+  );
 }

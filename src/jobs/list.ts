@@ -2,7 +2,7 @@ import type { Caller } from "../auth/service.ts";
 import type { Deps, PromiseRecord } from "../deps.ts";
 import { HttpError } from "../errors.ts";
 import { PromiseSearchError, type PromiseSearchQuery } from "../resonate/search.ts";
-import { entryTags, rootOf } from "./entries.ts";
+import { entryTags, keptJob, rootOf, settleEntry } from "./entries.ts";
 import type { Job, JobListQuery } from "./model.ts";
 import { jobOf, visibleTo } from "./service.ts";
 
@@ -93,9 +93,18 @@ export async function listJobs(
   return cursor === undefined ? { jobs } : { jobs, next_cursor: encodeCursor({ r: cursor, q: key }) };
 }
 
-/** The job `entry` lists, as the caller may see it; undefined when it lists none the caller may see. */
+/**
+ * The job `entry` lists, as the caller may see it; undefined when it lists
+ * none the caller may see. A settled entry keeps its job; a pending one is
+ * read through its root, and settled once its job has (see entries.ts).
+ */
 async function listed(deps: Deps, entry: PromiseRecord, caller: Caller): Promise<Job | undefined> {
-  const root = await rootOf(deps, entry);
+  const kept = keptJob(entry);
+  if (kept) return visibleTo(entry, caller) ? kept : undefined;
+  const { root, disowned } = await rootOf(deps, entry);
+  if (disowned && entry.state === "pending") await settleEntry(deps, entry);
   if (!root || !visibleTo(root, caller)) return undefined;
-  return jobOf(deps, root.id, root);
+  const job = await jobOf(deps, root.id, root);
+  if (entry.state === "pending" && root.state !== "pending") await settleEntry(deps, entry, job);
+  return job;
 }

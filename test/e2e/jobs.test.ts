@@ -8,7 +8,14 @@
  * (`RESONATE_BIN`).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { getPromise, type PromiseRecord, protocolCall, sendWebhook, waitFor } from "../../harness/index.ts";
+import {
+  decodeValue,
+  getPromise,
+  type PromiseRecord,
+  protocolCall,
+  sendWebhook,
+  waitFor,
+} from "../../harness/index.ts";
 import { entryId, entryOf, entryTags } from "../../src/jobs/entries.ts";
 import { bearer } from "../support/api-auth.ts";
 import { call, jobDone } from "../support/http.ts";
@@ -139,13 +146,13 @@ describe("the list's entries (src/jobs/entries.ts), one per job", () => {
     expect(reply.status).toBe(200);
     return reply.body.data.promises;
   };
-  const createEntry = async (jobId: string, startedAt: number) => {
+  const createEntry = async (jobId: string, startedAt: number, by = owner) => {
     const id = entryId(jobId, startedAt);
     const reply = await protocolCall(stack.server.url, "promise.create", {
       id,
       timeoutAt: Date.now() + 60_000,
       param: { headers: {}, data: "" },
-      tags: entryTags("order", owner),
+      tags: entryTags("order", by),
     });
     expect(reply.status).toBeLessThan(300);
     return id;
@@ -168,10 +175,37 @@ describe("the list's entries (src/jobs/entries.ts), one per job", () => {
     expect(ids(await allPages(owner, "limit=10"))).toEqual([`order:${orderId}`]);
     expect((await getPromise(stack.server.url, lost))?.state).toBe("rejected");
     expect((await getPromise(stack.server.url, cutShort))?.state).toBe("pending");
-    // The job is done: its entry is settled, and state=running no longer finds it.
-    expect((await getPromise(stack.server.url, entry?.id as string))?.state).toBe("resolved");
+    // The job is done: its entry is settled with the job as listed, and state=running no longer finds it.
+    const settled = await getPromise(stack.server.url, entry?.id as string);
+    expect(settled?.state).toBe("resolved");
+    const [listedJob] = (await allPages(owner, "limit=10"))[0]?.jobs ?? [];
+    expect(decodeValue(settled?.value)).toEqual(listedJob);
+    expect(listedJob).toMatchObject({
+      job_id: `order:${orderId}`,
+      status: "done",
+      result: { status: "completed" },
+    });
     expect(ids(await allPages(owner, "state=running"))).toEqual([]);
     expect(ids(await allPages(owner, "state=done"))).toEqual([`order:${orderId}`]);
+  });
+  test("a settled entry lists the job it keeps, without reading a root", async () => {
+    const keeper = `erin-${run}`;
+    const job = {
+      job_id: `order:kept-${run}`,
+      status: "done",
+      result: { status: "completed" },
+      started_at: new Date().toISOString(),
+    };
+    // No root: the list can only have it from the entry.
+    const id = await createEntry(job.job_id, Date.now(), keeper);
+    const settled = await protocolCall(stack.server.url, "promise.settle", {
+      id,
+      state: "resolved",
+      value: { headers: {}, data: Buffer.from(JSON.stringify(job)).toString("base64") },
+    });
+    expect(settled.status).toBe(200);
+    expect((await allPages(keeper, "limit=10")).flatMap((page) => page.jobs)).toEqual([job]);
+    expect(ids(await allPages(keeper, "state=running"))).toEqual([]);
   });
 });
 
