@@ -6,9 +6,12 @@
  * Starts the system (the order workers and the db group, the API), then
  * `--jobs` approval jobs one after the other (`POST
  * /orders/:id/approve-and-ship`: each waits for a webhook that never
- * comes, so nothing else runs), timing each start; then `--pages` times
- * each of a few `GET /jobs` pages over them, and paging through all of
- * them 100 at a time. Prints the median and the 99th percentile (ms).
+ * comes, so nothing else runs), timing each start, and cancels every other
+ * one (each ends `canceled` at once), waiting until it has. Then it pages
+ * through all of them once, 100 at a time (the first list after the jobs
+ * ended), and times `--pages` of each of a few `GET /jobs` pages and a
+ * walk through every page again. Prints the median and the 99th
+ * percentile (ms).
  */
 import { exitWithParent } from "../src/parent-process.ts";
 import { parseFlags } from "./cli.ts";
@@ -44,9 +47,13 @@ try {
   console.log(
     `jobs-bench: ${system.server?.kind === "real" ? "the real" : "our"} Resonate server ${system.resonateUrl}, API ${system.apiUrl}`,
   );
-  const timed = async (method: string, path: string): Promise<[number, unknown]> => {
+  const timed = async (
+    method: string,
+    path: string,
+    extra: Record<string, string> = {},
+  ): Promise<[number, unknown]> => {
     const start = performance.now();
-    const res = await fetch(`${system.apiUrl}${path}`, { method, headers });
+    const res = await fetch(`${system.apiUrl}${path}`, { method, headers: { ...headers, ...extra } });
     const body = await res.json();
     const ms = performance.now() - start;
     if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(body)}`);
@@ -58,27 +65,42 @@ try {
   for (let i = 0; i < values.jobs; i++)
     starts.push((await timed("POST", `/orders/bench-${run}-${i}/approve-and-ship`))[0]);
   console.log(summary("start a job (POST /orders/:id/approve-and-ship)", starts));
+  for (let i = 0; i < values.jobs; i += 2) await timed("POST", `/jobs/ship:bench-${run}-${i}/cancel`);
+  for (let i = 0; i < values.jobs; i += 2) {
+    const [, job] = await timed("GET", `/jobs/ship:bench-${run}-${i}`, { prefer: "wait=10" });
+    if ((job as { status?: string }).status !== "canceled")
+      throw new Error(`ship:bench-${run}-${i} did not end canceled: ${JSON.stringify(job)}`);
+  }
+  console.log(`${Math.ceil(values.jobs / 2)} of them canceled and ended`);
 
-  for (const query of ["limit=20", "limit=20&state=running", "limit=20&kind=approval", "limit=100"]) {
+  const walk = async (label: string) => {
+    const start = performance.now();
+    let cursor: string | undefined;
+    let listed = 0;
+    let pages = 0;
+    do {
+      const path = `/jobs?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const page = (await timed("GET", path))[1] as { jobs: unknown[]; next_cursor?: string };
+      listed += page.jobs.length;
+      pages++;
+      cursor = page.next_cursor;
+    } while (cursor);
+    console.log(`${label}: ${listed} jobs in ${pages} pages, ${(performance.now() - start).toFixed(0)} ms`);
+  };
+  await walk("every page of GET /jobs?limit=100, the first time after the jobs ended");
+
+  for (const query of [
+    "limit=20",
+    "limit=20&state=running",
+    "limit=20&state=canceled",
+    "limit=20&kind=approval",
+    "limit=100",
+  ]) {
     const times: number[] = [];
     for (let i = 0; i < values.pages; i++) times.push((await timed("GET", `/jobs?${query}`))[0]);
     console.log(summary(`GET /jobs?${query}`, times));
   }
-
-  const start = performance.now();
-  let cursor: string | undefined;
-  let listed = 0;
-  let pages = 0;
-  do {
-    const path = `/jobs?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
-    const page = (await timed("GET", path))[1] as { jobs: unknown[]; next_cursor?: string };
-    listed += page.jobs.length;
-    pages++;
-    cursor = page.next_cursor;
-  } while (cursor);
-  console.log(
-    `every page of GET /jobs?limit=100: ${listed} jobs in ${pages} pages, ${(performance.now() - start).toFixed(0)} ms`,
-  );
+  await walk("every page of GET /jobs?limit=100, again");
 } finally {
   await system.stop();
 }
