@@ -49,6 +49,8 @@ export interface Observations {
   approvals?: ApprovalObservation[];
   /** `GET /jobs/:id`'s `status` after the run, by job id. */
   jobStatuses?: Record<string, string>;
+  /** Every job `GET /jobs` listed after the run, in its order (an operator's list: everyone's). */
+  listed?: { job_id: string; status: string; started_at?: string }[];
 }
 
 export interface InvariantInput extends Observations {
@@ -65,7 +67,7 @@ export interface InvariantInput extends Observations {
 /** One broken rule: which workflow, which rule, what was found. */
 export interface Violation {
   id: string;
-  rule: "terminal" | "canceled-order" | "refund" | "cancel-record" | "cancel-answer" | "approval";
+  rule: "terminal" | "canceled-order" | "refund" | "cancel-record" | "cancel-answer" | "approval" | "listed";
   detail: string;
 }
 
@@ -299,6 +301,12 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
   });
 
   const unlisted = await unlistedJobs(url, records);
+  if (input.listed) {
+    const listed = new Set(input.listed.map((job) => job.job_id));
+    for (const [id, root] of records)
+      if (root?.tags?.job === "true" && !listed.has(id) && !unlisted.includes(id)) unlisted.push(id);
+    violations.push(...listViolations(input.listed, records, results));
+  }
 
   return {
     workflows: input.workflows.length,
@@ -325,6 +333,55 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
     unlisted_ids: unlisted,
     webhooks: input.webhooks ?? { accepted: 0, duplicate: 0, rejected: 0 },
   };
+}
+
+/** The status `GET /jobs/:id` gives a job whose root promise is `root` and whose result is `result`, once it has ended. */
+function endedStatus(root: PromiseRecord, result: Result | undefined): string {
+  switch (root.state) {
+    case "resolved":
+      return result?.status === "canceled" ? "canceled" : "done";
+    case "rejected":
+      return "failed";
+    case "rejected_timedout":
+      return "timed_out";
+    case "rejected_canceled":
+      return "canceled";
+    default:
+      return "running";
+  }
+}
+
+/**
+ * What the API's list got wrong, each a `listed` violation: a job listed
+ * twice, one listed with another status than its promise says, or a list
+ * not newest first by `started_at`.
+ */
+function listViolations(
+  listed: NonNullable<Observations["listed"]>,
+  records: Map<string, PromiseRecord | undefined>,
+  results: Map<string, Result | undefined>,
+): Violation[] {
+  const found: Violation[] = [];
+  const seen = new Set<string>();
+  let previous = Number.POSITIVE_INFINITY;
+  for (const job of listed) {
+    if (seen.has(job.job_id)) found.push({ id: job.job_id, rule: "listed", detail: "listed twice" });
+    seen.add(job.job_id);
+    const root = records.get(job.job_id);
+    const want = root && endedStatus(root, results.get(job.job_id));
+    if (want && want !== job.status)
+      found.push({
+        id: job.job_id,
+        rule: "listed",
+        detail: `listed ${job.status}; its promise says ${want}`,
+      });
+    const started = Date.parse(job.started_at ?? "");
+    // Ties are kept: each process's start times increase, but two processes' may meet.
+    if (!(started <= previous))
+      found.push({ id: job.job_id, rule: "listed", detail: `started_at ${job.started_at} out of order` });
+    else previous = started;
+  }
+  return found;
 }
 
 /**

@@ -17,7 +17,7 @@ import { readProbes } from "./probe-log.ts";
 import { seededRandom } from "./rng.ts";
 import { startChaos } from "./scheduler.ts";
 import { CHAOS_SECRET, startChaosStack } from "./stack.ts";
-import { readJobStatuses, runWorkload, waitQuiescent } from "./workload.ts";
+import { readJobList, readJobStatuses, runWorkload, waitQuiescent } from "./workload.ts";
 
 const count = (fallback: number) =>
   ({ type: "number", min: 0, integer: true, expected: "a whole number", default: fallback }) as const;
@@ -121,6 +121,7 @@ try {
     cancels: work.cancels,
     approvals: work.approvals,
     jobStatuses,
+    listed: await readJobList(stack.api.url, (sub, claims) => stack.apiAuth.token(sub, claims)),
   });
   const crashes = readProbes(stack.probeLog)
     .filter((p) => p.point === "crash")

@@ -343,6 +343,35 @@ export async function readJobStatuses(
   return Object.fromEntries(statuses);
 }
 
+/** One job as `GET /jobs` listed it. */
+export interface ListedJob {
+  job_id: string;
+  status: string;
+  started_at?: string;
+}
+
+/**
+ * Every job `GET /jobs` lists to the workload's caller (an operator: every
+ * caller's), following `next_cursor` 100 at a time, in the order listed.
+ */
+export async function readJobList(
+  apiUrl: string,
+  token: TokenSource,
+  retryForMs = 60_000,
+): Promise<ListedJob[]> {
+  const authorization = `Bearer ${await token(WORKLOAD_CALLER.sub, { scope: WORKLOAD_CALLER.scope })}`;
+  const jobs: ListedJob[] = [];
+  let cursor: string | undefined;
+  do {
+    const url = `${apiUrl}/jobs?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+    const res = await persist(url, { headers: { authorization } }, retryForMs);
+    if (res.status !== 200) throw new Error(`GET /jobs: ${res.status} ${JSON.stringify(res.body)}`);
+    jobs.push(...(res.body.jobs as ListedJob[]));
+    cursor = res.body.next_cursor as string | undefined;
+  } while (cursor);
+  return jobs;
+}
+
 /** Waits until none of `ids` is pending on the server (or the deadline passes); returns the ones still pending. */
 export async function waitQuiescent(
   resonateUrl: string,

@@ -22,6 +22,7 @@ import { seededRandom } from "../../harness/chaos/rng.ts";
 import { startChaos } from "../../harness/chaos/scheduler.ts";
 import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
 import {
+  readJobList,
   readJobStatuses,
   runWorkload,
   type WorkloadResult,
@@ -86,6 +87,7 @@ beforeAll(async () => {
       (sub, claims) => stack.apiAuth.token(sub, claims),
       asked,
     ),
+    listed: await readJobList(stack.api.url, (sub, claims) => stack.apiAuth.token(sub, claims)),
   };
 }, 120_000);
 
@@ -138,7 +140,7 @@ describe("cancels under chaos: jobs asked to stop at random moments while proces
     expect(crashes).toBe(5);
   });
 
-  test("the report finds a shipped, unrefunded or unreleased cancel, a refund of a completed order and a wrong answer", async () => {
+  test("the report finds a shipped, unrefunded or unreleased cancel, a refund of a completed order, a wrong answer and a wrong list", async () => {
     // A canceled order that was refunded: ship it anyway.
     const refunded = readOne<{ order_id: string }>(
       stack.paymentLedger,
@@ -182,6 +184,15 @@ describe("cancels under chaos: jobs asked to stop at random moments while proces
     if (!first) throw new Error(`${approval.job_id} had no webhook`);
     const flipped =
       first.status === 200 ? { ...first, status: 409 } : { ...first, status: 200, duplicate: true };
+    // The list: the newest job twice, the next with another status, one left out.
+    const [newest, next, left, ...others] = observed.listed ?? [];
+    if (!newest || !next || !left) throw new Error("the list has fewer than three jobs");
+    const listed = [
+      newest,
+      newest,
+      { ...next, status: next.status === "done" ? "failed" : "done" },
+      ...others,
+    ];
 
     const report = await stack.report(work.accepted, work.webhooks, {
       ...observed,
@@ -190,6 +201,7 @@ describe("cancels under chaos: jobs asked to stop at random moments while proces
         ...(observed.approvals ?? []).filter((a) => a !== approval),
         { ...approval, deliveries: [flipped, ...rest] },
       ],
+      listed,
     });
     expect(broken(report)).toEqual(
       [
@@ -199,8 +211,11 @@ describe("cancels under chaos: jobs asked to stop at random moments while proces
         `cancel-answer order:${completed.order_id}`,
         `canceled-order order:${unreleased.order_id}`,
         `approval ${approval.job_id}`,
+        `listed ${newest.job_id}`,
+        `listed ${next.job_id}`,
       ].sort(),
     );
     expect(report.stock_mismatches).toBeGreaterThan(0);
+    expect(report.unlisted_ids).toEqual([left.job_id]);
   });
 });

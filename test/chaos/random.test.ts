@@ -3,7 +3,7 @@ import { NOTHING_BROKEN, summaryLine } from "../../harness/chaos/invariants.ts";
 import { seededRandom } from "../../harness/chaos/rng.ts";
 import { startChaos } from "../../harness/chaos/scheduler.ts";
 import { CHAOS_SECRET, startChaosStack } from "../../harness/chaos/stack.ts";
-import { runWorkload, waitQuiescent } from "../../harness/chaos/workload.ts";
+import { readJobList, runWorkload, waitQuiescent } from "../../harness/chaos/workload.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 
 /** Replay a failing run with CHAOS_SEED=<the seed it printed>. */
@@ -36,7 +36,9 @@ describe("random chaos: workers, the server and the API killed at random moments
     });
     await chaos.done;
     const stillPending = await waitQuiescent(stack.server.url, work.accepted, 60_000);
-    const report = await stack.report(work.accepted, work.webhooks);
+    const report = await stack.report(work.accepted, work.webhooks, {
+      listed: await readJobList(stack.api.url, (sub, claims) => stack.apiAuth.token(sub, claims)),
+    });
     console.log(summaryLine("chaos", report, chaos.kills + chaos.serverRestarts + chaos.extraRestarts));
     expect(work.failures).toEqual([]);
     expect(stillPending).toEqual([]);
