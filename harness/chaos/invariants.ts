@@ -1,6 +1,7 @@
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { entryOf, entryTags } from "../../src/jobs/entries.ts";
+import { jobStatus } from "../../src/resonate/durable.ts";
 import { catalogue } from "../../workers/db.ts";
 import type { Refund } from "../fakes/payment.ts";
 import { decodeValue, getPromise, type PromiseRecord } from "../protocol.ts";
@@ -337,18 +338,8 @@ export async function checkInvariants(input: InvariantInput): Promise<InvariantR
 
 /** The status `GET /jobs/:id` gives a job whose root promise is `root` and whose result is `result`, once it has ended. */
 function endedStatus(root: PromiseRecord, result: Result | undefined): string {
-  switch (root.state) {
-    case "resolved":
-      return result?.status === "canceled" ? "canceled" : "done";
-    case "rejected":
-      return "failed";
-    case "rejected_timedout":
-      return "timed_out";
-    case "rejected_canceled":
-      return "canceled";
-    default:
-      return "running";
-  }
+  const status = jobStatus(root.state);
+  return status === "done" && result?.status === "canceled" ? "canceled" : status;
 }
 
 /**
