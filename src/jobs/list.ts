@@ -49,8 +49,9 @@ function decodeCursor(raw: string, key: string): string {
  * first, through the Resonate server's `promise.search` over the jobs'
  * list entries (entries.ts), by the kind and owner they are tagged with.
  * `state=running` searches pending entries; a status is checked against
- * each job's root promise, reading at most `MAX_SEARCH_PAGES` server pages,
- * so a page may hold fewer than `limit` jobs and still have a cursor.
+ * each job (the one its entry keeps, or read through its root), reading at
+ * most `MAX_SEARCH_PAGES` server pages, so a page may hold fewer than
+ * `limit` jobs and still have a cursor.
  */
 export async function listJobs(
   deps: Deps,
