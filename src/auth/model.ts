@@ -10,3 +10,10 @@ export const SecuritySchemes = {
 } as const;
 
 export const Secured: Record<string, string[]>[] = [{ bearer: [] }];
+
+/**
+ * The `detail` key of a checked route that serves one caller only, naming
+ * the path parameter that caller's `sub` must equal (`/users/:id/*`:
+ * `"id"`); the document shows it as an extension of the operation.
+ */
+export const ACTS_FOR = "x-acts-for";

@@ -1,7 +1,7 @@
 import { Elysia } from "elysia";
 import { authenticated } from "../auth/index.ts";
-import { Secured } from "../auth/model.ts";
-import { assertActsFor, type CallerAuth } from "../auth/service.ts";
+import { ACTS_FOR, Secured } from "../auth/model.ts";
+import type { CallerAuth } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { Links, linkTo, models, ResponseHeaders } from "../models.ts";
 import { UserModels } from "./model.ts";
@@ -19,8 +19,8 @@ const listOrdersLink = {
 export const userRoutes = (deps: Deps, auth: CallerAuth) =>
   new Elysia({ name: "users", prefix: "/users" })
     .use(models)
-    // Before the body or the Idempotency-Key is looked at: a user's routes are that user's own.
-    .use(authenticated(auth, (caller, params) => assertActsFor(caller, params.id ?? "")))
+    // A user's routes are that user's own (ACTS_FOR in each detail): checked before the body or the Idempotency-Key is read.
+    .use(authenticated(auth))
     .post(
       "/:id/orders",
       async ({ params, body, caller, request, set, status }) => {
@@ -47,6 +47,7 @@ export const userRoutes = (deps: Deps, auth: CallerAuth) =>
         detail: {
           operationId: "placeOrder",
           security: Secured,
+          [ACTS_FOR]: "id",
           summary: "Place an order (business group, which reads and writes through the db group)",
           tags: ["users"],
           responses: {
@@ -71,6 +72,7 @@ export const userRoutes = (deps: Deps, auth: CallerAuth) =>
         detail: {
           operationId: "listOrders",
           security: Secured,
+          [ACTS_FOR]: "id",
           summary: "A user's orders, read through the db group",
           tags: ["users"],
         },

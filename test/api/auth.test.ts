@@ -180,6 +180,38 @@ describe("a user's routes are that user's own", () => {
     expect(await exists(`checkout:alice:${key}`)).toBe(false);
   });
 
+  test("another user's 403 comes before the body is read: malformed JSON, another media type or none at all", async () => {
+    const asBob = await bearer("bob");
+    for (const [body, type] of [
+      ["{", "application/json"],
+      ["cart=1", "text/plain"],
+      ["", "application/json"],
+    ] as const) {
+      const res = await readReply(
+        await api.app.handle(
+          new Request("http://api.test/users/alice/orders", {
+            method: "POST",
+            headers: { "content-type": type, authorization: asBob },
+            body,
+          }),
+        ),
+      );
+      expect([body, type, res.status]).toEqual([body, type, 403]);
+      expect(res.body).toMatchObject({ error: { code: "forbidden" } });
+    }
+    // Alice's own token with the same malformed body reaches the body rules.
+    const own = await readReply(
+      await api.app.handle(
+        new Request("http://api.test/users/alice/orders", {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: await bearer("alice") },
+          body: "{",
+        }),
+      ),
+    );
+    expect(own.status).toBe(400);
+  });
+
   test("an operator is no exception: a user's routes need that user's token", async () => {
     const res = await send("GET", "/users/alice/orders", await bearer("ops", { scope: "operator" }));
     expect(res.status).toBe(403);
