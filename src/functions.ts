@@ -8,7 +8,7 @@
  */
 import type { Resonate } from "@resonatehq/sdk";
 import { durableFunction as fn } from "./resonate/contract.ts";
-import { decodeValue, encodeValue, isNotFound } from "./resonate/durable.ts";
+import { decodeValue, encodeValue, findPromise } from "./resonate/durable.ts";
 
 export interface LineItem {
   sku: string;
@@ -188,12 +188,8 @@ export async function readCancelRecord(
   promises: PromiseStore,
   jobId: string,
 ): Promise<CancelRecord | undefined> {
-  try {
-    return cancelRecordOf(await promises.get(cancelRecordId(jobId)));
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  }
+  const record = await findPromise(promises, cancelRecordId(jobId));
+  return record && cancelRecordOf(record);
 }
 
 /** Whether a cancel was asked of the job `jobId` (never of a job that cannot be canceled). */

@@ -1,6 +1,6 @@
 import type { Caller } from "../auth/service.ts";
 import type { Deps, PromiseRecord } from "../deps.ts";
-import { decodeValue, encodeValue, isNotFound } from "../resonate/durable.ts";
+import { decodeValue, encodeValue, findPromise } from "../resonate/durable.ts";
 import type { Job } from "./model.ts";
 
 /**
@@ -80,13 +80,8 @@ export interface EntryRoot {
 export async function rootOf(deps: Deps, entry: PromiseRecord): Promise<EntryRoot> {
   const listed = entryOf(entry.id);
   if (!listed) return { disowned: true };
-  let root: PromiseRecord;
-  try {
-    root = await deps.resonate.promises.get(listed.jobId);
-  } catch (error) {
-    if (isNotFound(error)) return { disowned: false };
-    throw error;
-  }
+  const root = await findPromise(deps.resonate.promises, listed.jobId);
+  if (!root) return { disowned: false };
   return root.tags?.[ENTRY_TAG] === entry.id ? { root, disowned: false } : { disowned: true };
 }
 

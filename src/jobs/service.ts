@@ -4,7 +4,7 @@ import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
 import { conflict, errorMessage, notFound } from "../errors.ts";
 import { cancelRequested, isCanceledResult, Orders } from "../functions.ts";
 import type { DurableFunction } from "../resonate/contract.ts";
-import { decodeValue, isNotFound, jobStatus, type PromiseState } from "../resonate/durable.ts";
+import { decodeValue, findPromise, jobStatus, type PromiseState } from "../resonate/durable.ts";
 import { createEntry, startedAt } from "./entries.ts";
 import type { Job, SubmitJob } from "./model.ts";
 
@@ -48,7 +48,7 @@ export async function startJob<Args extends unknown[], Result>(
   onMismatch: () => Error,
 ): Promise<ResonateHandle<Result>> {
   const timeout = deps.config.workflowTimeoutMs;
-  const marks = (await exists(deps, id))
+  const marks = (await findPromise(deps.resonate.promises, id))
     ? undefined
     : await createEntry(deps, id, start.kind, start.caller, timeout);
   return deps.launcher.startOnce(
@@ -58,16 +58,6 @@ export async function startJob<Args extends unknown[], Result>(
     { target: start.target, timeout, tags: jobTags(start.kind, start.caller), ...(marks && { marks }) },
     onMismatch,
   );
-}
-
-async function exists(deps: Deps, id: string): Promise<boolean> {
-  try {
-    await deps.resonate.promises.get(id);
-    return true;
-  } catch (error) {
-    if (isNotFound(error)) return false;
-    throw error;
-  }
 }
 
 /** Whether `caller` may see the job `promise` is the root of: its owner's, or any to an operator. */

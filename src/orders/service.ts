@@ -3,18 +3,14 @@ import type { Deps } from "../deps.ts";
 import { conflict, notFound } from "../errors.ts";
 import { Orders } from "../functions.ts";
 import { jobId, startJob, visibleTo } from "../jobs/service.ts";
-import { isNotFound } from "../resonate/durable.ts";
+import { findPromise } from "../resonate/durable.ts";
 
 export const shipJobId = (orderId: string) => `ship:${orderId}`;
 
 /** Whether an order job `order:<orderId>` exists that `caller` may not see (another caller's). */
 async function othersOrder(deps: Deps, orderId: string, caller: Caller): Promise<boolean> {
-  try {
-    return !visibleTo(await deps.resonate.promises.get(jobId(orderId)), caller);
-  } catch (error) {
-    if (isNotFound(error)) return false;
-    throw error;
-  }
+  const order = await findPromise(deps.resonate.promises, jobId(orderId));
+  return order !== undefined && !visibleTo(order, caller);
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { Resonate } from "@resonatehq/sdk";
+
 /**
  * The one encoding for data this service hands to Resonate outside a
  * durable function (promise settles from webhooks): base64 of UTF-8 JSON,
@@ -39,4 +41,17 @@ export function jobStatus(state: PromiseState): "running" | "done" | "failed" | 
 /** The SDK's error codes are numbers on `serverError.code`; 404 means the id is unknown. */
 export function isNotFound(error: unknown): boolean {
   return (error as { serverError?: { code?: number } } | undefined)?.serverError?.code === 404;
+}
+
+/** Reads promise `id`; undefined when the server does not know it. */
+export async function findPromise(
+  promises: Pick<Resonate["promises"], "get">,
+  id: string,
+): Promise<Awaited<ReturnType<Resonate["promises"]["get"]>> | undefined> {
+  try {
+    return await promises.get(id);
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
 }
