@@ -40,6 +40,17 @@ export interface Config {
   workflowTimeoutMs: number;
   /** Worker processes per group that the launcher runs. */
   workersPerGroup: number;
+  /** API processes the launcher runs on the one port (`reusePort`). */
+  apiProcesses: number;
+  /**
+   * This process's Resonate pid (`API_PID` for the API, `WORKER_PID` for a
+   * worker); undefined: one made unique across hosts and containers
+   * (`uniquePid`).
+   */
+  apiPid: string | undefined;
+  workerPid: string | undefined;
+  /** After SIGTERM, how long a process may take to finish what it is doing before it exits regardless (ms). */
+  shutdownGraceMs: number;
   /** Run every durable function inside the API process instead of routing to groups. */
   colocated: boolean;
   /** Task lease of every Resonate client (ms). */
@@ -107,6 +118,8 @@ export const DEFAULTS = {
   JOB_EVENTS_MAX_MS: "300000",
   WORKFLOW_TIMEOUT_MS: "3600000",
   WORKERS_PER_GROUP: "1",
+  API_PROCESSES: "1",
+  SHUTDOWN_GRACE_MS: "10000",
   MODE: "distributed",
   RESONATE_TTL_MS: "10000",
   RESONATE_TIMEOUT: "10000",
@@ -159,6 +172,15 @@ function logLevel(env: Env): LogLevel {
   if (!(LOG_LEVELS as readonly string[]).includes(raw))
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${raw}"`);
   return raw as LogLevel;
+}
+
+/** API_PID / WORKER_PID: unset or empty is none (a unique one is made); else letters, digits and `._-`, as it goes into the message stream's path. */
+function pid(env: Env, key: "API_PID" | "WORKER_PID"): string | undefined {
+  const raw = env[key]?.trim();
+  if (!raw) return undefined;
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(raw))
+    throw new ConfigError(`${key} must be 1 to 128 letters, digits, '.', '_' or '-', got "${raw}"`);
+  return raw;
 }
 
 /** METRICS_PORT: unset or empty is no port; 0 is a port the OS picks. */
@@ -246,6 +268,10 @@ export function loadConfig(env: Env = process.env): Config {
     jobEventsMaxMs: int(env, "JOB_EVENTS_MAX_MS", 100, 86_400_000),
     workflowTimeoutMs: int(env, "WORKFLOW_TIMEOUT_MS", 1_000, 30 * 86_400_000),
     workersPerGroup: int(env, "WORKERS_PER_GROUP", 1, 64),
+    apiProcesses: int(env, "API_PROCESSES", 1, 64),
+    apiPid: pid(env, "API_PID"),
+    workerPid: pid(env, "WORKER_PID"),
+    shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 0, 120_000),
     bodyLimitBytes: int(env, "BODY_LIMIT_BYTES", 1_024, 64 * 2 ** 20),
     bodyTimeoutMs: int(env, "BODY_TIMEOUT_MS", 100, 600_000),
     maxRequestsInFlight: int(env, "MAX_REQUESTS_IN_FLIGHT", 1, 1_000_000),

@@ -18,6 +18,10 @@ describe("configuration from the environment", () => {
       paymentUrl: "http://127.0.0.1:4010/payment",
       resonateToken: undefined,
       resonateTimeoutMs: 10_000,
+      apiProcesses: 1,
+      apiPid: undefined,
+      workerPid: undefined,
+      shutdownGraceMs: 10_000,
     });
     expect(config.databaseUrl).toStartWith("sqlite://");
     expect(targetsFor(config)).toEqual({
@@ -72,6 +76,16 @@ describe("configuration from the environment", () => {
       'AUTH_OPERATOR_SCOPE must be one scope token (no spaces or quotes), got "ops admin"',
     ],
     [{ AUTH_DISABLED: "maybe" }, 'AUTH_DISABLED must be 1/true or 0/false, got "maybe"'],
+    [{ API_PROCESSES: "0" }, 'API_PROCESSES must be a whole number from 1 to 64, got "0"'],
+    [{ API_PROCESSES: "65" }, 'API_PROCESSES must be a whole number from 1 to 64, got "65"'],
+    [{ API_PROCESSES: "two" }, 'API_PROCESSES must be a whole number from 1 to 64, got "two"'],
+    [
+      { SHUTDOWN_GRACE_MS: "120001" },
+      'SHUTDOWN_GRACE_MS must be a whole number from 0 to 120000, got "120001"',
+    ],
+    [{ SHUTDOWN_GRACE_MS: "-1" }, 'SHUTDOWN_GRACE_MS must be a whole number from 0 to 120000, got "-1"'],
+    [{ API_PID: "api/1" }, `API_PID must be 1 to 128 letters, digits, '.', '_' or '-', got "api/1"`],
+    [{ WORKER_PID: "db 1" }, `WORKER_PID must be 1 to 128 letters, digits, '.', '_' or '-', got "db 1"`],
   ];
   for (const [env, message] of bad) {
     test(`refuses ${JSON.stringify(env)} with an error that names the setting`, () => {
