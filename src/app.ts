@@ -43,7 +43,13 @@ export function createApp(
     .use(observeRequests(deps.metrics, deps.log))
     // Before the rules that read bodies: a checked route's caller is verified before its body is read.
     .use(callersFirst(opts.auth, () => whole as AnyElysia))
-    .use(httpRules(() => whole as AnyElysia, deps.config))
+    .use(
+      httpRules(
+        () => whole as AnyElysia,
+        deps.config,
+        (count) => deps.metrics.requestsInFlight.set(count),
+      ),
+    )
     // Before the error handler, which answers and ends the chain: a refused webhook delivery is counted by outcome.
     .onError({ as: "global" }, ({ code, error, route }) => countRefusedDelivery(deps, route, code, error))
     .use(errorHandler)

@@ -11,9 +11,10 @@ import { type CallerAuth, callerAuth } from "./auth/service.ts";
 import { ConfigError, GROUPS, loadConfig, requireCallerAuth, targetsFor } from "./config.ts";
 import { makeDeps } from "./deps.ts";
 import { observeFunctions } from "./observability/functions.ts";
-import { createLogger } from "./observability/logger.ts";
+import { createLogger, type Logger } from "./observability/logger.ts";
 import { ApiMetrics } from "./observability/metrics.ts";
 import { exitWithParent } from "./parent-process.ts";
+import { uniquePid } from "./resonate/identity.ts";
 import { resonateClient } from "./resonate/network.ts";
 
 export interface BootedApi {
@@ -22,6 +23,19 @@ export interface BootedApi {
   port: number;
   hostname: string;
   mode: "colocated" | "distributed";
+  /** This process's Resonate pid. */
+  pid: string;
+  /**
+   * With METRICS_PORT: where this process alone serves `GET /metrics` (0:
+   * a port the OS picks), besides the port it shares with the other API
+   * processes; `fetch` answers it.
+   */
+  metrics: { port: number; hostname: string; fetch(request: Request): Promise<Response> } | undefined;
+  /** After SIGTERM, the most the process takes to stop (ms). */
+  shutdownGraceMs: number;
+  /** Begins the stop: readiness says `draining`, waits answer as things are, event streams end with a reconnect. */
+  drain(): void;
+  log: Logger;
   /** Closes the Resonate client and what co-located mode opened (after the server stopped). */
   close(): Promise<void>;
 }
@@ -40,21 +54,26 @@ export async function bootApi(): Promise<BootedApi> {
     process.exit(2);
   }
   const group = "api";
-  const pid = process.env.API_PID || `api-${process.pid}`;
+  const pid = config.apiPid ?? uniquePid(group);
   const { resonate, streamOpen, search } = resonateClient(config, group, pid);
   const log = createLogger({ level: config.logLevel, base: { service: "api", pid } });
   const metrics = new ApiMetrics();
+  metrics.processInfo.set({ pid }, 1);
   const closers: { close(): Promise<void> }[] = [];
   const targets = targetsFor(config, group);
   if (config.colocated) {
     observeFunctions(resonate, { metrics: metrics.functions, log });
     for (const g of GROUPS) closers.push(await registerGroup(resonate, g, config, targets));
   }
-  const app = createApp(makeDeps(resonate, config, targets, Date.now, { metrics, log, search }), {
-    webhookSecret: config.webhookSecret as string,
-    auth,
-    ...(config.benchRoutes ? { bench: baselineQuote() } : {}),
-  });
+  const draining = new AbortController();
+  const app = createApp(
+    makeDeps(resonate, config, targets, Date.now, { metrics, log, search, draining: draining.signal }),
+    {
+      webhookSecret: config.webhookSecret as string,
+      auth,
+      ...(config.benchRoutes ? { bench: baselineQuote() } : {}),
+    },
+  );
   // Results reach this process on its message stream: it serves once that is open.
   await streamOpen;
   return {
@@ -62,6 +81,21 @@ export async function bootApi(): Promise<BootedApi> {
     port: config.port,
     hostname: process.env.HOST || "127.0.0.1",
     mode: config.colocated ? "colocated" : "distributed",
+    pid,
+    metrics:
+      config.metricsPort === undefined
+        ? undefined
+        : {
+            port: config.metricsPort,
+            hostname: config.metricsHost,
+            fetch: async (request) =>
+              new URL(request.url).pathname === "/metrics"
+                ? app.handle(request)
+                : new Response("not found\n", { status: 404 }),
+          },
+    shutdownGraceMs: config.shutdownGraceMs,
+    drain: () => draining.abort(),
+    log,
     async close() {
       await resonate.stop();
       for (const c of closers) await c.close();
@@ -69,22 +103,53 @@ export async function bootApi(): Promise<BootedApi> {
   };
 }
 
-/** Prints the line the harness waits for. */
-export function announce(url: string, api: BootedApi, runtime: string): void {
-  console.log(`api listening on ${url} (docs at ${url}/docs, mode ${api.mode}, runtime ${runtime})`);
+/** Prints the line the harness waits for, after `api metrics <pid> <url>` when this process has a metrics port. */
+export function announce(url: string, api: BootedApi, runtime: string, metricsUrl?: string): void {
+  if (metricsUrl) console.log(`api metrics ${api.pid} ${metricsUrl}`);
+  console.log(
+    `api listening on ${url} (docs at ${url}/docs, mode ${api.mode}, runtime ${runtime}, pid ${api.pid})`,
+  );
 }
 
-/** Stops once on SIGTERM, SIGINT or the parent's death (`EXIT_WITH_PARENT`): `stopServing`, then the client. */
-export function stopOnSignals(api: BootedApi, stopServing: () => Promise<unknown>): void {
+/** How a runtime's server stops: `drain` stops taking connections and resolves once the requests in flight are answered. */
+export interface Serving {
+  drain(): Promise<unknown>;
+}
+
+/**
+ * Stops on SIGTERM, SIGINT or the parent's death (`EXIT_WITH_PARENT`), as
+ * an orchestrator expects of one replica among several:
+ * 1. readiness answers 503 `draining`, `Prefer: wait` and quote waits answer
+ *    with things as they are, and every job event stream gets a `reconnect`
+ *    event and ends (`api.drain()`);
+ * 2. the server stops taking connections (the other processes on the port
+ *    take them) and the requests in flight finish (`serving.drain()`);
+ * 3. the Resonate client closes, and the process exits 0.
+ * Whatever is still open when `SHUTDOWN_GRACE_MS` runs out is cut and the
+ * process exits 0 all the same; a second signal exits at once (130).
+ */
+export function stopOnSignals(api: BootedApi, serving: Serving): void {
   let stopping = false;
-  const shutdown = async () => {
-    if (stopping) return;
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      api.log.warn({ signal }, "second signal: exiting at once");
+      process.exit(130);
+    }
     stopping = true;
-    await stopServing();
+    const started = Date.now();
+    api.log.info({ signal, grace_ms: api.shutdownGraceMs }, "stopping: draining");
+    const deadline = setTimeout(() => {
+      api.log.warn({ grace_ms: api.shutdownGraceMs }, "shutdown grace ran out: cutting what is still open");
+      process.exit(0);
+    }, api.shutdownGraceMs);
+    api.drain();
+    await serving.drain();
     await api.close();
+    clearTimeout(deadline);
+    api.log.info({ ms: Date.now() - started }, "stopped");
     process.exit(0);
   };
-  process.on("SIGTERM", shutdown);
-  process.on("SIGINT", shutdown);
-  exitWithParent(shutdown);
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  exitWithParent(() => shutdown("parent gone"));
 }

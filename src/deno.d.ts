@@ -10,6 +10,8 @@ declare namespace Deno {
   interface ServeOptions {
     port: number;
     hostname: string;
+    /** SO_REUSEPORT: several processes listen on one port (unstable: `--unstable-net` or `unstable: ["net"]`). */
+    reusePort?: boolean;
     onListen?: (addr: NetAddr) => void;
   }
   interface HttpServer {

@@ -2,6 +2,7 @@ import type { Resonate } from "@resonatehq/sdk";
 import { BoundedMap } from "./bounded-map.ts";
 import type { Config, Targets } from "./config.ts";
 import { notFound } from "./errors.ts";
+import { cancelRequested } from "./functions.ts";
 import { invocationObserver } from "./observability/invocations.ts";
 import { type Logger, silentLogger } from "./observability/logger.ts";
 import { ApiMetrics } from "./observability/metrics.ts";
@@ -27,8 +28,14 @@ export interface Deps {
   log: Logger;
   /** `promise.search` on the Resonate server (`GET /jobs`); the in-process network has none. */
   search: PromiseSearch;
-  /** Wakes this process's job event streams when something about a job changed here (a cancel asked). */
+  /** Wakes job event streams when a cancel is asked of the job, through this process or another. */
   jobSignals: JobSignals;
+  /**
+   * Aborts when this process begins to stop (SIGTERM): readiness answers
+   * `draining`, waits answer with things as they are, event streams tell
+   * their clients to reconnect elsewhere.
+   */
+  draining: AbortSignal;
 }
 
 /** `metrics` defaults to a fresh registry, `log` to a logger that writes nothing (the entrypoint hands in the real one). */
@@ -37,7 +44,7 @@ export function makeDeps(
   config: Config,
   targets: Targets,
   now: () => number = Date.now,
-  observability: { metrics?: ApiMetrics; log?: Logger; search?: PromiseSearch } = {},
+  observability: { metrics?: ApiMetrics; log?: Logger; search?: PromiseSearch; draining?: AbortSignal } = {},
 ): Deps {
   const metrics = observability.metrics ?? new ApiMetrics();
   return {
@@ -51,7 +58,8 @@ export function makeDeps(
     metrics,
     log: observability.log ?? silentLogger(),
     search: observability.search ?? noSearch,
-    jobSignals: new JobSignals(),
+    jobSignals: new JobSignals((id) => cancelRequested(resonate.promises, id)),
+    draining: observability.draining ?? new AbortController().signal,
   };
 }
 
@@ -69,18 +77,32 @@ const noSearch: PromiseSearch = async () => {
   throw new PromiseSearchError(501, "this Resonate network has no promise.search");
 };
 
+/** How often a job with a stream waiting on it is asked whether a cancel was recorded through another process (ms). */
+export const CANCEL_POLL_MS = 500;
+
 /**
- * In-process wake-ups by job id: `wait(id, signal)` resolves at the next
- * `notify(id)` or when `signal` aborts. A stream of a job's events waits on
- * it besides the job's own promise, so a change made through this process
- * (a cancel asked) reaches it at once; a change made elsewhere reaches it
- * with the job's next durable change.
+ * Wake-ups by job id, for the streams of a job's events: `wait(id, signal)`
+ * resolves at the next `notify(id)`, once `canceled(id)` says a cancel was
+ * recorded, or when `signal` aborts. A cancel asked through this process
+ * notifies at once; one asked through another API process is found by
+ * asking, every `CANCEL_POLL_MS` while a stream waits on the job (one
+ * question per job, however many streams wait on it), since the cancel
+ * record is a promise that a stream cannot subscribe to before it exists.
  */
 export class JobSignals {
   readonly #waiting = new Map<string, Set<() => void>>();
+  readonly #polls = new Map<string, { timer?: Timer }>();
+  readonly #canceled: (id: string) => Promise<boolean>;
+  readonly #pollMs: number;
+
+  constructor(canceled: (id: string) => Promise<boolean> = async () => false, pollMs = CANCEL_POLL_MS) {
+    this.#canceled = canceled;
+    this.#pollMs = pollMs;
+  }
 
   notify(id: string): void {
     const waiters = this.#waiting.get(id);
+    this.#stopPolling(id);
     if (!waiters) return;
     this.#waiting.delete(id);
     for (const wake of waiters) wake();
@@ -93,18 +115,50 @@ export class JobSignals {
       const wake = () => {
         signal.removeEventListener("abort", wake);
         waiters.delete(wake);
-        if (waiters.size === 0 && this.#waiting.get(id) === waiters) this.#waiting.delete(id);
+        if (waiters.size === 0 && this.#waiting.get(id) === waiters) {
+          this.#waiting.delete(id);
+          this.#stopPolling(id);
+        }
         resolve();
       };
       waiters.add(wake);
       signal.addEventListener("abort", wake, { once: true });
       if (signal.aborted) wake();
+      else this.#poll(id);
     });
   }
 
   /** Ids with a waiter (for tests: nothing is left after a stream ends). */
   get size(): number {
     return this.#waiting.size;
+  }
+
+  /** Ids being asked about (for tests: no question goes on once nothing waits). */
+  get polling(): number {
+    return this.#polls.size;
+  }
+
+  #poll(id: string): void {
+    if (this.#polls.has(id)) return;
+    const poll: { timer?: Timer } = {};
+    const ask = async () => {
+      let canceled = false;
+      try {
+        canceled = await this.#canceled(id);
+      } catch {
+        // The Resonate server did not answer: asked again at the next turn.
+      }
+      if (this.#polls.get(id) !== poll) return;
+      if (canceled) this.notify(id);
+      else poll.timer = setTimeout(ask, this.#pollMs);
+    };
+    poll.timer = setTimeout(ask, this.#pollMs);
+    this.#polls.set(id, poll);
+  }
+
+  #stopPolling(id: string): void {
+    clearTimeout(this.#polls.get(id)?.timer);
+    this.#polls.delete(id);
   }
 }
 

@@ -76,9 +76,15 @@ async function readLimited(request: Request, limit: number, timeoutMs: number): 
  * - a path the API serves, asked with a method it does not serve, is a 405
  *   with `Allow` (RFC 9110), not a 404.
  * `app` is the whole API: the routes are read from it once, at the first
- * request that needs them.
+ * request that needs them. The requests in flight are counted from their
+ * arrival to their answer (or the client's leaving).
  */
-export const httpRules = (app: () => AnyElysia, limits: HttpLimits) => {
+export const httpRules = (
+  app: () => AnyElysia,
+  limits: HttpLimits,
+  /** Told the number of requests in flight whenever it changes. */
+  onInFlight?: (count: number) => void,
+) => {
   let routes: { pattern: RegExp; method: string; body: boolean; text: boolean; path: string }[] | undefined;
   const table = () => {
     routes ??= app().routes.map((route) => {
@@ -126,10 +132,11 @@ export const httpRules = (app: () => AnyElysia, limits: HttpLimits) => {
         });
       }
       inFlight++;
+      onInFlight?.(inFlight);
       counted.add(request);
       // A client that goes away before its answer may get no afterResponse: its slot is freed here.
       request.signal?.addEventListener("abort", () => {
-        if (counted.delete(request)) inFlight--;
+        if (counted.delete(request)) onInFlight?.(--inFlight);
       });
       if (ROUTED_METHODS.has(request.method)) return;
       // Thrown, not returned, so the error handler answers it and the request is logged and counted.
@@ -176,7 +183,7 @@ export const httpRules = (app: () => AnyElysia, limits: HttpLimits) => {
       return parsed;
     })
     .onAfterResponse({ as: "global" }, ({ request }) => {
-      if (counted.delete(request)) inFlight--;
+      if (counted.delete(request)) onInFlight?.(--inFlight);
     })
     .onError({ as: "global" }, ({ code, request, set }) => {
       if (code !== "NOT_FOUND") return;

@@ -9,6 +9,27 @@
 import { announce, bootApi, stopOnSignals } from "./boot.ts";
 
 const api = await bootApi();
-const server = Deno.serve({ port: api.port, hostname: api.hostname, onListen: () => {} }, api.app.fetch);
-announce(`http://${server.addr.hostname}:${server.addr.port}`, api, "deno");
-stopOnSignals(api, () => server.shutdown());
+// Several API processes share one port (API_PROCESSES): `reusePort` needs `unstable: ["net"]` (deno.json).
+const server = Deno.serve(
+  { port: api.port, hostname: api.hostname, reusePort: true, onListen: () => {} },
+  api.app.fetch,
+);
+const metrics =
+  api.metrics &&
+  Deno.serve(
+    { port: api.metrics.port, hostname: api.metrics.hostname, onListen: () => {} },
+    api.metrics.fetch,
+  );
+announce(
+  `http://${server.addr.hostname}:${server.addr.port}`,
+  api,
+  "deno",
+  metrics ? `http://${metrics.addr.hostname}:${metrics.addr.port}/metrics` : undefined,
+);
+// Stops listening, and resolves once the requests in flight are answered.
+stopOnSignals(api, {
+  drain: async () => {
+    await server.shutdown();
+    await metrics?.shutdown();
+  },
+});

@@ -10,6 +10,19 @@
 import { announce, bootApi, stopOnSignals } from "./boot.ts";
 
 const api = await bootApi();
-api.app.listen({ port: api.port, hostname: api.hostname });
-announce(`http://${api.app.server?.hostname}:${api.app.server?.port}`, api, "bun");
-stopOnSignals(api, () => api.app.stop());
+// Several API processes share one port (API_PROCESSES): each takes its share of new connections.
+api.app.listen({ port: api.port, hostname: api.hostname, reusePort: true });
+const metrics = api.metrics && Bun.serve({ ...api.metrics, idleTimeout: 0 });
+announce(
+  `http://${api.app.server?.hostname}:${api.app.server?.port}`,
+  api,
+  "bun",
+  metrics ? `http://${metrics.hostname}:${metrics.port}/metrics` : undefined,
+);
+// Stops listening, and resolves once the requests in flight are answered.
+stopOnSignals(api, {
+  drain: async () => {
+    await api.app.stop(false);
+    await metrics?.stop(true);
+  },
+});

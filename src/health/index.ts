@@ -16,7 +16,7 @@ export const healthRoutes = (deps: Deps) =>
       response: { 200: HealthModels.ready, 503: "Error" },
       detail: {
         operationId: "ready",
-        summary: "The Resonate server answers",
+        summary: "The Resonate server answers, and this process is not stopping (503 draining once it is)",
         tags: ["health"],
         responses: { 503: unavailableResponse },
       },

@@ -38,11 +38,16 @@ export const JobModels = {
     required: ["data"],
     properties: {
       id: { type: "string", enum: ["1", "2", "3"], description: "1 running, 2 canceling, 3 settled" },
-      event: { type: "string", enum: ["status", "error"] },
+      event: {
+        type: "string",
+        enum: ["status", "error", "reconnect"],
+        description:
+          "`reconnect`: this API process is stopping; the stream ends, and the client reconnects with Last-Event-ID (after `retry` ms) to another process",
+      },
       data: {
         type: "string",
         contentMediaType: "application/json",
-        description: "the job, as GET /jobs/:id",
+        description: "the job, as GET /jobs/:id (a `reconnect` event: why, and when to come back)",
       },
       retry: { type: "integer", description: "ms before a client reconnects" },
     },

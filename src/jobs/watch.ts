@@ -54,7 +54,8 @@ export async function waitForJob(
   const first = await getJob(deps, id, caller);
   if (budgetMs <= 0 || settled(first)) return first;
   const timeout = AbortSignal.timeout(budgetMs);
-  await untilSettled(deps, id, AbortSignal.any([signal, timeout]));
+  // A process that begins to stop answers at once, with the job as it is then.
+  await untilSettled(deps, id, AbortSignal.any([signal, timeout, deps.draining]));
   return signal.aborted ? first : getJob(deps, id, caller);
 }
 
@@ -77,15 +78,26 @@ async function statusEvents(deps: Deps, id: string, job: Job): Promise<{ id: num
 /** A comment line every so often keeps proxies from closing a quiet stream. */
 const KEEPALIVE_MS = 15_000;
 
+/** How soon a client comes back after a stream ends (ms): the `retry` every stream starts with. */
+export const RECONNECT_MS = 1_000;
+
+/**
+ * The last event of a stream whose process is stopping: the client
+ * reconnects (to another process, through the same address) after `retry`
+ * ms with its Last-Event-ID, and misses nothing.
+ */
+export const RECONNECT_EVENT = `event: reconnect\nretry: ${RECONNECT_MS}\ndata: ${JSON.stringify({ reason: "draining", retry_ms: RECONNECT_MS })}\n\n`;
+
 /**
  * `GET /jobs/:id/events`: a Server-Sent Events stream of the job's status
  * changes after `lastEventId`, ending after the one that settles it (or
  * after `JOB_EVENTS_MAX_MS`, when the client reconnects); undefined when
- * the client has had the settled job already. It
- * waits on the job's promise (the SDK's listener) and on this process's
- * job signals (a cancel asked here); it stops and lets go of both when the
- * client goes away. Reads the job first, so an unknown or hidden job is a
- * 404 before any stream starts.
+ * the client has had the settled job already. It waits on the job's
+ * promise (the SDK's listener) and, until `canceling` was sent, on the job
+ * signals (a cancel asked through any API process); it stops and lets go of
+ * both when the client goes away. When this process begins to stop, the
+ * stream sends `RECONNECT_EVENT` and ends. Reads the job first, so an
+ * unknown or hidden job is a 404 before any stream starts.
  */
 export async function jobEvents(
   deps: Deps,
@@ -100,7 +112,12 @@ export async function jobEvents(
   const encoder = new TextEncoder();
   const stop = new AbortController();
   // A stream also ends after JOB_EVENTS_MAX_MS; its client reconnects with Last-Event-ID and misses nothing.
-  const stopped = AbortSignal.any([signal, stop.signal, AbortSignal.timeout(deps.config.jobEventsMaxMs)]);
+  const stopped = AbortSignal.any([
+    signal,
+    stop.signal,
+    deps.draining,
+    AbortSignal.timeout(deps.config.jobEventsMaxMs),
+  ]);
   return new ReadableStream<Uint8Array>({
     async start(controller) {
       let sent = lastEventId;
@@ -109,7 +126,7 @@ export async function jobEvents(
       };
       const keepalive = setInterval(() => send(": keep-alive\n\n"), KEEPALIVE_MS);
       try {
-        send("retry: 1000\n\n");
+        send(`retry: ${RECONNECT_MS}\n\n`);
         for (;;) {
           for (const event of await statusEvents(deps, id, job)) {
             if (event.id <= sent) continue;
@@ -117,10 +134,13 @@ export async function jobEvents(
             sent = event.id;
           }
           if (settled(job) || stopped.aborted) break;
-          await untilSettled(deps, id, stopped, deps.jobSignals.wait(id, stopped));
+          const cancelAsked = sent < 2 ? deps.jobSignals.wait(id, stopped) : undefined;
+          await untilSettled(deps, id, stopped, cancelAsked);
           if (stopped.aborted) break;
           job = await getJob(deps, id, caller);
         }
+        if (deps.draining.aborted && !signal.aborted && !settled(job))
+          controller.enqueue(encoder.encode(RECONNECT_EVENT));
       } catch (error) {
         send(`event: error\ndata: ${JSON.stringify({ message: (error as Error).message })}\n\n`);
       } finally {

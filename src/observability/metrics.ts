@@ -4,7 +4,7 @@
  * down in `Deps` or to the worker's entrypoint; nothing is registered on
  * prom-client's global registry.
  */
-import { Counter, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** Latency buckets (s): a cached quote or a health check takes a tenth of a millisecond, a checkout waits up to 10 s. */
 const LATENCY_BUCKETS = [
@@ -108,10 +108,25 @@ export class ApiMetrics {
   readonly quotesPending: Counter;
   readonly quotesCached: Counter;
   readonly webhookDeliveries: Counter<"webhook" | "outcome">;
+  /** Requests that arrived and are not answered yet (what a stopping process waits for). */
+  readonly requestsInFlight: Gauge;
+  /** 1, labeled with this process's Resonate pid: which of several API processes on one port answered a scrape. */
+  readonly processInfo: Gauge<"pid">;
   readonly functions: FunctionMetrics;
 
   constructor() {
     const registers = [this.registry];
+    this.requestsInFlight = new Gauge({
+      name: "http_requests_in_flight",
+      help: "Requests that arrived and are not answered yet",
+      registers,
+    });
+    this.processInfo = new Gauge({
+      name: "api_process_info",
+      help: "Always 1; `pid` is the Resonate pid of the API process that served this scrape",
+      labelNames: ["pid"],
+      registers,
+    });
     this.httpRequests = new Counter({
       name: "http_requests_total",
       help: "HTTP requests answered, by route pattern, method and status",

@@ -51,7 +51,9 @@ export const quoteRoutes = (
           deps.config.quoteDeadlineMs,
           deps.config.quoteMaxWaitMs,
         );
-        const outcome = await requestQuote(deps, gate, cache, body, budget, request.signal);
+        // A process that begins to stop answers as things are: the quote, or 202 and its Location.
+        const waiting = AbortSignal.any([request.signal, deps.draining]);
+        const outcome = await requestQuote(deps, gate, cache, body, budget, waiting);
         return outcome.kind === "done" ? outcome.body : status(202, pending(outcome.id, set));
       },
       {

@@ -43,13 +43,17 @@ export async function placeOrder(
         `Idempotency-Key ${key} was already used with a different request`,
       ),
   );
-  let timer: Timer | undefined;
+  // Past the wait, or once this process begins to stop, the answer is the job (202), which goes on.
+  const gaveUp = AbortSignal.any([AbortSignal.timeout(CHECKOUT_WAIT_MS), deps.draining]);
+  let onGiveUp: (() => void) | undefined;
   const result = await Promise.race([
     handle.result(),
     new Promise<undefined>((resolve) => {
-      timer = setTimeout(resolve, CHECKOUT_WAIT_MS);
+      onGiveUp = () => resolve(undefined);
+      if (gaveUp.aborted) onGiveUp();
+      else gaveUp.addEventListener("abort", onGiveUp, { once: true });
     }),
-  ]).finally(() => clearTimeout(timer));
+  ]).finally(() => onGiveUp && gaveUp.removeEventListener("abort", onGiveUp));
   if (result === undefined) return { pending: id };
   if ("error" in result) throw unprocessable("unknown_sku", `unknown sku ${result.sku}`);
   return { order: result.order };

@@ -7,12 +7,12 @@
  * needs a server that searches; the in-process network does not (501).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { waitFor } from "../../harness/index.ts";
 import { bearer } from "../support/api-auth.ts";
 import { startColocatedApi } from "../support/colocated-api.ts";
 import { readReply } from "../support/http.ts";
 import { signedHeaders } from "../support/secrets.ts";
+import { events } from "../support/sse.ts";
 
 let api: Awaited<ReturnType<typeof startColocatedApi>>;
 beforeAll(async () => {
@@ -38,24 +38,6 @@ async function approve(orderId: string) {
         200 || undefined,
     { message: `approval of ${orderId} taken` },
   );
-}
-
-/** Reads a text/event-stream response to its end (or until `until` says stop), parsed. */
-async function events(res: Response, until?: (seen: EventSourceMessage[]) => boolean) {
-  const seen: EventSourceMessage[] = [];
-  const parser = createParser({ onEvent: (event) => seen.push(event) });
-  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-  const decoder = new TextDecoder();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parser.feed(decoder.decode(value, { stream: true }));
-    if (until?.(seen)) {
-      await reader.cancel();
-      break;
-    }
-  }
-  return seen.map((event) => ({ id: event.id, event: event.event, data: JSON.parse(event.data) }));
 }
 
 describe("GET /jobs/:id with Prefer: wait", () => {

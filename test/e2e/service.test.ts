@@ -36,7 +36,7 @@ function serviceSuite(runtime: ApiRuntime, { resonateAuth = false } = {}) {
     test(`the API process runs on ${runtime}`, () => {
       expect(stack.api.runtime).toBe(runtime);
       expect(stack.api.output()).toMatch(
-        new RegExp(`^api listening on \\S+ \\(docs at .*, runtime ${runtime}\\)$`, "m"),
+        new RegExp(`^api listening on \\S+ \\(docs at .*, runtime ${runtime}, pid api-\\S+\\)$`, "m"),
       );
     });
 

@@ -21,7 +21,13 @@ import { TEST_SECRET } from "./secrets.ts";
  * it checks callers' tokens with `TEST_API_AUTH`'s key, and `request` sends
  * the tests' default token (see `withAuthorization`).
  */
-export async function startColocatedApi(env: Record<string, string> = {}) {
+export async function startColocatedApi(
+  env: Record<string, string> = {},
+  opts: {
+    /** Aborting it begins the app's stop, as SIGTERM does in the API process (see `Deps.draining`). */
+    draining?: AbortSignal;
+  } = {},
+) {
   const scope = openScope("api-test-");
   const stop = () => scope.close();
   try {
@@ -51,7 +57,13 @@ export async function startColocatedApi(env: Record<string, string> = {}) {
     scope.defer(() => resonate.stop());
     for (const g of GROUPS) closers.push(await registerGroup(resonate, g, config, targets));
     const quoteGate = new WaitGate(config.quoteMaxWaiting);
-    const deps = makeDeps(resonate, config, targets);
+    const deps = makeDeps(
+      resonate,
+      config,
+      targets,
+      Date.now,
+      opts.draining ? { draining: opts.draining } : {},
+    );
     const app: App = createApp(deps, {
       webhookSecret: TEST_SECRET,
       auth: await callerAuth(config.auth),
