@@ -4,7 +4,7 @@
  *   RESONATE_URL=http://127.0.0.1:8001 bun workers/main.ts <order-workers|pricing-workers|db|business>
  *
  * Registers the group's durable functions, prints `worker ready <group>
- * <pid>` and stops cleanly on SIGTERM/SIGINT. Settings come from the same
+ * <pid>` and stops cleanly on SIGTERM/SIGINT (see `shutdown`). Settings come from the same
  * environment variables as the API (see README). Each run of a durable
  * function is logged as a JSON line (LOG_LEVEL); with METRICS_PORT set (0:
  * a port the OS picks) it serves its metrics there and prints
@@ -16,6 +16,7 @@ import { createLogger } from "../src/observability/logger.ts";
 import { WorkerMetrics } from "../src/observability/metrics.ts";
 import { type MetricsServer, serveMetrics } from "../src/observability/metrics-server.ts";
 import { exitWithParent } from "../src/parent-process.ts";
+import { uniquePid } from "../src/resonate/identity.ts";
 import { resonateClient } from "../src/resonate/network.ts";
 import { registerGroup } from "./register.ts";
 
@@ -37,13 +38,11 @@ if (!config.resonateUrl) {
   process.exit(2);
 }
 
-const pid = process.env.WORKER_PID || `${group}-${process.pid}`;
-const { resonate, streamOpen } = resonateClient(config, group, pid);
+const pid = config.workerPid ?? uniquePid(group);
+const { resonate, streamOpen, handOff } = resonateClient(config, group, pid);
 const metrics = new WorkerMetrics();
-observeFunctions(resonate, {
-  metrics: metrics.functions,
-  log: createLogger({ level: config.logLevel, base: { service: "worker", group, pid } }),
-});
+const log = createLogger({ level: config.logLevel, base: { service: "worker", group, pid } });
+observeFunctions(resonate, { metrics: metrics.functions, log });
 const resources = await registerGroup(resonate, group, config, targetsFor(config));
 let metricsServer: MetricsServer | undefined;
 if (config.metricsPort !== undefined) {
@@ -64,15 +63,36 @@ if (config.metricsPort !== undefined) {
 await streamOpen;
 console.log(`worker ready ${group} ${pid}`);
 
+/**
+ * SIGTERM (or SIGINT, or the parent's death): take no new task, let the
+ * steps under way finish within SHUTDOWN_GRACE_MS, hand back what is still
+ * held so another worker takes it at once, close the database after the
+ * last step, exit 0. A second signal exits at once.
+ */
 let stopping = false;
-async function shutdown() {
-  if (stopping) return;
+async function shutdown(signal: string) {
+  if (stopping) {
+    log.warn({ signal }, "second signal: exiting at once");
+    process.exit(130);
+  }
   stopping = true;
-  await metricsServer?.stop();
+  const started = Date.now();
+  // Most of the grace goes to the steps; the rest to handing back and closing.
+  const handBackBy =
+    started + Math.max(0, config.shutdownGraceMs - Math.min(1_000, config.shutdownGraceMs / 5));
+  const cut = setTimeout(() => {
+    log.warn({ grace_ms: config.shutdownGraceMs }, "shutdown grace ran out: exiting");
+    process.exit(0);
+  }, config.shutdownGraceMs);
+  log.info({ signal, grace_ms: config.shutdownGraceMs }, "stopping: taking no new task");
+  const { heldAtStart, released } = await handOff(handBackBy);
   await resonate.stop();
   await resources.close();
+  await metricsServer?.stop();
+  clearTimeout(cut);
+  log.info({ held_at_start: heldAtStart, released, ms: Date.now() - started }, "stopped");
   process.exit(0);
 }
-process.on("SIGTERM", shutdown);
-process.on("SIGINT", shutdown);
-exitWithParent(shutdown);
+process.on("SIGTERM", () => void shutdown("SIGTERM"));
+process.on("SIGINT", () => void shutdown("SIGINT"));
+exitWithParent(() => shutdown("parent gone"));

@@ -13,7 +13,7 @@ import type { Config } from "../config.ts";
 import { useFastEncoder } from "./codec.ts";
 import type { EventStream } from "./http-client.ts";
 import { type PromiseSearch, promiseSearch } from "./search.ts";
-import { HeartbeatingNetwork } from "./task-leases.ts";
+import { type HandOff, HeartbeatingNetwork, handOffTasks } from "./task-leases.ts";
 import { defaultTransport, type Transport } from "./transport.ts";
 
 /**
@@ -45,6 +45,12 @@ export function resonateClient(
     resonate: withFastEncoder(new Resonate({ network, group, pid, ttl })),
     streamOpen: inner instanceof SocketNetwork ? inner.opened : Promise.resolve(),
     search: promiseSearch(network),
+    handOff: (deadline) =>
+      handOffTasks(
+        network,
+        () => (inner instanceof SocketNetwork ? inner.stopReceiving() : undefined),
+        deadline,
+      ),
   };
 }
 
@@ -60,6 +66,12 @@ export interface ResonateClient {
   streamOpen: Promise<void>;
   /** `promise.search` through the same network (the in-process one answers 501). */
   search: PromiseSearch;
+  /**
+   * A worker's stop: takes no new task, waits until `deadline` (epoch ms)
+   * for the tasks it holds to finish, and hands back the rest (see
+   * `handOffTasks`).
+   */
+  handOff(deadline: number): Promise<HandOff>;
 }
 
 function withFastEncoder(resonate: Resonate): Resonate {
@@ -140,6 +152,8 @@ export class SocketNetwork implements Network {
   #reopen: Timer | undefined;
   #attempt = 0;
   #stopped = false;
+  /** False once `stopReceiving()` closed the message stream for good. */
+  #receiving = true;
   /** Causes of refusal already reported (`<status> <message>`). */
   readonly #reported = new Set<string>();
   /** Back-offs after refusals: `*` (a 401: every request) or an id (a 403), with when they end and the last delay. */
@@ -177,6 +191,18 @@ export class SocketNetwork implements Network {
     this.#callbacks.push(callback);
   }
 
+  /**
+   * Closes the message stream for good and drops whatever still arrives on
+   * it, while requests go on: a stopping worker takes no new task (the
+   * server sends the group's next ones to its other processes) and finishes
+   * or hands back the ones it holds.
+   */
+  stopReceiving(): void {
+    this.#receiving = false;
+    clearTimeout(this.#reopen);
+    this.#stream?.close();
+  }
+
   send = (async (req: Request): Promise<Response> => {
     const sent = this.#opts.token ? { ...req, head: { ...req.head, auth: this.#opts.token } } : req;
     const id = requestId(req);
@@ -211,7 +237,7 @@ export class SocketNetwork implements Network {
   }) as Network["send"];
 
   #open(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#receiving) return;
     const url = new URL(
       `${this.#opts.url}/poll/${encodeURIComponent(this.#opts.group)}/${encodeURIComponent(this.#opts.pid)}`,
     );
@@ -228,7 +254,7 @@ export class SocketNetwork implements Network {
         this.#attempt = 0;
         this.#stream = stream;
         this.#markOpened();
-        if (this.#stopped) stream.close();
+        if (this.#stopped || !this.#receiving) stream.close();
         return stream.closed;
       })
       .then(
@@ -239,7 +265,7 @@ export class SocketNetwork implements Network {
 
   #lost(error: unknown): void {
     this.#stream = undefined;
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#receiving) return;
     this.#attempt++;
     const delay = Math.min(STREAM_BACKOFF_MS.first * 2 ** (this.#attempt - 1), STREAM_BACKOFF_MS.max);
     const refused = /event stream answered (40[13])\b/.exec(String(error))?.[1];
@@ -291,6 +317,7 @@ export class SocketNetwork implements Network {
   }
 
   #deliver(data: string): void {
+    if (!this.#receiving) return;
     let msg: unknown;
     try {
       msg = JSON.parse(data);

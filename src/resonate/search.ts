@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Network, PromiseRecord } from "@resonatehq/sdk";
 
 /** The protocol version SDK 0.11.4 sends in every request head (its `util.VERSION`, not exported). */
-const PROTOCOL_VERSION = "2026-04-01";
+export const PROTOCOL_VERSION = "2026-04-01";
 
 export type PromiseSearchState =
   | "pending"

@@ -1,4 +1,6 @@
+import { randomUUID } from "node:crypto";
 import type { Message, Network, Request, Response } from "@resonatehq/sdk";
+import { PROTOCOL_VERSION } from "./search.ts";
 
 /** A task this process holds: acquired by its pid, at this version. */
 export interface HeldTask {
@@ -166,4 +168,52 @@ export class HeartbeatingNetwork implements Network {
     this.leases.answered(req, res);
     return res;
   }) as Network["send"];
+}
+
+/** What a stopping worker did with the tasks it held. */
+export interface HandOff {
+  /** Tasks that were still held when the worker stopped taking new ones. */
+  heldAtStart: number;
+  /** Tasks handed back with `task.release` once the time was up, and how each release was answered (a status, or the error). */
+  released: { id: string; version: number; answer: string }[];
+}
+
+/** How often a stopping worker looks whether its tasks are done (ms). */
+const HAND_OFF_POLL_MS = 20;
+
+/**
+ * A worker's stop, between SIGTERM and its exit: `stopReceiving()` closes
+ * its message stream (no new task reaches it: the server offers the
+ * group's tasks to its other processes), the tasks it holds run on until
+ * they finish or suspend, and those still held at `deadline` are released
+ * (`task.release`), which makes the server offer each one again at once
+ * instead of after its lease runs out. Heartbeats go on meanwhile, so no
+ * lease lapses while a step still runs here.
+ */
+export async function handOffTasks(
+  network: HeartbeatingNetwork,
+  stopReceiving: () => void,
+  deadline: number,
+): Promise<HandOff> {
+  stopReceiving();
+  const heldAtStart = network.leases.held().length;
+  while (network.leases.held().length > 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, HAND_OFF_POLL_MS));
+  const released = await Promise.all(
+    network.leases.held().map(async ({ id, version }) => {
+      let answer: string;
+      try {
+        const res = await network.send({
+          kind: "task.release",
+          head: { corrId: randomUUID(), version: PROTOCOL_VERSION },
+          data: { id, version },
+        } as Request);
+        answer = String(res.head.status);
+      } catch (error) {
+        answer = String(error);
+      }
+      return { id, version, answer };
+    }),
+  );
+  return { heldAtStart, released };
 }
