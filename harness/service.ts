@@ -99,6 +99,8 @@ export async function spawnWorker(opts: SpawnWorkerOptions): Promise<WorkerProce
 export const POOL_DEFAULTS = {
   /** Pause before a dead worker's replacement starts, and before a failed start is tried again (ms). */
   restartDelayMs: 200,
+  /** How long `replace(slot, "stop")` waits after SIGTERM before SIGKILL (ms): past a worker's own SHUTDOWN_GRACE_MS default. */
+  stopGraceMs: 15_000,
 } as const;
 
 export interface WorkerPoolOptions {
@@ -153,8 +155,14 @@ export interface WorkerPool extends AsyncDisposable {
   live(): WorkerProcess[];
   /** SIGKILLs the process in `slot`; a restarting pool starts its replacement after the restart delay. */
   kill(slot: WorkerSlot): void;
-  /** SIGKILLs the process in `slot` and starts its replacement at once; resolves when that one is ready. */
-  replace(slot: WorkerSlot): Promise<void>;
+  /**
+   * Ends the process in `slot` and starts its replacement at once; resolves
+   * when that one is ready. `"kill"` (the default) SIGKILLs it; `"stop"`
+   * stops it as an orchestrator does (SIGTERM, and SIGKILL only after
+   * `graceMs`, default `POOL_DEFAULTS.stopGraceMs`), so it finishes or hands
+   * back its tasks first.
+   */
+  replace(slot: WorkerSlot, how?: "kill" | "stop", graceMs?: number): Promise<void>;
   /** Resolves when every slot has a ready process; rejects when one never will. */
   ready(): Promise<void>;
   /**
@@ -296,13 +304,16 @@ export function spawnWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     kill(slot) {
       slot.current?.kill("SIGKILL");
     },
-    async replace(slot) {
+    async replace(slot, how = "kill", graceMs = POOL_DEFAULTS.stopGraceMs) {
       const s = slot as PoolSlot;
       const old = s.current;
       if (old) {
         s.replacing = old;
-        old.kill("SIGKILL");
-        await old.exited;
+        if (how === "stop") await old.stop(graceMs);
+        else {
+          old.kill("SIGKILL");
+          await old.exited;
+        }
       }
       if (!s.filling && !s.current && !stopping) fill(s);
       while (s.filling) await changed.promise;
@@ -349,6 +360,10 @@ export interface SpawnApiOptions {
 export interface ApiProcess extends ChildProcess {
   readonly url: string;
   readonly runtime: ApiRuntime;
+  /** Its Resonate pid, from its ready line. */
+  readonly resonatePid: string;
+  /** Where it alone serves its metrics (`http://…/metrics`), with METRICS_PORT set; else undefined. */
+  readonly metricsUrl: string | undefined;
 }
 
 /**
@@ -366,14 +381,20 @@ export async function spawnApi(opts: SpawnApiOptions = {}): Promise<ApiProcess> 
     cmd: [...command.cmd, ...(opts.runtimeArgs ?? []), command.main],
     env: { PORT: "0", ...command.env, ...opts.env },
     cwd: ROOT,
-    readyLine: /^api listening on (http:\/\/\S+)/,
+    readyLine: /^api listening on (http:\/\/\S+) .*pid (\S+)\)$/,
   });
-  let url: string;
+  let ready: RegExpMatchArray;
   try {
-    url = (await child.ready)[1] as string;
+    ready = await child.ready;
   } catch (error) {
     await child.stop();
     throw error;
   }
-  return Object.assign(child, { url, runtime });
+  const metricsUrl = /^api metrics \S+ (\S+)$/m.exec(child.output())?.[1];
+  return Object.assign(child, {
+    url: ready[1] as string,
+    resonatePid: ready[2] as string,
+    metricsUrl,
+    runtime,
+  });
 }

@@ -10,7 +10,8 @@
  *   in DATA_DIR/sandbox, unless PAYMENT_URL / CARRIER_URL are set;
  * - WORKERS_PER_GROUP worker processes for each group (restarted if they die),
  *   or none with MODE=colocated;
- * - the API on PORT (3000), on Bun, or on Deno with API_RUNTIME=deno
+ * - API_PROCESSES API processes (default 1) on PORT (3000), sharing it
+ *   (`reusePort`), on Bun, or on Deno with API_RUNTIME=deno
  *   (`npm run start:deno`);
  * - the API checks a bearer JWT from its callers: unless AUTH_PUBLIC_KEY,
  *   AUTH_JWKS or AUTH_DISABLED say otherwise, with a development key pair
@@ -89,9 +90,11 @@ function report(event: SystemEvent): void {
         `start: worker ${event.slot.group}#${event.slot.index} failed to start: ${event.error.message}`,
       );
       break;
-    case "api-started":
-      console.log(`start: API on ${event.api.runtime}, pid ${event.api.pid}`);
+    case "api-started": {
+      const metrics = event.api.metricsUrl ? `, metrics ${event.api.metricsUrl}` : "";
+      console.log(`start: API on ${event.api.runtime}, pid ${event.api.pid}${metrics}`);
       break;
+    }
   }
 }
 
@@ -109,6 +112,7 @@ const starting = startSystem({
   supervise: { restartDelayMs: 500, maxRestartDelayMs: 10_000 },
   server: config.resonateUrl ? { url: config.resonateUrl } : { port: config.resonatePort },
   apiRuntime,
+  apiProcesses: config.apiProcesses,
   apiPort: config.port,
   paymentUrl,
   carrierUrl,
@@ -159,14 +163,17 @@ if (system?.apiAuth) {
   console.log("start: AUTH_DISABLED=1: the API lets every caller in, as an operator");
 }
 if (system) {
-  const { api } = system;
+  const { api, apis } = system;
+  const processes = apis.length > 1 ? ` (${apis.length} processes)` : "";
   console.log(
-    `\nready: API ${api.url} on ${api.runtime}   docs ${api.url}/docs   (Ctrl-C stops everything)\n`,
+    `\nready: API ${api.url}${processes} on ${api.runtime}   docs ${api.url}/docs   (Ctrl-C stops everything)\n`,
   );
-  void api.exited.then((code) => {
-    if (!stopping) {
-      console.error(`start: the API exited with ${code}:\n${api.output().slice(-2000)}`);
-      void shutdown(1);
-    }
-  });
+  for (const [index, process] of apis.entries()) {
+    void process.exited.then((code) => {
+      if (!stopping) {
+        console.error(`start: API process ${index} exited with ${code}:\n${process.output().slice(-2000)}`);
+        void shutdown(1);
+      }
+    });
+  }
 }

@@ -30,6 +30,9 @@ export const SYSTEM_DEFAULTS = {
   /** Worker processes of each group in `GROUPS` when `workers` is not given. */
   workersPerGroup: 1,
   apiRuntime: "bun",
+  apiProcesses: 1,
+  /** How long `restartApi` waits after SIGTERM before SIGKILL (ms): past the API's own SHUTDOWN_GRACE_MS default. */
+  apiStopGraceMs: 15_000,
   /** The API's port: 0 lets the OS pick (a restart keeps the port it got). */
   apiPort: 0,
   /** Where the sandbox sends payment webhooks until the API is up, when its port is not known before (nothing listens there). */
@@ -64,9 +67,11 @@ export interface SystemOptions {
    * folder), or `{ url }` of a server that runs already. Default: ours.
    */
   server?: ResonateServerOptions | { url: string };
-  /** The runtime of the API process. Default bun. */
+  /** The runtime of the API processes. Default bun. */
   apiRuntime?: ApiRuntime;
-  /** The API's port. Default 0 (the OS picks); `restartApi()` keeps the one it got. */
+  /** API processes, all on one port (`reusePort`), each with a Resonate pid of its own. Default 1. */
+  apiProcesses?: number;
+  /** The API's port. Default 0 (the OS picks); every API process and every restart keeps the one the first got. */
   apiPort?: number;
   /** The payment provider's base URL (PAYMENT_URL). Default the sandbox's. */
   paymentUrl?: string;
@@ -142,14 +147,21 @@ export interface System extends AsyncDisposable {
   readonly apiAuth: ApiAuth | undefined;
   /** The worker processes (none when colocated). */
   readonly workers: WorkerPool;
-  /** The API's current process. */
+  /** The first API process (`apis[0]`). */
   readonly api: ApiProcess;
-  /** The API's base URL; the same after `restartApi()`. */
+  /** Every API process, by index; a restarted one takes its place. */
+  readonly apis: readonly ApiProcess[];
+  /** The API's base URL, shared by every API process; the same after a restart. */
   readonly apiUrl: string;
-  /** SIGKILLs the API process; resolves once it is gone. */
-  killApi(): Promise<void>;
-  /** Stops the API process if it runs and starts a new one on the same port; resolves once it is ready. */
-  restartApi(): Promise<void>;
+  /** SIGKILLs API process `index` (default 0); resolves once it is gone. */
+  killApi(index?: number): Promise<void>;
+  /**
+   * Stops API process `index` (default 0) if it runs, as an orchestrator
+   * does (SIGTERM; SIGKILL only past `graceMs`, default 15 s), and starts a
+   * new one on the same port; resolves once it is ready. The other API
+   * processes serve meanwhile.
+   */
+  restartApi(index?: number, graceMs?: number): Promise<void>;
   /** Stops the API, then the workers, then the sandbox and the server; removes a temporary data folder. */
   stop(): Promise<void>;
 }
@@ -403,14 +415,25 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     await ready("a worker", pool.ready());
 
     const runtime = options.apiRuntime ?? SYSTEM_DEFAULTS.apiRuntime;
+    const apiCount = options.apiProcesses ?? SYSTEM_DEFAULTS.apiProcesses;
+    if (!Number.isInteger(apiCount) || apiCount < 1 || apiCount > 64)
+      throw new Error(`startSystem: apiProcesses must be a whole number from 1 to 64, got ${apiCount}`);
     const launchApi = () => spawnApi({ runtime, env: { ...env, ...apiEnv, PORT: String(apiPort) } });
-    let api = await ready(`the API (on ${runtime})`, stopWhenStarted(launchApi()));
-    // A restarted API is stopped through this step too.
-    steps.push(() => api.stop());
-    apiPort = Number(new URL(api.url).port);
-    const apiUrl = api.url;
+    // The first takes the port (the OS picks one for 0); the others join it there.
+    const apis: ApiProcess[] = [await ready(`the API (on ${runtime})`, stopWhenStarted(launchApi()))];
+    apiPort = Number(new URL((apis[0] as ApiProcess).url).port);
+    for (let i = 1; i < apiCount; i++)
+      apis.push(await ready(`API process ${i}`, stopWhenStarted(launchApi())));
+    // Restarted API processes are stopped through this step too.
+    steps.push(() => Promise.all(apis.map((api) => api.stop())));
+    const apiUrl = (apis[0] as ApiProcess).url;
     if (sandbox) sandbox.payment.webhookUrl = `${apiUrl}/webhooks/payment`;
-    onEvent?.({ type: "api-started", api });
+    for (const api of apis) onEvent?.({ type: "api-started", api });
+    const apiAt = (index: number) => {
+      const api = apis[index];
+      if (!api) throw new Error(`startSystem: no API process ${index} (there are ${apis.length})`);
+      return api;
+    };
 
     return {
       mode,
@@ -426,16 +449,19 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       apiAuth,
       workers: pool,
       get api() {
-        return api;
+        return apiAt(0);
       },
+      apis,
       apiUrl,
-      async killApi() {
+      async killApi(index = 0) {
+        const api = apiAt(index);
         api.kill("SIGKILL");
         await api.exited;
       },
-      async restartApi() {
-        await api.stop();
-        api = await launchApi();
+      async restartApi(index = 0, graceMs = SYSTEM_DEFAULTS.apiStopGraceMs) {
+        await apiAt(index).stop(graceMs);
+        apis[index] = await launchApi();
+        onEvent?.({ type: "api-started", api: apis[index] as ApiProcess });
       },
       stop,
       [Symbol.asyncDispose]: stop,
