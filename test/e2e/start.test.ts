@@ -127,6 +127,70 @@ describe("npm start (harness/start.ts)", () => {
     E2E_TIMEOUT + 30_000,
   );
 
+  test(
+    "API_PROCESSES=2 npm start serves with two API processes on one port, and a SIGINT sent to npm itself stops every process",
+    async () => {
+      using dataDir = tempDir("start-test-");
+      const env = launcherEnv(dataDir.path, { API_PROCESSES: "2", MODE: "colocated" });
+      const api = { url: `http://127.0.0.1:${env.PORT}` };
+      await using npm = spawnProcess({
+        name: "npm start",
+        cmd: ["npm", "start", "--silent"],
+        cwd: resolve(import.meta.dir, "../.."),
+        env,
+        readyLine: /^ready: API /,
+        readyTimeoutMs: 30_000,
+      });
+      await npm.ready;
+      expect(npm.output()).toContain(`\nready: API ${api.url} (2 processes) on bun `);
+      const apiPids = [...npm.output().matchAll(/^start: API on bun, pid (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(apiPids).toHaveLength(2);
+      // Both listen on the one port: scrapes through it (each on a new connection) come from both, each naming its own pid.
+      const token = readFileSync(join(dataDir.path, "api-token"), "utf8").trim();
+      const seen = new Set<string>();
+      await waitFor(
+        async () => {
+          const text = await (await fetch(`${api.url}/metrics`, { headers: { connection: "close" } })).text();
+          const pid = /^api_process_info\{pid="([^"]+)"\} 1$/m.exec(text)?.[1];
+          if (pid) seen.add(pid);
+          return seen.size === 2 || undefined;
+        },
+        { message: "both API processes answered on the one port" },
+      );
+      expect(
+        await call(
+          api,
+          "POST",
+          "/price-quote",
+          { sku: "sku-1", qty: 2 },
+          { authorization: `Bearer ${token}` },
+        ),
+      ).toMatchObject({ status: 200 });
+      npm.kill("SIGINT");
+      await npm.exited;
+      await waitFor(() => apiPids.every((pid) => !alive(pid)) || undefined, {
+        message: "the API processes stopped",
+      });
+      await waitFor(() => portReleased(Number(env.RESONATE_PORT)) || undefined, {
+        message: "the Resonate server stopped",
+      });
+      expect(portReleased(Number(env.PORT))).toBe(true);
+    },
+    E2E_TIMEOUT,
+  );
+
+  test("refuses API_PROCESSES outside 1-64 with exit 2 and a message that names it, before it starts anything", async () => {
+    using dataDir = tempDir("start-test-");
+    await using run = spawnProcess({
+      name: "start",
+      cmd: [process.execPath, START],
+      env: { ...launcherEnv(dataDir.path, {}), API_PROCESSES: "0" },
+    });
+    expect(await run.exited).toBe(2);
+    expect(run.output()).toContain('start: API_PROCESSES must be a whole number from 1 to 64, got "0"');
+    expect(run.output()).not.toContain("resonate server");
+  });
+
   test("refuses an API_RUNTIME it does not know with exit 2 and a message that names it, before it starts anything", async () => {
     using dataDir = tempDir("start-test-");
     await using run = spawnProcess({
@@ -150,8 +214,8 @@ describe("npm start (harness/start.ts)", () => {
     "with API_RUNTIME=deno (what npm run start:deno sets) the API runs on Deno, the launcher says so, and SIGTERM stops it",
     async () => {
       using dataDir = tempDir("start-test-");
-      // No worker processes: what this test is about is the API's runtime.
-      const env = launcherEnv(dataDir.path, { MODE: "colocated", API_RUNTIME: "deno" });
+      // No worker processes: what this test is about is the API's runtime, two processes of it on one port.
+      const env = launcherEnv(dataDir.path, { MODE: "colocated", API_RUNTIME: "deno", API_PROCESSES: "2" });
       const api = { url: `http://127.0.0.1:${env.PORT}` };
       await using start = spawnProcess({
         name: "start",
@@ -161,11 +225,15 @@ describe("npm start (harness/start.ts)", () => {
         readyTimeoutMs: 30_000,
       });
       await start.ready;
-      expect(start.output()).toContain(`\nready: API ${api.url} on deno `);
-      const apiPid = Number(/^start: API on deno, pid (\d+)$/m.exec(start.output())?.[1]);
-      expect(readFileSync(`/proc/${apiPid}/cmdline`, "utf8").split("\0")).toContain(
-        resolve(import.meta.dir, "../../src/main.deno.ts"),
+      expect(start.output()).toContain(`\nready: API ${api.url} (2 processes) on deno `);
+      const apiPids = [...start.output().matchAll(/^start: API on deno, pid (\d+)$/gm)].map((m) =>
+        Number(m[1]),
       );
+      expect(apiPids).toHaveLength(2);
+      for (const apiPid of apiPids)
+        expect(readFileSync(`/proc/${apiPid}/cmdline`, "utf8").split("\0")).toContain(
+          resolve(import.meta.dir, "../../src/main.deno.ts"),
+        );
       // The API on Deno checks the development token as the one on Bun does.
       const token = readFileSync(join(dataDir.path, "api-token"), "utf8").trim();
       expect(
@@ -182,7 +250,7 @@ describe("npm start (harness/start.ts)", () => {
           .status,
       ).toBe(401);
       expect(await start.stop()).toBe(0);
-      expect(alive(apiPid)).toBe(false);
+      for (const apiPid of apiPids) expect(alive(apiPid)).toBe(false);
     },
     E2E_TIMEOUT,
   );
