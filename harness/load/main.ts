@@ -72,6 +72,7 @@ function readPlan(args: string[]): LoadPlan {
       "deadline-ms": { type: "number", min: 1, default: 1000 },
       repeat: { type: "number", min: 0, default: 0 },
       "pricing-workers": { type: "number", min: 1, default: 1 },
+      "api-processes": { type: "number", min: 1, max: 64, integer: true, default: 1 },
       "find-capacity": { type: "boolean" },
       "kill-workers": { type: "boolean" },
       colocated: { type: "boolean" },
@@ -100,8 +101,10 @@ function readPlan(args: string[]): LoadPlan {
     if (values[flag] !== undefined && values.url)
       fail(`--${flag} sets the server this tool starts; it does not go with --url`);
   }
-  if (values["api-runtime"] !== undefined && values.url)
-    fail("--api-runtime sets the API this tool starts; it does not go with --url");
+  for (const flag of ["api-runtime", "api-processes"] as const) {
+    if (values[flag] !== undefined && values[flag] !== 1 && values.url)
+      fail(`--${flag} sets the API this tool starts; it does not go with --url`);
+  }
   const apiRuntime = values["api-runtime"] ?? "bun";
   const serverChoice = values.server ?? "harness";
   const kinds: ServerKind[] = values.url
@@ -157,6 +160,7 @@ function readPlan(args: string[]): LoadPlan {
       pricingWorkers: values.colocated ? 0 : values["pricing-workers"],
       colocated: values.colocated,
       apiRuntime,
+      apiProcesses: values["api-processes"],
       killWorkers: values["kill-workers"],
       findCapacity: values["find-capacity"],
       quoteTimeoutMs: values["quote-timeout-ms"],
@@ -183,7 +187,8 @@ function header(plan: LoadPlan): string {
   const synced = kinds.includes("harness")
     ? `, ${kinds.length > 1 ? "harness " : ""}server commits synced: ${plan.synchronous}`
     : "";
-  return `load: ${kinds.length > 1 ? "servers" : "server"} ${kinds.join(" then ")} (${poll}), API on ${plan.apiRuntime}, ${what}${synced}`;
+  const apis = settings.apiProcesses > 1 ? `${settings.apiProcesses} API processes` : "API";
+  return `load: ${kinds.length > 1 ? "servers" : "server"} ${kinds.join(" then ")} (${poll}), ${apis} on ${plan.apiRuntime}, ${what}${synced}`;
 }
 
 /** Runs every server's measured run, prints and writes the reports; resolves with the exit code. */

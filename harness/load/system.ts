@@ -27,6 +27,8 @@ export interface SystemSettings {
   colocated: boolean;
   /** The runtime the API runs on (the workers and our server run on Bun either way). */
   apiRuntime: ApiRuntime;
+  /** API processes on the one port. */
+  apiProcesses: number;
   pricingWorkers: number;
 }
 
@@ -80,6 +82,7 @@ export async function startLoadSystem(server: ServerSettings, s: SystemSettings)
     // Quotes call no third party.
     sandbox: false,
     apiRuntime: s.apiRuntime,
+    apiProcesses: s.apiProcesses,
     env: {
       QUOTE_DEADLINE_MS: String(s.deadlineMs),
       QUOTE_MAX_WAIT_MS: String(Math.max(s.deadlineMs, 10_000)),
@@ -122,7 +125,7 @@ export async function startLoadSystem(server: ServerSettings, s: SystemSettings)
         { name: "load-generator", pid: process.pid },
         { name: "resonate-server", pid: started.process.pid },
         ...live.filter((c) => !pricingSlots.some((slot) => slot.current === c)).map(named),
-        named(system.api),
+        ...system.apis.map(named),
         ...pricingSlots.flatMap((slot) => (slot.current ? [named(slot.current)] : [])),
       ];
     },
