@@ -41,6 +41,10 @@ export function createApp(
   const app = new Elysia()
     // First: every request gets its id and context before any other hook can answer it.
     .use(observeRequests(deps.metrics, deps.log))
+    // A process that is stopping asks each client to leave its kept-alive connection, so none is reset under a request.
+    .onRequest(({ set }) => {
+      if (deps.draining.aborted) set.headers.connection = "close";
+    })
     // Before the rules that read bodies: a checked route's caller is verified before its body is read.
     .use(callersFirst(opts.auth, () => whole as AnyElysia))
     .use(

@@ -33,6 +33,8 @@ export interface BootedApi {
   metrics: { port: number; hostname: string; fetch(request: Request): Promise<Response> } | undefined;
   /** After SIGTERM, the most the process takes to stop (ms). */
   shutdownGraceMs: number;
+  /** After SIGTERM, how long it still listens, answering with `Connection: close` (ms). */
+  shutdownListenMs: number;
   /** Begins the stop: readiness says `draining`, waits answer as things are, event streams end with a reconnect. */
   drain(): void;
   log: Logger;
@@ -94,6 +96,7 @@ export async function bootApi(): Promise<BootedApi> {
                 : new Response("not found\n", { status: 404 }),
           },
     shutdownGraceMs: config.shutdownGraceMs,
+    shutdownListenMs: Math.min(config.shutdownListenMs, config.shutdownGraceMs),
     drain: () => draining.abort(),
     log,
     async close() {
@@ -120,11 +123,14 @@ export interface Serving {
  * Stops on SIGTERM, SIGINT or the parent's death (`EXIT_WITH_PARENT`), as
  * an orchestrator expects of one replica among several:
  * 1. readiness answers 503 `draining`, `Prefer: wait` and quote waits answer
- *    with things as they are, and every job event stream gets a `reconnect`
- *    event and ends (`api.drain()`);
- * 2. the server stops taking connections (the other processes on the port
+ *    with things as they are, every job event stream gets a `reconnect`
+ *    event and ends, and every answer says `Connection: close` (`api.drain()`);
+ * 2. for `SHUTDOWN_LISTEN_MS` it still takes new connections, so a client
+ *    that sends on a kept-alive connection as the process stops, or a load
+ *    balancer that has not read `/readyz` yet, is answered and not reset;
+ * 3. the server stops taking connections (the other processes on the port
  *    take them) and the requests in flight finish (`serving.drain()`);
- * 3. the Resonate client closes, and the process exits 0.
+ * 4. the Resonate client closes, and the process exits 0.
  * Whatever is still open when `SHUTDOWN_GRACE_MS` runs out is cut and the
  * process exits 0 all the same; a second signal exits at once (130).
  */
@@ -143,6 +149,7 @@ export function stopOnSignals(api: BootedApi, serving: Serving): void {
       process.exit(0);
     }, api.shutdownGraceMs);
     api.drain();
+    await new Promise((resolve) => setTimeout(resolve, api.shutdownListenMs));
     await serving.drain();
     await api.close();
     clearTimeout(deadline);

@@ -51,6 +51,13 @@ export interface Config {
   workerPid: string | undefined;
   /** After SIGTERM, how long a process may take to finish what it is doing before it exits regardless (ms). */
   shutdownGraceMs: number;
+  /**
+   * After SIGTERM, how long the API still takes new connections, answering
+   * each request with `Connection: close`, before it stops listening (ms):
+   * clients on kept-alive connections and load balancers that have not read
+   * `/readyz` yet move on without a reset. Within the grace.
+   */
+  shutdownListenMs: number;
   /** Run every durable function inside the API process instead of routing to groups. */
   colocated: boolean;
   /** Task lease of every Resonate client (ms). */
@@ -120,6 +127,7 @@ export const DEFAULTS = {
   WORKERS_PER_GROUP: "1",
   API_PROCESSES: "1",
   SHUTDOWN_GRACE_MS: "10000",
+  SHUTDOWN_LISTEN_MS: "1000",
   MODE: "distributed",
   RESONATE_TTL_MS: "10000",
   RESONATE_TIMEOUT: "10000",
@@ -272,6 +280,7 @@ export function loadConfig(env: Env = process.env): Config {
     apiPid: pid(env, "API_PID"),
     workerPid: pid(env, "WORKER_PID"),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 0, 120_000),
+    shutdownListenMs: int(env, "SHUTDOWN_LISTEN_MS", 0, 60_000),
     bodyLimitBytes: int(env, "BODY_LIMIT_BYTES", 1_024, 64 * 2 ** 20),
     bodyTimeoutMs: int(env, "BODY_TIMEOUT_MS", 100, 600_000),
     maxRequestsInFlight: int(env, "MAX_REQUESTS_IN_FLIGHT", 1, 1_000_000),

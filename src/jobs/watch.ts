@@ -121,8 +121,10 @@ export async function jobEvents(
   return new ReadableStream<Uint8Array>({
     async start(controller) {
       let sent = lastEventId;
+      // What is known is sent until the client goes away, also once this process is stopping.
+      const gone = AbortSignal.any([signal, stop.signal]);
       const send = (text: string) => {
-        if (!stopped.aborted) controller.enqueue(encoder.encode(text));
+        if (!gone.aborted) controller.enqueue(encoder.encode(text));
       };
       const keepalive = setInterval(() => send(": keep-alive\n\n"), KEEPALIVE_MS);
       try {
@@ -139,8 +141,7 @@ export async function jobEvents(
           if (stopped.aborted) break;
           job = await getJob(deps, id, caller);
         }
-        if (deps.draining.aborted && !signal.aborted && !settled(job))
-          controller.enqueue(encoder.encode(RECONNECT_EVENT));
+        if (deps.draining.aborted && !settled(job)) send(RECONNECT_EVENT);
       } catch (error) {
         send(`event: error\ndata: ${JSON.stringify({ message: (error as Error).message })}\n\n`);
       } finally {

@@ -29,9 +29,11 @@ async function heldJob(api: Awaited<ReturnType<typeof drainable>>): Promise<stri
 }
 
 describe("an API process that begins to stop", () => {
-  test("readiness turns to 503 draining, with Retry-After; liveness stays ok", async () => {
+  test("readiness turns to 503 draining, with Retry-After; liveness stays ok; every answer says Connection: close", async () => {
     await using api = await drainable();
-    expect((await readReply(await api.request("GET", "/readyz"))).body).toEqual({ status: "ready" });
+    const before = await api.request("GET", "/readyz");
+    expect((await readReply(before)).body).toEqual({ status: "ready" });
+    expect(before.headers.get("connection")).toBeNull();
     api.drain();
     const ready = await readReply(await api.request("GET", "/readyz"));
     expect(ready.status).toBe(503);
@@ -39,7 +41,10 @@ describe("an API process that begins to stop", () => {
     expect(ready.body).toEqual({
       error: { code: "draining", message: "this API process is stopping; the others take new requests" },
     });
-    expect((await readReply(await api.request("GET", "/healthz"))).body).toEqual({ status: "ok" });
+    expect(ready.headers.get("connection")).toBe("close");
+    const live = await api.request("GET", "/healthz");
+    expect((await readReply(live)).body).toEqual({ status: "ok" });
+    expect(live.headers.get("connection")).toBe("close");
   });
 
   test("a Prefer: wait on a running job answers at once with the job as it is", async () => {
@@ -86,13 +91,14 @@ describe("an API process that begins to stop", () => {
     expect(api.deps.jobSignals.polling).toBe(0);
   });
 
-  test("a stream opened once it is stopping sends only the reconnect event", async () => {
+  test("a stream opened once it is stopping sends what there is, then the reconnect event", async () => {
     await using api = await drainable();
     const jobId = await heldJob(api);
     api.drain();
     const res = await api.request("GET", `/jobs/${jobId}/events`, undefined, { "last-event-id": "1" });
     expect(res.status).toBe(200);
-    expect(await res.text()).toBe(RECONNECT_EVENT);
+    expect(res.headers.get("connection")).toBe("close");
+    expect(await res.text()).toBe(`retry: 1000\n\n${RECONNECT_EVENT}`);
   });
 
   test("a quote still being computed is answered 202 with its Location at once", async () => {
