@@ -1,22 +1,30 @@
 /**
  * The soak: the whole system under random kills, with a stream of jobs,
  * approvals, checkouts and quotes, a share of them asked to cancel at random
- * moments, then the invariant report.
+ * moments and a share of the jobs' event streams followed, then the
+ * invariant report. With `--rolling-restarts <n>`, n deploys beside it:
+ * every API process, then every worker, stopped with SIGTERM and replaced
+ * one at a time.
  *
  *   npm run chaos -- --workflows 1000 --kills 200 --server-restarts 3 --seed 42 [--json report.json]
+ *   npm run chaos -- --rolling-restarts 3 --kills 0 --server-restarts 0 --api-restarts 0   the rolling drill
  *   RESONATE_BIN=… npm run chaos -- --server real …   the real Resonate server instead of ours
  *
- * Exits 1 if any workflow was lost, any effect happened twice or any rule of cancellation was broken.
+ * Exits 1 if any workflow was lost, any effect happened twice, any rule of
+ * cancellation or of the event streams was broken, or (in a drill with no
+ * kills) any request failed.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseFlags } from "../cli.ts";
 import { defaultServerKind } from "../resonate-server.ts";
 import { cancelCrashes } from "./crash-points.ts";
 import { cancelLine, summaryLine } from "./invariants.ts";
 import { readProbes } from "./probe-log.ts";
 import { seededRandom } from "./rng.ts";
+import { rollingLine, spreadOver, startRollingRestarts } from "./rolling.ts";
 import { startChaos } from "./scheduler.ts";
 import { CHAOS_SECRET, startChaosStack } from "./stack.ts";
+import { checkStreams } from "./streams.ts";
 import { readJobList, readJobStatuses, runWorkload, waitQuiescent } from "./workload.ts";
 
 const count = (fallback: number) =>
@@ -28,6 +36,15 @@ const { values, fail } = parseFlags(
     kills: count(200),
     "server-restarts": count(3),
     "api-restarts": count(1),
+    "rolling-restarts": count(0),
+    // Default 1, or 2 with --rolling-restarts (see below).
+    "api-processes": {
+      type: "number",
+      min: 1,
+      max: 64,
+      integer: true,
+      expected: "a whole number from 1 to 64",
+    },
     seed: count(42),
     "workers-per-group": count(2),
     concurrency: count(16),
@@ -36,6 +53,7 @@ const { values, fail } = parseFlags(
     "cancel-share": share(0.3),
     "cancel-delay-ms": { type: "string", default: "0-1000" },
     "decline-share": share(0.1),
+    "follow-share": share(0.3),
     "cooling-off-ms": count(250),
     "payment-delay-ms": count(200),
     "crash-at": { type: "string", default: cancelCrashes() },
@@ -45,6 +63,14 @@ const { values, fail } = parseFlags(
   { tool: "chaos", usage: "npm run chaos -- [--workflows <n>] [--kills <n>] [--seed <n>] [flags]" },
 );
 const { seed, workflows, kills } = values;
+const rollingRounds = values["rolling-restarts"];
+// Restarting the only API process would refuse connections: a drill needs another to take them.
+const apiProcesses = values["api-processes"] ?? (rollingRounds > 0 ? 2 : 1);
+if (rollingRounds > 0 && apiProcesses < 2)
+  fail(`--rolling-restarts needs at least 2 API processes, got --api-processes ${apiProcesses}`);
+/** Only graceful restarts: then no request may fail (kills legitimately cut connections). */
+const pureDrill =
+  rollingRounds > 0 && kills === 0 && values["server-restarts"] === 0 && values["api-restarts"] === 0;
 const perGroup = Math.max(1, values["workers-per-group"]);
 const interval =
   /^(\d+)-(\d+)$/.exec(values["kill-interval-ms"]) ??
@@ -56,13 +82,32 @@ const cancelDelay =
 if (values.server === "real" && !process.env.RESONATE_BIN)
   fail("--server real runs the real server that RESONATE_BIN names, and it is not set");
 
+/** Fewest, median and most of `ms`, or undefined when there is none. */
+const summarize = (ms: number[]) => {
+  const sorted = ms.toSorted((a, b) => a - b);
+  return sorted.length === 0
+    ? undefined
+    : { min: sorted[0], median: sorted[Math.floor(sorted.length / 2)], max: sorted.at(-1) };
+};
+
+/** Whether Linux hands the connections queued on a closing SO_REUSEPORT listener to the others of its group. */
+function migratesRequests(): boolean {
+  try {
+    return readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim() === "1";
+  } catch {
+    return false;
+  }
+}
+
 const started = Date.now();
 console.log(
   `chaos: seed ${seed}, server ${values.server}, ${workflows} workflows, ${kills} kills, ` +
-    `${values["server-restarts"]} server restarts, cancel share ${values["cancel-share"]}`,
+    `${values["server-restarts"]} server restarts, ${values["api-restarts"]} API restarts, ` +
+    `${rollingRounds} rolling restarts, ${apiProcesses} API processes, cancel share ${values["cancel-share"]}`,
 );
 const stack = await startChaosStack({
   server: values.server,
+  apiProcesses,
   groups: { "order-workers": perGroup, "pricing-workers": perGroup, db: perGroup, business: perGroup },
   webhookCopies: 2,
   webhookShuffleSeed: seed,
@@ -85,9 +130,13 @@ try {
       restart: () => stack.api.restart(),
     },
   });
+  const rolling = startRollingRestarts({ target: stack, rounds: rollingRounds, seed, held: true });
   const progress = setInterval(() => {
     console.log(
-      `chaos: ${Math.round((Date.now() - started) / 1000)} s, ${chaos.kills} kills, ${chaos.serverRestarts} server restarts`,
+      `chaos: ${Math.round((Date.now() - started) / 1000)} s, ${chaos.kills} kills, ${chaos.serverRestarts} server restarts` +
+        (rollingRounds > 0
+          ? `, ${rolling.rounds} rolling restarts (${rolling.processesRestarted} processes)`
+          : ""),
     );
   }, 10_000);
   const work = await runWorkload({
@@ -104,25 +153,44 @@ try {
       delayMs: [Number(cancelDelay[1]), Number(cancelDelay[2])],
     },
     declineShare: values["decline-share"],
+    follow: { share: values["follow-share"], forMs: values["quiesce-timeout-s"] * 1000 },
+    pace: spreadOver(rolling, workflows),
   });
+  // Begun by the workload unless it was too short to reach it.
+  rolling.begin();
+  const submittedS = Math.round((Date.now() - started) / 1000);
   await chaos.done;
+  // A restart that failed (a successor that never got ready) fails the run, after the report.
+  const rollingError = await rolling.done.then(
+    () => undefined,
+    (error: unknown) => (error as Error).message,
+  );
   clearInterval(progress);
   console.log(
-    `chaos: workload submitted in ${Math.round((Date.now() - started) / 1000)} s; waiting for quiescence`,
+    `chaos: workload done in ${submittedS} s` +
+      (rollingRounds > 0 ? `, rolling restarts in ${Math.round((Date.now() - started) / 1000)} s` : "") +
+      "; waiting for quiescence",
   );
   await waitQuiescent(stack.server.url, work.accepted, values["quiesce-timeout-s"] * 1000);
+  const token = (sub: string, claims?: { scope?: string }) => stack.apiAuth.token(sub, claims);
   const asked = [...new Set(work.cancels.map((c) => c.job_id))];
-  const jobStatuses = await readJobStatuses(
+  const followed = work.streams.map((s) => s.job_id);
+  const statuses = await readJobStatuses(
     stack.api.url,
-    (sub, claims) => stack.apiAuth.token(sub, claims),
-    asked,
+    token,
+    [...new Set([...asked, ...followed])],
+    60_000,
+    work.failedRequests,
   );
+  const jobStatuses = Object.fromEntries(asked.map((id) => [id, statuses[id] as string]));
   const report = await stack.report(work.accepted, work.webhooks, {
     cancels: work.cancels,
     approvals: work.approvals,
     jobStatuses,
-    listed: await readJobList(stack.api.url, (sub, claims) => stack.apiAuth.token(sub, claims)),
+    listed: await readJobList(stack.api.url, token, 60_000, work.failedRequests),
   });
+  const streamViolations = checkStreams(work.streams, statuses);
+  const failed = work.failedRequests;
   const crashes = readProbes(stack.probeLog)
     .filter((p) => p.point === "crash")
     .map((p) => p.at);
@@ -162,6 +230,21 @@ try {
     crash_points: crashes,
     server_restarts: chaos.serverRestarts,
     api_restarts: chaos.extraRestarts,
+    api_processes: stack.apiProcesses,
+    rolling_restarts: rolling.rounds,
+    processes_restarted: rolling.processesRestarted,
+    // From SIGTERM to the successor's readiness, per process restarted (ms).
+    restart_ms: summarize(rolling.restarts.map((r) => r.ms)),
+    slowest_restarts: rolling.restarts.toSorted((a, b) => b.ms - a.ms).slice(0, 5),
+    ...(rollingError === undefined ? {} : { rolling_error: rollingError }),
+    failed_requests: failed.count,
+    failed_requests_by_kind: failed.by_kind,
+    failed_request_samples: failed.samples,
+    streams_followed: work.streams.length,
+    stream_reconnects: work.streams.reduce((n, s) => n + s.reconnects, 0),
+    stream_drops: work.streams.reduce((n, s) => n + s.drops, 0),
+    stream_violations: streamViolations.length,
+    stream_violation_details: streamViolations.slice(0, 50),
     worker_processes_started: stack.pool.processes.length,
     duration_s: Math.round((Date.now() - started) / 100) / 10,
   };
@@ -174,6 +257,11 @@ try {
     ),
   );
   console.log(cancelLine(report));
+  console.log(rollingLine(rolling, failed, work.streams, streamViolations));
+  if (failed.by_kind.connection && apiProcesses > 1 && !migratesRequests())
+    console.log(
+      "note: net.ipv4.tcp_migrate_req is 0 here, so a connection the kernel queued on an API process's listening socket as it closed was reset; with 1 it goes to another process (docs/deploying.md)",
+    );
   if (values.json) writeFileSync(values.json, `${JSON.stringify(full, null, 2)}\n`);
   const clean =
     full.lost === 0 &&
@@ -181,7 +269,10 @@ try {
     full.duplicate_rows === 0 &&
     full.stock_mismatches === 0 &&
     full.cancel_violations === 0 &&
-    full.unlisted === 0;
+    full.unlisted === 0 &&
+    full.stream_violations === 0 &&
+    rollingError === undefined &&
+    !(pureDrill && full.failed_requests > 0);
   exitCode = clean ? 0 : 1;
 } finally {
   await stack.stop();

@@ -18,6 +18,8 @@ export interface ChaosStackOptions {
   server?: ServerKind;
   /** Worker processes per group. Default one of each. */
   groups?: Record<string, number>;
+  /** API processes sharing the API's one port (`startSystem`'s `apiProcesses`). Default 1. */
+  apiProcesses?: number;
   /** CRASH_AT for the workers (see worker-preload.ts). */
   crashAt?: string;
   /** Each payment webhook is delivered this many times at once. Default 1. */
@@ -41,11 +43,13 @@ export interface ChaosStackOptions {
   apiAuth?: ApiAuth;
 }
 
-/** A restartable API process on a fixed port. */
+/** A restartable API process on a fixed port: the first of the stack's API processes. */
 export interface RestartableApi {
   readonly url: string;
   readonly process: ApiProcess;
+  /** SIGKILLs it; resolves once it is gone. */
   kill(): Promise<void>;
+  /** Starts it again (after `kill`, or SIGTERMs it first if it runs); resolves once it is ready. */
   restart(): Promise<void>;
 }
 
@@ -61,6 +65,18 @@ export interface ChaosStack extends AsyncDisposable {
   readonly server: ResonateServer;
   readonly pool: WorkerPool;
   readonly api: RestartableApi;
+  /** How many API processes share the API's port (`apis.length`). */
+  readonly apiProcesses: number;
+  /** Every API process, by index; a restarted one takes its place. */
+  readonly apis: readonly ApiProcess[];
+  /**
+   * Stops API process `index` as an orchestrator does (SIGTERM; SIGKILL only
+   * after `graceMs`, default `SYSTEM_DEFAULTS.apiStopGraceMs`) and starts a
+   * new one on the same port; resolves once it is ready. The others serve meanwhile.
+   */
+  restartApi(index: number, graceMs?: number): Promise<void>;
+  /** SIGKILLs API process `index`; resolves once it is gone (`restartApi(index)` starts it again). */
+  killApi(index: number): Promise<void>;
   /** Signs tokens the API accepts: pass `token` to `runWorkload`. */
   readonly apiAuth: ApiAuth;
   readonly probeLog: string;
@@ -95,6 +111,7 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
       dataDir,
       server: { retryTimeoutMs: 1_000, tickMs: 100, ...(opts.server ? { kind: opts.server } : {}) },
       workers: opts.groups ?? { "order-workers": 1, "pricing-workers": 1, db: 1, business: 1 },
+      apiProcesses: opts.apiProcesses ?? 1,
       supervise: CHAOS_SUPERVISION,
       workerBunArgs: ["--preload", CHAOS_PRELOAD],
       // Answered inside each worker by the preload's msw fakes.
@@ -127,13 +144,24 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
     const apiAuth = system.apiAuth;
     if (!apiAuth) throw new Error("startChaosStack: the API does not check its callers");
     const apiUrl = system.apiUrl;
+    // One change at a time per API process: a scheduled kill and a rolling restart of the same
+    // process would otherwise both start a successor, and the system would lose track of one.
+    const queues = system.apis.map(() => Promise.resolve());
+    const serially = (index: number, change: () => Promise<void>): Promise<void> => {
+      const queued = (queues[index] ?? Promise.resolve()).then(change);
+      queues[index] = queued.catch(() => {});
+      return queued;
+    };
+    const restartApi = (index: number, graceMs?: number) =>
+      serially(index, () => system.restartApi(index, graceMs));
+    const killApi = (index: number) => serially(index, () => system.killApi(index));
     const api: RestartableApi = {
       url: apiUrl,
       get process() {
         return system.api;
       },
-      kill: () => system.killApi(),
-      restart: () => system.restartApi(),
+      kill: () => killApi(0),
+      restart: () => restartApi(0),
     };
 
     const dispatcher = new PaymentProvider({
@@ -159,6 +187,10 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
       server,
       pool: system.workers,
       api,
+      apiProcesses: system.apis.length,
+      apis: system.apis,
+      restartApi,
+      killApi,
       apiAuth,
       probeLog,
       paymentLedger,

@@ -1,9 +1,11 @@
 import { API_AUTH_DEFAULTS } from "../api-auth.ts";
 import { DECLINED_SOURCE } from "../fakes/payment.ts";
 import { getPromise } from "../protocol.ts";
-import { sendWebhook } from "../webhooks.ts";
+import { webhookHeaders } from "../webhooks.ts";
+import { attempt, type FailedRequests, noFailedRequests, persist } from "./client.ts";
 import type { ApprovalDelivery, ApprovalObservation, CancelAnswer, WebhookTally } from "./invariants.ts";
 import { between, pick } from "./rng.ts";
+import { followJobEvents, type StreamObservation } from "./streams.ts";
 
 export type WorkKind = "job" | "approval" | "checkout" | "quote";
 
@@ -39,6 +41,22 @@ export interface WorkloadOptions {
   cancel?: CancelPlan;
   /** Share of order jobs paid with a card the provider declines (`payment_failed`), 0–1. Default 0. */
   declineShare?: number;
+  /** Follow a share of the order and approval jobs' event streams. Default: none. */
+  follow?: FollowPlan;
+  /**
+   * Called before workflow `index` (0 to `count` − 1) is submitted; it
+   * goes once this resolves: spreads the workload over something that
+   * takes its own time, e.g. `rolling.reached(…)`. Default: no wait.
+   */
+  pace?: (index: number) => Promise<void>;
+}
+
+/** Which jobs get a follower of `GET /jobs/:id/events` (see `followJobEvents`), and for how long. */
+export interface FollowPlan {
+  /** Share of the order and approval jobs followed from their acceptance, 0–1. */
+  share: number;
+  /** A follower that has not seen its job settle gives up this long after the job was accepted (ms). Default 180000. */
+  forMs?: number;
 }
 
 /** Which jobs the workload asks to cancel, and when. */
@@ -68,46 +86,17 @@ export interface WorkloadResult {
   cancels: CancelAnswer[];
   /** The approval webhooks of each approval job, as their senders saw them. */
   approvals: ApprovalObservation[];
+  /**
+   * Attempts that failed on the wire (a connection error or reset, a
+   * timeout, an event stream cut short) or with a `5xx` other than a `503`
+   * with `Retry-After`; each was retried.
+   */
+  failedRequests: FailedRequests;
+  /** What each follower of a job's event stream received (with `follow`). */
+  streams: StreamObservation[];
 }
 
 const SKUS = Array.from({ length: 40 }, (_, i) => `sku-${i + 41}`);
-
-/**
- * A client that keeps retrying until the API answers: connection errors,
- * 5xx and 503 are retried with backoff, as a real client of a service that
- * is being restarted would. Safe because every request carries its own id.
- */
-async function persist(
-  url: string,
-  init: RequestInit,
-  retryForMs: number,
-): Promise<{ status: number; body: Record<string, unknown>; retried: string[] }> {
-  const deadline = Date.now() + retryForMs;
-  let pause = 50;
-  let last = "";
-  /** The 5xx answers retried (a connection error is no answer: the API was down). */
-  const retried: string[] = [];
-  for (;;) {
-    try {
-      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
-      const text = await res.text();
-      if (res.status < 500)
-        return {
-          status: res.status,
-          body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
-          retried,
-        };
-      last = `${res.status} ${text.slice(0, 200)}`;
-      retried.push(last);
-    } catch (error) {
-      last = (error as Error).message;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`${init.method ?? "GET"} ${url}: gave up after ${retryForMs} ms: ${last}`);
-    await Bun.sleep(pause);
-    pause = Math.min(pause * 2, 1_000);
-  }
-}
 
 /** An approval webhook's last answer is final unless the API could not say (unreachable, 5xx, 429). */
 const retryable = (status: number) => status === 0 || status === 429 || status >= 500;
@@ -133,7 +122,10 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
     failures: [],
     cancels: [],
     approvals: [],
+    failedRequests: noFailedRequests(),
+    streams: [],
   };
+  const tally = result.failedRequests;
   /** `Authorization` for a request to `path`: a user's routes take only that user's token. */
   const authorization = async (path: string) => {
     const user = /^\/users\/([^/]+)\//.exec(path)?.[1];
@@ -157,9 +149,15 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         body: body === undefined ? undefined : JSON.stringify(body),
       },
       retryForMs,
+      tally,
     );
   const get = async (path: string) =>
-    persist(`${opts.apiUrl}${path}`, { headers: { authorization: await authorization(path) } }, retryForMs);
+    persist(
+      `${opts.apiUrl}${path}`,
+      { headers: { authorization: await authorization(path) } },
+      retryForMs,
+      tally,
+    );
 
   // Draw every item's parameters up front so the run depends only on the seed.
   const plan = Array.from({ length: opts.count }, (_, i) => ({
@@ -180,6 +178,26 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
     webhookAfterMs: [between(opts.rng, delayMin, delayMax), between(opts.rng, delayMin, delayMax)] as const,
   }));
   type Item = (typeof plan)[number];
+  // Drawn after the plan, so that following streams changes none of the plan's choices.
+  const followed = plan.map(() => (opts.follow ? opts.rng() < opts.follow.share : false));
+  const followForMs = opts.follow?.forMs ?? 180_000;
+  /** Followers run beside the lanes, from a job's acceptance until it settles. */
+  const followers: Promise<void>[] = [];
+  const follow = (item: Item, jobId: string) => {
+    if (!followed[item.i]) return;
+    const run = async () => {
+      result.streams.push(
+        await followJobEvents({
+          apiUrl: opts.apiUrl,
+          jobId,
+          authorization: () => authorization("/jobs"),
+          deadline: Date.now() + followForMs,
+          failures: tally,
+        }),
+      );
+    };
+    followers.push(run().catch((error: unknown) => void result.failures.push((error as Error).message)));
+  };
 
   /** Asks `jobId` to stop after `afterMs`, and records the answer (and for a 202, what GET /jobs/:id then says). */
   const cancel = async (jobId: string, afterMs: number) => {
@@ -214,27 +232,33 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
    */
   const deliver = async (orderId: string, webhookId: string, approved: boolean, afterMs: number) => {
     await Bun.sleep(afterMs);
+    const url = `${opts.apiUrl}/webhooks/approval/${orderId}`;
+    const body = JSON.stringify({ approved, approver: "workload" });
     const deadline = Date.now() + retryForMs;
     let pause = 100;
-    for (let attempt = 1; ; attempt++) {
-      const [answer] = await sendWebhook({
-        url: `${opts.apiUrl}/webhooks/approval/${orderId}`,
-        secret: opts.webhookSecret,
-        id: webhookId,
-        body: JSON.stringify({ approved, approver: "workload" }),
-      });
-      const status = answer?.status ?? 0;
+    for (let n = 1; ; n++) {
+      // Signed afresh on every attempt, as a real sender does.
+      const answer = await attempt(
+        url,
+        { method: "POST", headers: webhookHeaders(opts.webhookSecret, body, webhookId, new Date()), body },
+        tally,
+        10_000,
+      );
+      const status = answer.status;
       if (!retryable(status) || Date.now() > deadline) {
         const delivery: ApprovalDelivery = { webhook_id: webhookId, approved, status };
         if (status === 200) {
-          delivery.duplicate = (JSON.parse(answer?.body ?? "{}") as { duplicate?: boolean }).duplicate;
+          delivery.duplicate = (JSON.parse(answer.text || "{}") as { duplicate?: boolean }).duplicate;
           result.webhooks[delivery.duplicate ? "duplicate" : "accepted"]++;
         } else result.webhooks.rejected++;
-        result.webhooks.rejected += attempt - 1;
-        return { delivery, body: answer?.body ?? "" };
+        result.webhooks.rejected += n - 1;
+        return { delivery, body: answer.text };
       }
-      await Bun.sleep(pause);
-      pause = Math.min(pause * 2, 1_000);
+      if (answer.waitMs !== undefined) await Bun.sleep(answer.waitMs);
+      else {
+        await Bun.sleep(pause);
+        pause = Math.min(pause * 2, 1_000);
+      }
     }
   };
 
@@ -250,6 +274,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         });
         if (res.status !== 202) throw new Error(`job ${id}: ${res.status} ${JSON.stringify(res.body)}`);
         result.accepted.push(`order:${id}`);
+        follow(item, `order:${id}`);
         askToCancel(item, `order:${id}`);
         return;
       }
@@ -258,6 +283,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
         if (res.status !== 202) throw new Error(`approval ${id}: ${res.status} ${JSON.stringify(res.body)}`);
         const jobId = `ship:${id}`;
         result.accepted.push(jobId);
+        follow(item, jobId);
         askToCancel(item, jobId);
         const hooks = [
           { approved: item.approve, afterMs: item.cancel ? item.webhookAfterMs[0] : 0 },
@@ -309,6 +335,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
   const lane = async () => {
     while (next < plan.length) {
       const item = plan[next++] as Item;
+      await opts.pace?.(item.i);
       result.byKind[item.kind]++;
       try {
         await one(item);
@@ -319,6 +346,7 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
   };
   await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, lane));
   await Promise.all(followups);
+  await Promise.all(followers);
   return result;
 }
 
@@ -332,11 +360,12 @@ export async function readJobStatuses(
   token: TokenSource,
   ids: string[],
   retryForMs = 60_000,
+  failures?: FailedRequests,
 ): Promise<Record<string, string>> {
   const authorization = `Bearer ${await token(WORKLOAD_CALLER.sub, { scope: WORKLOAD_CALLER.scope })}`;
   const statuses = await Promise.all(
     ids.map(async (id) => {
-      const res = await persist(`${apiUrl}/jobs/${id}`, { headers: { authorization } }, retryForMs);
+      const res = await persist(`${apiUrl}/jobs/${id}`, { headers: { authorization } }, retryForMs, failures);
       return [id, String(res.body.status ?? res.status)] as const;
     }),
   );
@@ -358,13 +387,14 @@ export async function readJobList(
   apiUrl: string,
   token: TokenSource,
   retryForMs = 60_000,
+  failures?: FailedRequests,
 ): Promise<ListedJob[]> {
   const authorization = `Bearer ${await token(WORKLOAD_CALLER.sub, { scope: WORKLOAD_CALLER.scope })}`;
   const jobs: ListedJob[] = [];
   let cursor: string | undefined;
   do {
     const url = `${apiUrl}/jobs?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
-    const res = await persist(url, { headers: { authorization } }, retryForMs);
+    const res = await persist(url, { headers: { authorization } }, retryForMs, failures);
     if (res.status !== 200) throw new Error(`GET /jobs: ${res.status} ${JSON.stringify(res.body)}`);
     jobs.push(...(res.body.jobs as ListedJob[]));
     cursor = res.body.next_cursor as string | undefined;
