@@ -36,7 +36,15 @@ beforeAll(async () => {
     sandbox: { webhookDelayMs: 20_000 },
     groupEnv: { "pricing-workers": { PRICING_DELAY_MS: String(PRICING_DELAY_MS) } },
   });
-  const env = { ...system.env, ...TEST_API_AUTH.env, PORT: "0", QUOTE_MAX_WAITING: "1" };
+  const env = {
+    ...system.env,
+    ...TEST_API_AUTH.env,
+    PORT: "0",
+    QUOTE_MAX_WAITING: "1",
+    METRICS_PORT: "0",
+    // A day: two identical requests a few seconds apart share one validity window (and so one quote).
+    QUOTE_VALIDITY_MS: "86400000",
+  };
   [a, b] = await Promise.all([spawnApi({ env }), spawnApi({ env })]);
 }, E2E_TIMEOUT);
 
@@ -199,10 +207,15 @@ describe("process-local state of an API process, with two processes", () => {
     E2E_TIMEOUT,
   );
 
-  test("the metrics (a registry per process): each process's scrape names its own Resonate pid", async () => {
-    const pidOf = async (api: ApiProcess) =>
-      /^api_process_info\{pid="([^"]+)"\} 1$/m.exec(await (await fetch(`${api.url}/metrics`)).text())?.[1];
-    expect(await pidOf(a)).toBe(a.resonatePid);
-    expect(await pidOf(b)).toBe(b.resonatePid);
+  test("the metrics (a registry per process): each process's scrape names its own Resonate pid, on its port and on its own metrics port", async () => {
+    const pidAt = async (url: string) =>
+      /^api_process_info\{pid="([^"]+)"\} 1$/m.exec(await (await fetch(url)).text())?.[1];
+    for (const api of [a, b]) {
+      expect(await pidAt(`${api.url}/metrics`)).toBe(api.resonatePid);
+      expect(api.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      expect(api.metricsUrl).not.toStartWith(api.url);
+      expect(await pidAt(api.metricsUrl as string)).toBe(api.resonatePid);
+    }
+    expect((await fetch(new URL("/jobs", a.metricsUrl))).status).toBe(404);
   });
 });
