@@ -1,6 +1,9 @@
 /**
  * Every durable function of the service, declared once: its name, its
- * argument tuple and its result. The API starts functions through these
+ * version (`fn(name)` is version 1; a change to a workflow's steps is a new
+ * declaration at the next version, registered beside the old one while
+ * promises of it may be pending), its argument tuple and its result. The
+ * API starts functions through these
  * (`deps.launcher.begin(Pricing.computeQuote, id, [sku, qty], opts)`),
  * workers register their implementations against them and call each other
  * with `rpc(ctx, Db.getPrice, [sku], opts)`. Grouped by the worker group

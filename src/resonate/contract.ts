@@ -1,9 +1,11 @@
 /**
- * Typed durable functions. A `DurableFunction<Args, Result>` is a name that
- * carries its argument tuple and result type; `register` binds an
- * implementation to it (a wrong signature does not compile) and `rpc`,
- * `clientRpc` and `Launcher.begin` call it, so a renamed function or a
- * changed argument list is found by the type checker, not at run time.
+ * Typed durable functions. A `DurableFunction<Args, Result>` is a name and
+ * a version that carry an argument tuple and a result type; `register`
+ * binds an implementation to it at that version (a wrong signature does not
+ * compile) and `rpc`, `clientRpc` and `Launcher.begin` start new work at
+ * that version, so a renamed function or a changed argument list is found by
+ * the type checker, not at run time, and a worker only runs the code of the
+ * version a promise was started with (one without it releases the task).
  */
 import type { Context, Resonate } from "@resonatehq/sdk";
 import { observed } from "../observability/functions.ts";
@@ -13,6 +15,8 @@ type Options = ReturnType<Resonate["options"]>;
 export interface DurableFunction<Args extends unknown[], Result> {
   /** The name it is registered under and called by. */
   readonly name: string;
+  /** The version new work starts at, written into each root promise (1, 2, …). */
+  readonly version: number;
   /** Never set: it only carries the types. */
   readonly signature?: (...args: Args) => Result;
 }
@@ -20,9 +24,20 @@ export interface DurableFunction<Args extends unknown[], Result> {
 export type ArgsOf<F> = F extends DurableFunction<infer A, unknown> ? A : never;
 export type ResultOf<F> = F extends DurableFunction<unknown[], infer R> ? R : never;
 
-/** Declares a durable function's contract: the one place its name is written. */
-export function durableFunction<Args extends unknown[], Result>(name: string): DurableFunction<Args, Result> {
-  return Object.freeze({ name });
+/** Declares a durable function's contract at one version: the one place its name and that version are written. */
+export function durableFunction<Args extends unknown[], Result>(
+  name: string,
+  version = 1,
+): DurableFunction<Args, Result> {
+  if (!Number.isSafeInteger(version) || version < 1)
+    throw new Error(`${name}: a version is a whole number from 1, got ${version}`);
+  return Object.freeze({ name, version });
+}
+
+/** `opts` at `version`: the contract, not the caller, says which version new work starts at. */
+function withVersion(opts: Options, version: number): Options {
+  if (opts.version === version) return opts;
+  return Object.assign(Object.create(Object.getPrototypeOf(opts)) as Options, opts, { version });
 }
 
 /** A generator workflow, or a leaf that returns (a promise of) its result. */
@@ -40,7 +55,7 @@ export function register<Args extends unknown[], Result>(
   fn: DurableFunction<Args, Result>,
   impl: Implementation<Args, Result>,
 ): void {
-  resonate.register(fn.name, observed(fn.name, impl));
+  resonate.register(fn.name, observed(fn.name, impl), { version: fn.version });
 }
 
 /** `ctx.rpc` of a contract, from inside a workflow: `yield* rpc(ctx, Db.getPrice, [sku], opts)`. */
@@ -50,7 +65,7 @@ export function rpc<Args extends unknown[], Result>(
   args: Args,
   opts: Options,
 ) {
-  return ctx.rpc<Result>(fn.name, ...args, opts);
+  return ctx.rpc<Result>(fn.name, ...args, withVersion(opts, fn.version));
 }
 
 /** `resonate.rpc` of a contract, from outside any workflow: runs `fn` under `id` and waits for it. */
@@ -61,5 +76,5 @@ export function clientRpc<Args extends unknown[], Result>(
   args: Args,
   opts: Options,
 ): Promise<Result> {
-  return resonate.rpc<Result>(id, fn.name, ...args, opts);
+  return resonate.rpc<Result>(id, fn.name, ...args, withVersion(opts, fn.version));
 }

@@ -56,6 +56,7 @@ export class Launcher {
   #optionsFor(
     target: string | undefined,
     timeout: number,
+    version: number,
     tags: LaunchOptions["tags"],
   ): ReturnType<Resonate["options"]> {
     // Tags name callers, who are unbounded: tagged options are built each time, not kept.
@@ -63,18 +64,21 @@ export class Launcher {
       return this.resonate.options({
         ...(target === undefined ? {} : { target }),
         timeout,
+        version,
         tags: { ...tags },
       });
-    const key = `${target ?? ""}\n${timeout}`;
+    const key = `${target ?? ""}\n${timeout}\n${version}`;
     let options = this.#options.get(key);
     if (!options) {
-      options = this.resonate.options(target === undefined ? { timeout } : { target, timeout });
+      options = this.resonate.options(
+        target === undefined ? { timeout, version } : { target, timeout, version },
+      );
       this.#options.set(key, options);
     }
     return options;
   }
 
-  /** Starts `fn(...args)` under `id`, or joins the invocation already there; resolves once it is durably created. */
+  /** Starts `fn(...args)` under `id` at `fn`'s version, or joins the invocation already there; resolves once it is durably created. */
   begin<Args extends unknown[], Result>(
     fn: DurableFunction<Args, Result>,
     id: string,
@@ -89,13 +93,13 @@ export class Launcher {
           id,
           fn.name,
           ...args,
-          this.#optionsFor(undefined, opts.timeout, tagsOf(opts)),
+          this.#optionsFor(undefined, opts.timeout, fn.version, tagsOf(opts)),
         )
       : this.resonate.beginRpc<Result>(
           id,
           fn.name,
           ...args,
-          this.#optionsFor(opts.target, opts.timeout, tagsOf(opts)),
+          this.#optionsFor(opts.target, opts.timeout, fn.version, tagsOf(opts)),
         );
     if (!observer) return begun;
     return begun.then((handle) => {
