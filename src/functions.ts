@@ -123,8 +123,21 @@ export const Pricing = {
 export const Orders = {
   /** Reserve, charge (waits for the payment webhook), ship, record. */
   processOrder: fn<[orderId: string, items: LineItem[], source?: string], OrderResult>("process_order"),
-  /** Waits for the approval webhook, then ships or stops. */
-  approveThenShip: fn<[orderId: string], ShipResult>("approve_then_ship"),
+  /**
+   * Waits for the approval webhook, then ships or stops. Version 2 always
+   * takes its cooling-off pause (of SHIP_COOLING_OFF_MS; 0 ms ends at once),
+   * so no setting changes its steps.
+   */
+  approveThenShip: fn<[orderId: string], ShipResult>("approve_then_ship", 2),
+} as const;
+
+/**
+ * Versions new work no longer starts at, registered beside the current ones
+ * while promises of them may still be pending.
+ */
+export const Earlier = {
+  /** Took the cooling-off pause only when SHIP_COOLING_OFF_MS > 0: two workers set apart numbered its later steps apart. */
+  approveThenShipV1: fn<[orderId: string], ShipResult>("approve_then_ship", 1),
 } as const;
 
 /** The business group. */

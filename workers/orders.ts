@@ -5,6 +5,7 @@ import {
   type CancelRecord,
   type CancelRequest,
   Db,
+  Earlier,
   type LineItem,
   type OrderResult,
   type OrderRow,
@@ -247,53 +248,62 @@ export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): voi
    * Approved, the workflow seals its cancel record before shipping, as
    * `process_order` does.
    */
-  register(resonate, Orders.approveThenShip, function* (ctx: Context, orderId: string) {
-    const nothing: Undone = { released_stock: [], refund: null };
-    const approval = yield* ctx.promise<ApprovalDecision>();
-    const registered = yield* rpc(ctx, Db.registerCallback, ["approval", orderId, approval.id], db(ctx));
-    if (registered !== approval.id) {
-      // Only a cancel records another id for an order's approval, and it makes its request first. No one else
-      // can find this approval promise now: settle it with the cancel (a workflow ends only once its promises have).
-      yield* ctx.run(async () => {
-        probe("order.cancel.check", ctx.id);
-        const record = await readCancelRecord(resonate.promises, ctx.id);
-        if (!record?.canceled)
-          throw new Error(`the approval of ${orderId} is recorded as ${registered}, and no cancel was asked`);
-        const decision: ApprovalDecision = {
-          approved: false,
-          canceled: true,
-          reason: record.reason,
-          requested_at: record.requested_at,
-        };
-        await resonate.promises.resolve(approval.id, { data: encodeValue(decision) });
-      });
-    }
-    const decision = yield* approval;
-    if (decision.canceled) {
-      return canceled(
-        orderId,
-        { canceled: true, reason: decision.reason, requested_at: decision.requested_at ?? 0 },
-        nothing,
-      ) satisfies ShipResult;
-    }
-    if (!decision.approved) {
+  register(resonate, Earlier.approveThenShipV1, approveThenShip(1));
+  register(resonate, Orders.approveThenShip, approveThenShip(2));
+
+  /** `approve_then_ship` at `version`: they differ only in when the cooling-off pause is a step. */
+  function approveThenShip(version: 1 | 2) {
+    return function* (ctx: Context, orderId: string) {
+      const nothing: Undone = { released_stock: [], refund: null };
+      const approval = yield* ctx.promise<ApprovalDecision>();
+      const registered = yield* rpc(ctx, Db.registerCallback, ["approval", orderId, approval.id], db(ctx));
+      if (registered !== approval.id) {
+        // Only a cancel records another id for an order's approval, and it makes its request first. No one else
+        // can find this approval promise now: settle it with the cancel (a workflow ends only once its promises have).
+        yield* ctx.run(async () => {
+          probe("order.cancel.check", ctx.id);
+          const record = await readCancelRecord(resonate.promises, ctx.id);
+          if (!record?.canceled)
+            throw new Error(
+              `the approval of ${orderId} is recorded as ${registered}, and no cancel was asked`,
+            );
+          const decision: ApprovalDecision = {
+            approved: false,
+            canceled: true,
+            reason: record.reason,
+            requested_at: record.requested_at,
+          };
+          await resonate.promises.resolve(approval.id, { data: encodeValue(decision) });
+        });
+      }
+      const decision = yield* approval;
+      if (decision.canceled) {
+        return canceled(
+          orderId,
+          { canceled: true, reason: decision.reason, requested_at: decision.requested_at ?? 0 },
+          nothing,
+        ) satisfies ShipResult;
+      }
+      if (!decision.approved) {
+        return {
+          order_id: orderId,
+          status: "rejected",
+          approver: decision.approver,
+          reason: decision.reason,
+        } satisfies ShipResult;
+      }
+      // Version 1 paused only when a pause was set, so the steps after it depended on the setting.
+      if (version >= 2 || deps.coolingOffMs > 0) yield* ctx.sleep(deps.coolingOffMs);
+      const late = yield* sealUnlessCanceled(ctx, resonate, "shipping");
+      if (late)
+        return { ...canceled(orderId, late, nothing), approver: decision.approver } satisfies ShipResult;
+      const shipment = yield* ctx.run(() => shipStep(ctx, deps, orderId));
       return {
         order_id: orderId,
-        status: "rejected",
+        status: "shipped",
         approver: decision.approver,
-        reason: decision.reason,
+        tracking_number: shipment.tracking_number,
       } satisfies ShipResult;
-    }
-    if (deps.coolingOffMs > 0) yield* ctx.sleep(deps.coolingOffMs);
-    const late = yield* sealUnlessCanceled(ctx, resonate, "shipping");
-    if (late)
-      return { ...canceled(orderId, late, nothing), approver: decision.approver } satisfies ShipResult;
-    const shipment = yield* ctx.run(() => shipStep(ctx, deps, orderId));
-    return {
-      order_id: orderId,
-      status: "shipped",
-      approver: decision.approver,
-      tracking_number: shipment.tracking_number,
-    } satisfies ShipResult;
-  });
+    };
+  }
 }
