@@ -1,0 +1,69 @@
+/**
+ * Which workflow versions jobs still run at, and whether one may be retired.
+ *
+ *   npm run versions                                    pending jobs by <function>@<version>
+ *   npm run versions -- --retire approve_then_ship@1    exit 0 when none of its jobs is pending, 1 otherwise
+ *
+ * Reads the Resonate server at RESONATE_URL (or `--url`) through
+ * `promise.search` (ours and the real one both answer it), with
+ * RESONATE_TOKEN as its bearer token when set. Retiring a version means
+ * removing its registration from the workers, once this says nothing of it
+ * is pending (docs/deploying.md#changing-a-workflow).
+ */
+import { randomUUID } from "node:crypto";
+import { PROTOCOL_VERSION, type PromiseSearch, PromiseSearchError } from "../src/resonate/search.ts";
+import { pendingVersions } from "../src/resonate/versions.ts";
+import { parseFlags } from "./cli.ts";
+
+const { values, fail } = parseFlags(
+  {
+    url: { type: "string", default: process.env.RESONATE_URL || "http://127.0.0.1:8001" },
+    retire: { type: "string" },
+  },
+  { tool: "versions", usage: "npm run versions -- [--url <resonate url>] [--retire <function>@<version>]" },
+);
+if (values.retire !== undefined && !/^[a-z_]+@[1-9]\d*$/.test(values.retire))
+  fail(`--retire takes <function>@<version>, e.g. approve_then_ship@1, got "${values.retire}"`);
+
+const url = values.url.replace(/\/+$/, "");
+const token = process.env.RESONATE_TOKEN;
+const search: PromiseSearch = async (query) => {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({
+      kind: "promise.search",
+      head: { corrId: randomUUID(), version: PROTOCOL_VERSION, ...(token ? { auth: token } : {}) },
+      data: query,
+    }),
+  });
+  const body = (await res.json()) as { head?: { status?: number }; data?: unknown };
+  const status = body.head?.status ?? res.status;
+  if (status !== 200) throw new PromiseSearchError(status, JSON.stringify(body.data));
+  return body.data as Awaited<ReturnType<PromiseSearch>>;
+};
+
+let pending: Awaited<ReturnType<typeof pendingVersions>>;
+try {
+  pending = await pendingVersions(search);
+} catch (error) {
+  console.error(`versions: cannot search the Resonate server at ${url}: ${(error as Error).message}`);
+  process.exit(2);
+}
+if (values.retire === undefined) {
+  if (pending.size === 0) console.log("versions: no job is pending");
+  for (const [key, ids] of [...pending].sort())
+    console.log(
+      `versions: ${key}: ${ids.length} pending (${ids.slice(0, 5).join(", ")}${ids.length > 5 ? ", …" : ""})`,
+    );
+  process.exit(0);
+}
+const ids = pending.get(values.retire) ?? [];
+if (ids.length === 0) {
+  console.log(`versions: no job of ${values.retire} is pending: it may be retired`);
+  process.exit(0);
+}
+console.log(
+  `versions: ${ids.length} job(s) of ${values.retire} still pending, keep it registered: ${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", …" : ""}`,
+);
+process.exit(1);
