@@ -21,6 +21,7 @@ import {
   type Response,
 } from "@resonatehq/sdk";
 import type { Targets } from "../../src/config.ts";
+import { Business, Orders } from "../../src/functions.ts";
 import { registerBusinessFunctions } from "../../workers/business.ts";
 import { registerOrderFunctions } from "../../workers/orders.ts";
 import { carrierClient, paymentClient } from "../../workers/third-parties.ts";
@@ -198,8 +199,8 @@ const NOWHERE = "http://127.0.0.1:9";
  */
 export function workerCode(workflow: string, settings: { coolingOffMs?: number } = {}): RegisterCode {
   switch (workflow) {
-    case "process_order":
-    case "approve_then_ship":
+    case Orders.processOrder.name:
+    case Orders.approveThenShip.name:
       return (resonate) =>
         registerOrderFunctions(resonate, {
           targets: REPLAY_TARGETS,
@@ -207,7 +208,7 @@ export function workerCode(workflow: string, settings: { coolingOffMs?: number }
           carrier: carrierClient(`${NOWHERE}/carrier`),
           coolingOffMs: settings.coolingOffMs ?? 0,
         });
-    case "place_order":
+    case Business.placeOrder.name:
       return (resonate) => registerBusinessFunctions(resonate, { targets: REPLAY_TARGETS });
     default:
       throw new Error(`workerCode: no worker registers ${workflow}`);
@@ -225,7 +226,29 @@ export function registeredFunctions(register: RegisterCode): Map<string, (...arg
     register(name: string, fn: (...args: never[]) => unknown, opts?: { version?: number }) {
       found.set(`${name}@${opts?.version ?? 1}`, fn);
     },
+    setDependency() {},
   };
   register(capture as unknown as Resonate);
   return found;
+}
+
+/**
+ * `register`, with the function it registers as `<name>@<version>` (`key`)
+ * replaced by `fn`: the same workers, one workflow's code changed.
+ */
+export function substituted(
+  register: RegisterCode,
+  key: string,
+  fn: (...args: never[]) => unknown,
+): RegisterCode {
+  return (resonate) =>
+    register(
+      new Proxy(resonate, {
+        get(target, property, receiver) {
+          if (property !== "register") return Reflect.get(target, property, receiver);
+          return (name: string, impl: unknown, opts?: { version?: number }) =>
+            target.register(name, (`${name}@${opts?.version ?? 1}` === key ? fn : impl) as never, opts);
+        },
+      }),
+    );
 }

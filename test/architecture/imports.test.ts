@@ -9,7 +9,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { Business, Db, Orders, Pricing } from "../../src/functions.ts";
+import { Business, Db, Earlier, Orders, Pricing } from "../../src/functions.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
@@ -88,10 +88,15 @@ describe("import direction", () => {
 });
 
 describe("durable function names", () => {
-  const names = [Pricing, Orders, Business, Db].flatMap((group) => Object.values(group).map((fn) => fn.name));
+  const contracts = [Pricing, Orders, Business, Db, Earlier].flatMap((group) => Object.values(group));
+  const names = [...new Set(contracts.map((fn) => fn.name))];
 
-  test("every contract has its own name", () => {
-    expect(new Set(names).size).toBe(names.length);
+  test("every contract has its own name and version", () => {
+    const keys = contracts.map((fn) => `${fn.name}@${fn.version}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    // An earlier version is of a function the service still declares.
+    for (const fn of Object.values(Earlier))
+      expect(contracts.some((c) => c.name === fn.name && c.version > fn.version)).toBe(true);
   });
 
   test("no file but src/functions.ts writes a durable function's name as a string", () => {

@@ -12,6 +12,7 @@ import { Earlier, Orders } from "../../src/functions.ts";
 import { E2E_TIMEOUT, runId } from "../support/processes.ts";
 
 const VERSIONS = resolve(import.meta.dir, "../../harness/versions.ts");
+const APPROVE = Orders.approveThenShip.name;
 
 /** Runs `npm run versions` against `url` with `args`; its exit code and output. */
 async function versions(url: string, ...args: string[]) {
@@ -62,7 +63,7 @@ describe("npm run versions: which versions jobs still run at, and whether one ma
         `versions: approve_then_ship@${Orders.approveThenShip.version}: 1 pending (ship:${current})`,
       );
 
-      const kept = await versions(system.resonateUrl, "--retire", "approve_then_ship@1");
+      const kept = await versions(system.resonateUrl, "--retire", `${APPROVE}@1`);
       expect(kept.code).toBe(1);
       expect(kept.output).toContain(
         `versions: 1 job(s) of approve_then_ship@1 still pending, keep it registered: ship:${old}`,
@@ -81,7 +82,7 @@ describe("npm run versions: which versions jobs still run at, and whether one ma
           message: "the version-1 job ended",
         },
       );
-      const retired = await versions(system.resonateUrl, "--retire", "approve_then_ship@1");
+      const retired = await versions(system.resonateUrl, "--retire", `${APPROVE}@1`);
       expect(retired).toEqual({
         code: 0,
         output: "versions: no job of approve_then_ship@1 is pending: it may be retired\n",
@@ -91,10 +92,10 @@ describe("npm run versions: which versions jobs still run at, and whether one ma
   );
 
   test("a malformed --retire exits 2 and says what it takes", async () => {
-    const bad = await versions("http://127.0.0.1:9", "--retire", "approve_then_ship");
+    const bad = await versions("http://127.0.0.1:9", "--retire", APPROVE);
     expect(bad.code).toBe(2);
     expect(bad.output).toContain(
-      'versions: --retire takes <function>@<version>, e.g. approve_then_ship@1, got "approve_then_ship"',
+      `versions: --retire takes <function>@<version>, e.g. approve_then_ship@1, got "${APPROVE}"`,
     );
   });
 

@@ -9,11 +9,19 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Resonate } from "@resonatehq/sdk";
 import type { History } from "../../harness/replay/history.ts";
-import { divergenceMessage, registeredFunctions, replay, workerCode } from "../../harness/replay/replay.ts";
+import {
+  divergenceMessage,
+  registeredFunctions,
+  replay,
+  substituted,
+  workerCode,
+} from "../../harness/replay/replay.ts";
+import { Db, Orders } from "../../src/functions.ts";
 
 const DIR = join(import.meta.dir, "histories");
+const PROCESS_ORDER = Orders.processOrder.name;
+const APPROVE = Orders.approveThenShip.name;
 const histories = readdirSync(DIR)
   .filter((file) => file.endsWith(".json"))
   .sort()
@@ -50,18 +58,17 @@ describe("recorded histories replay against the code of their version", () => {
 describe("the guard catches a change to a workflow's steps made without a new version", () => {
   test("a step added to process_order: the paid order's history parts at the step after it", async () => {
     const history = named("process_order-v1-paid.json");
-    const current = registeredFunctions(workerCode("process_order")).get("process_order@1") as (
+    const current = registeredFunctions(workerCode(PROCESS_ORDER)).get(`${PROCESS_ORDER}@1`) as (
       ...args: unknown[]
     ) => Generator;
     const withStep = function* (ctx: { run(fn: () => null): Generator }, ...args: unknown[]) {
       yield* ctx.run(() => null);
       return yield* current(ctx, ...args);
     };
-    const register = (resonate: Resonate) => {
-      workerCode("approve_then_ship")(withoutProcessOrder(resonate));
-      resonate.register("process_order", withStep as never, { version: 1 });
-    };
-    const divergence = await replay(history, register);
+    const divergence = await replay(
+      history,
+      substituted(workerCode(PROCESS_ORDER), `${PROCESS_ORDER}@1`, withStep as never),
+    );
     expect(divergence).toEqual({
       at: `${history.root.id}.1`,
       recorded: expect.stringMatching(/^an rpc of reserve_stock v1\(/),
@@ -72,11 +79,10 @@ describe("the guard catches a change to a workflow's steps made without a new ve
     );
   });
 
-  test("approve_then_ship's pause taken only when a pause is set (version 1's code under version 2): the approved history parts at the pause", async () => {
+  test("approve_then_ship taking its pause only when one is set (version 1's code under version 2): the approved history parts at the pause", async () => {
     const history = named("approve_then_ship-v2-approved.json");
-    const v1 = registeredFunctions(workerCode("approve_then_ship")).get("approve_then_ship@1");
-    const register = (resonate: Resonate) =>
-      resonate.register("approve_then_ship", v1 as never, { version: 2 });
+    const v1 = registeredFunctions(workerCode(APPROVE)).get(`${APPROVE}@1`);
+    const register = substituted(workerCode(APPROVE), `${APPROVE}@2`, v1 as never);
     expect(await replay(history, register)).toEqual({
       at: `${history.root.id}.2`,
       recorded: "a ctx.sleep",
@@ -87,7 +93,7 @@ describe("the guard catches a change to a workflow's steps made without a new ve
   test("the undo's release and refund swapped: the history canceled after the charge parts where it released the stock", async () => {
     const history = named("process_order-v1-canceled-after-charge.json");
     const release = history.steps.findIndex(
-      (s) => s.shape.kind === "rpc" && s.shape.func === "release_stock",
+      (s) => s.shape.kind === "rpc" && s.shape.func === Db.releaseStock.name,
     );
     // The code after the swap, as the history would show it: the refund step where the release was.
     const swapped: History = {
@@ -96,22 +102,9 @@ describe("the guard catches a change to a workflow's steps made without a new ve
         i === release ? { ...step, shape: { kind: "step", func: "" } } : step,
       ),
     };
-    const divergence = await replay(swapped, workerCode("process_order"));
+    const divergence = await replay(swapped, workerCode(PROCESS_ORDER));
     expect(divergence?.at).toBe(history.steps[release]?.id);
     expect(divergence?.recorded).toBe("a ctx.run step");
     expect(divergence?.code).toMatch(/^an rpc of release_stock v1\(/);
   });
 });
-
-/** `resonate`, where a registration of process_order is skipped (the test registers its own). */
-function withoutProcessOrder(resonate: Resonate): Resonate {
-  return new Proxy(resonate, {
-    get(target, key, receiver) {
-      if (key !== "register") return Reflect.get(target, key, receiver);
-      return (name: string, ...rest: unknown[]) =>
-        name === "process_order"
-          ? undefined
-          : (target.register as (...a: unknown[]) => unknown)(name, ...rest);
-    },
-  });
-}
