@@ -165,6 +165,8 @@ export interface WorkerPool extends AsyncDisposable {
   replace(slot: WorkerSlot, how?: "kill" | "stop", graceMs?: number): Promise<void>;
   /** Resolves when every slot has a ready process; rejects when one never will. */
   ready(): Promise<void>;
+  /** Environment every process started from now on gets, over the pool's own (a new build for the next replacements). */
+  setEnv(env: Record<string, string | undefined>): void;
   /**
    * Starts no more processes (a worker that dies stays dead, one still
    * starting is stopped once ready) and reports no more deaths. `stop()`
@@ -205,6 +207,8 @@ export function spawnWorkerPool(opts: WorkerPoolOptions): WorkerPool {
     })),
   );
   const processes: WorkerProcess[] = [];
+  /** Set by `setEnv`: over the pool's environment for every later start. */
+  let laterEnv: Record<string, string | undefined> = {};
   /** Spawned and not yet exited, ready or not: what `stop()` stops. */
   const alive = new Set<ChildProcess>();
   const fills = new Set<Promise<void>>();
@@ -257,7 +261,7 @@ export function spawnWorkerPool(opts: WorkerPoolOptions): WorkerPool {
         const child = launchWorker({
           group: slot.group,
           index: slot.index,
-          env: { ...opts.env, ...opts.groupEnv?.[slot.group] },
+          env: { ...opts.env, ...opts.groupEnv?.[slot.group], ...laterEnv },
           bunArgs: opts.bunArgs,
         });
         alive.add(child);
@@ -328,6 +332,9 @@ export function spawnWorkerPool(opts: WorkerPoolOptions): WorkerPool {
         if (dead) throw new Error(`worker ${dead.group}#${dead.index} exited and is not restarted`);
         await changed.promise;
       }
+    },
+    setEnv(env) {
+      laterEnv = { ...laterEnv, ...env };
     },
     stopStarting() {
       stopping = true;

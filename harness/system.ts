@@ -162,6 +162,8 @@ export interface System extends AsyncDisposable {
    * processes serve meanwhile.
    */
   restartApi(index?: number, graceMs?: number): Promise<void>;
+  /** Environment every API process started from now on gets, over what it got (a new build for the next restarts). */
+  setApiEnv(env: Record<string, string>): void;
   /** Stops the API, then the workers, then the sandbox and the server; removes a temporary data folder. */
   stop(): Promise<void>;
 }
@@ -418,7 +420,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     const apiCount = options.apiProcesses ?? SYSTEM_DEFAULTS.apiProcesses;
     if (!Number.isInteger(apiCount) || apiCount < 1 || apiCount > 64)
       throw new Error(`startSystem: apiProcesses must be a whole number from 1 to 64, got ${apiCount}`);
-    const launchApi = () => spawnApi({ runtime, env: { ...env, ...apiEnv, PORT: String(apiPort) } });
+    let laterApiEnv: Record<string, string> = {};
+    const launchApi = () =>
+      spawnApi({ runtime, env: { ...env, ...apiEnv, ...laterApiEnv, PORT: String(apiPort) } });
     // The first takes the port (the OS picks one for 0); the others join it there.
     const apis: ApiProcess[] = [await ready(`the API (on ${runtime})`, stopWhenStarted(launchApi()))];
     apiPort = Number(new URL((apis[0] as ApiProcess).url).port);
@@ -457,6 +461,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
         const api = apiAt(index);
         api.kill("SIGKILL");
         await api.exited;
+      },
+      setApiEnv(extra) {
+        laterApiEnv = { ...laterApiEnv, ...extra };
       },
       async restartApi(index = 0, graceMs = SYSTEM_DEFAULTS.apiStopGraceMs) {
         await apiAt(index).stop(graceMs);

@@ -4,6 +4,10 @@ import { join, resolve } from "node:path";
 export const GROUPS = ["order-workers", "pricing-workers", "db", "business"] as const;
 export type Group = (typeof GROUPS)[number];
 
+/** The builds of the workflows a process may run (`WORKFLOW_BUILD`). */
+export const WORKFLOW_BUILDS = ["current", "next"] as const;
+export type WorkflowBuild = (typeof WORKFLOW_BUILDS)[number];
+
 /** What `LOG_LEVEL` may say, most severe first. */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -51,6 +55,13 @@ export interface Config {
   workerPid: string | undefined;
   /** After SIGTERM, how long a process may take to finish what it is doing before it exits regardless (ms). */
   shutdownGraceMs: number;
+  /**
+   * Which build of the workflows this process runs: `current`, or `next`,
+   * the test build the deploy drill rolls to (`process_order` version 2,
+   * with a step more; the API starts it, the order workers register it
+   * beside version 1).
+   */
+  workflowBuild: WorkflowBuild;
   /**
    * After SIGTERM, how long the API still takes new connections, answering
    * each request with `Connection: close`, before it stops listening (ms):
@@ -128,6 +139,7 @@ export const DEFAULTS = {
   API_PROCESSES: "1",
   SHUTDOWN_GRACE_MS: "10000",
   SHUTDOWN_LISTEN_MS: "1000",
+  WORKFLOW_BUILD: "current",
   MODE: "distributed",
   RESONATE_TTL_MS: "10000",
   RESONATE_TIMEOUT: "10000",
@@ -180,6 +192,14 @@ function logLevel(env: Env): LogLevel {
   if (!(LOG_LEVELS as readonly string[]).includes(raw))
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${raw}"`);
   return raw as LogLevel;
+}
+
+/** WORKFLOW_BUILD: `current` (the default) or `next`. */
+function workflowBuild(env: Env): WorkflowBuild {
+  const raw = env.WORKFLOW_BUILD || DEFAULTS.WORKFLOW_BUILD;
+  if (!(WORKFLOW_BUILDS as readonly string[]).includes(raw))
+    throw new ConfigError(`WORKFLOW_BUILD must be one of ${WORKFLOW_BUILDS.join(", ")}, got "${raw}"`);
+  return raw as WorkflowBuild;
 }
 
 /** API_PID / WORKER_PID: unset or empty is none (a unique one is made); else letters, digits and `._-`, as it goes into the message stream's path. */
@@ -281,6 +301,7 @@ export function loadConfig(env: Env = process.env): Config {
     workerPid: pid(env, "WORKER_PID"),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 0, 120_000),
     shutdownListenMs: int(env, "SHUTDOWN_LISTEN_MS", 0, 60_000),
+    workflowBuild: workflowBuild(env),
     bodyLimitBytes: int(env, "BODY_LIMIT_BYTES", 1_024, 64 * 2 ** 20),
     bodyTimeoutMs: int(env, "BODY_TIMEOUT_MS", 100, 600_000),
     maxRequestsInFlight: int(env, "MAX_REQUESTS_IN_FLIGHT", 1, 1_000_000),

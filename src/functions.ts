@@ -132,6 +132,15 @@ export const Orders = {
 } as const;
 
 /**
+ * The test build the deploy drill rolls to and back (`WORKFLOW_BUILD=next`):
+ * `process_order` at version 2, with a screening step before the stock is
+ * reserved, so every later step sits one place further on. Never deployed.
+ */
+export const Next = {
+  processOrderV2: fn<[orderId: string, items: LineItem[], source?: string], OrderResult>("process_order", 2),
+} as const;
+
+/**
  * Versions new work no longer starts at, registered beside the current ones
  * while promises of them may still be pending.
  */

@@ -4,11 +4,11 @@
  * may still have jobs pending.
  */
 import type { Resonate } from "@resonatehq/sdk";
-import { Earlier, Orders } from "../src/functions.ts";
+import { Earlier, Next, Orders } from "../src/functions.ts";
 import { register } from "../src/resonate/contract.ts";
 import { approveThenShipV1, approveThenShipV2 } from "./workflows/approve-then-ship.ts";
 import { ORDER_DEPS, type OrderContext, type OrderDeps } from "./workflows/order-steps.ts";
-import { processOrderV1 } from "./workflows/process-order.ts";
+import { processOrderV1, processOrderV2Next } from "./workflows/process-order.ts";
 
 export type { OrderDeps } from "./workflows/order-steps.ts";
 export { validateItems } from "./workflows/order-steps.ts";
@@ -17,6 +17,7 @@ export { validateItems } from "./workflows/order-steps.ts";
 export function registerOrderFunctions(resonate: Resonate, deps: OrderDeps): void {
   resonate.setDependency(ORDER_DEPS, { ...deps, resonate } satisfies OrderContext);
   register(resonate, Orders.processOrder, processOrderV1);
+  if (deps.build === "next") register(resonate, Next.processOrderV2, processOrderV2Next);
   register(resonate, Earlier.approveThenShipV1, approveThenShipV1);
   register(resonate, Orders.approveThenShip, approveThenShipV2);
 }

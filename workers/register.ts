@@ -23,6 +23,7 @@ export async function registerGroup(
         payment: paymentClient(config.paymentUrl),
         carrier: carrierClient(config.carrierUrl),
         coolingOffMs: config.shipCoolingOffMs,
+        build: config.workflowBuild,
       });
       return { close: async () => {} };
     case "pricing-workers": {

@@ -2,7 +2,7 @@ import type { ResonateHandle } from "@resonatehq/sdk";
 import type { Caller } from "../auth/service.ts";
 import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
 import { conflict, errorMessage, notFound } from "../errors.ts";
-import { cancelRequested, isCanceledResult, Orders } from "../functions.ts";
+import { cancelRequested, isCanceledResult, Next, Orders } from "../functions.ts";
 import type { DurableFunction } from "../resonate/contract.ts";
 import { decodeValue, findPromise, jobStatus, type PromiseState } from "../resonate/durable.ts";
 import { createEntry, startedAt } from "./entries.ts";
@@ -74,7 +74,7 @@ export async function readJob(deps: Deps, id: string, caller: Caller): Promise<P
 }
 
 /**
- * Starts `process_order` under `order:<order_id>` (or finds the one already
+ * Starts `process_order` (at version 2 in the drill's `next` build) under `order:<order_id>` (or finds the one already
  * started). The invocation is durably created when this returns. A second
  * request for the same order with different contents, or from another
  * caller, is a conflict.
@@ -83,7 +83,7 @@ export async function submitJob(deps: Deps, req: SubmitJob, caller: Caller): Pro
   const id = jobId(req.order_id);
   await startJob(
     deps,
-    Orders.processOrder,
+    deps.config.workflowBuild === "next" ? Next.processOrderV2 : Orders.processOrder,
     id,
     [req.order_id, req.items, req.payment_source ?? "tok_visa"],
     { target: deps.targets.orders, kind: "order", caller },

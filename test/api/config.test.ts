@@ -23,6 +23,7 @@ describe("configuration from the environment", () => {
       workerPid: undefined,
       shutdownGraceMs: 10_000,
       shutdownListenMs: 1_000,
+      workflowBuild: "current",
     });
     expect(config.databaseUrl).toStartWith("sqlite://");
     expect(targetsFor(config)).toEqual({
@@ -85,6 +86,7 @@ describe("configuration from the environment", () => {
       'SHUTDOWN_GRACE_MS must be a whole number from 0 to 120000, got "120001"',
     ],
     [{ SHUTDOWN_GRACE_MS: "-1" }, 'SHUTDOWN_GRACE_MS must be a whole number from 0 to 120000, got "-1"'],
+    [{ WORKFLOW_BUILD: "v2" }, 'WORKFLOW_BUILD must be one of current, next, got "v2"'],
     [{ SHUTDOWN_LISTEN_MS: "1s" }, 'SHUTDOWN_LISTEN_MS must be a whole number from 0 to 60000, got "1s"'],
     [{ API_PID: "api/1" }, `API_PID must be 1 to 128 letters, digits, '.', '_' or '-', got "api/1"`],
     [{ WORKER_PID: "db 1" }, `WORKER_PID must be 1 to 128 letters, digits, '.', '_' or '-', got "db 1"`],

@@ -6,7 +6,7 @@
  * again after a crash repeats the same request and gets the same answer.
  */
 import type { Context, Resonate } from "@resonatehq/sdk";
-import type { Targets } from "../../src/config.ts";
+import type { Targets, WorkflowBuild } from "../../src/config.ts";
 import {
   type CancelRecord,
   type CancelRequest,
@@ -26,6 +26,8 @@ export interface OrderDeps {
   carrier: CarrierClient;
   /** Durable pause between an approval and the shipment, in which an order can still be stopped (ms). */
   coolingOffMs: number;
+  /** `next`: also register the deploy drill's test build (`Next.processOrderV2`). */
+  build?: WorkflowBuild;
 }
 
 /** The name the order workers' dependencies are set under (`resonate.setDependency`). */

@@ -20,6 +20,31 @@ import {
   validateItems,
 } from "./order-steps.ts";
 
+/** Version 1, the current one. */
+export function* processOrderV1(
+  ctx: Context,
+  orderId: string,
+  items: LineItem[],
+  source = "tok_visa",
+): Generator<unknown, OrderResult, unknown> {
+  return yield* processOrder(ctx, orderId, items, source, 1);
+}
+
+/** Version 2, the deploy drill's test build: a screening step after the validation shifts every later step. */
+export function* processOrderV2Next(
+  ctx: Context,
+  orderId: string,
+  items: LineItem[],
+  source = "tok_visa",
+): Generator<unknown, OrderResult, unknown> {
+  return yield* processOrder(ctx, orderId, items, source, 2);
+}
+
+/** The test build's screening: the order's size, recorded as a step. */
+function screenOrder(items: LineItem[]): { lines: number; units: number } {
+  return { lines: items.length, units: items.reduce((n, item) => n + item.qty, 0) };
+}
+
 /**
  * `process_order`: validate, reserve stock (db), create the payment promise,
  * charge with the promise id as the provider's callback token, wait for the
@@ -37,13 +62,15 @@ import {
  * a failed payment, it seals the request record, so a cancel that comes
  * later is refused as too late.
  *
- * Version 1, the current one.
+ * Version 1 is the current one; version 2 is the deploy drill's test build
+ * (`Next.processOrderV2`), with a screening step after the validation.
  */
-export function* processOrderV1(
+function* processOrder(
   ctx: Context,
   orderId: string,
   items: LineItem[],
-  source = "tok_visa",
+  source: string,
+  version: 1 | 2,
 ): Generator<unknown, OrderResult, unknown> {
   const deps = orderDeps(ctx);
   const resonate = deps.resonate;
@@ -53,6 +80,8 @@ export function* processOrderV1(
     return validateItems(items);
   });
   if (problem) return { order_id: orderId, status: "rejected", reason: problem } satisfies OrderResult;
+  // Version 2 only: a step more before the stock is reserved.
+  if (version >= 2) yield* ctx.run(() => screenOrder(items));
 
   const reservation = yield* rpc(ctx, Db.reserveStock, [ctx.id, items], db(ctx));
   if (!reservation.ok)
