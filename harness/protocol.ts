@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { type PromiseSearch, PromiseSearchError } from "../src/resonate/search.ts";
 
 /** The protocol version this project's SDK speaks. */
 export const PROTOCOL_VERSION = "2026-04-01";
@@ -68,4 +69,27 @@ export async function getTask(
 export function decodeValue(value: { data?: string } | undefined): unknown {
   if (!value?.data) return undefined;
   return JSON.parse(atob(value.data));
+}
+
+/**
+ * `promise.search` on the server at `url` over plain HTTP, with `token` as
+ * its bearer token when given: for tools that read a server without an SDK
+ * client (`npm run versions`, the deploy drill).
+ */
+export function httpPromiseSearch(url: string, token?: string): PromiseSearch {
+  return async (query) => {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({
+        kind: "promise.search",
+        head: { corrId: randomUUID(), version: PROTOCOL_VERSION, ...(token ? { auth: token } : {}) },
+        data: query,
+      }),
+    });
+    const body = (await res.json()) as { head?: { status?: number }; data?: unknown };
+    const status = body.head?.status ?? res.status;
+    if (status !== 200) throw new PromiseSearchError(status, JSON.stringify(body.data));
+    return body.data as Awaited<ReturnType<PromiseSearch>>;
+  };
 }

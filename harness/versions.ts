@@ -10,10 +10,9 @@
  * removing its registration from the workers, once this says nothing of it
  * is pending (docs/deploying.md#changing-a-workflow).
  */
-import { randomUUID } from "node:crypto";
-import { PROTOCOL_VERSION, type PromiseSearch, PromiseSearchError } from "../src/resonate/search.ts";
 import { pendingVersions } from "../src/resonate/versions.ts";
 import { parseFlags } from "./cli.ts";
+import { httpPromiseSearch } from "./protocol.ts";
 
 const { values, fail } = parseFlags(
   {
@@ -26,22 +25,7 @@ if (values.retire !== undefined && !/^[a-z_]+@[1-9]\d*$/.test(values.retire))
   fail(`--retire takes <function>@<version>, e.g. approve_then_ship@1, got "${values.retire}"`);
 
 const url = values.url.replace(/\/+$/, "");
-const token = process.env.RESONATE_TOKEN;
-const search: PromiseSearch = async (query) => {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify({
-      kind: "promise.search",
-      head: { corrId: randomUUID(), version: PROTOCOL_VERSION, ...(token ? { auth: token } : {}) },
-      data: query,
-    }),
-  });
-  const body = (await res.json()) as { head?: { status?: number }; data?: unknown };
-  const status = body.head?.status ?? res.status;
-  if (status !== 200) throw new PromiseSearchError(status, JSON.stringify(body.data));
-  return body.data as Awaited<ReturnType<PromiseSearch>>;
-};
+const search = httpPromiseSearch(url, process.env.RESONATE_TOKEN);
 
 let pending: Awaited<ReturnType<typeof pendingVersions>>;
 try {

@@ -9,7 +9,24 @@ export interface RollingTarget {
   readonly apiProcesses: number;
   /** SIGTERM API process `index`, start a new one on the same port, resolve once it is ready. */
   restartApi(index: number, graceMs?: number): Promise<void>;
+  /** Environment the API processes started from now on get (a build to roll to). */
+  setApiEnv(env: Record<string, string>): void;
   readonly pool: WorkerPool;
+}
+
+/**
+ * Rounds that deploy a build rather than restart the same one: round 1
+ * rolls every process from `WORKFLOW_BUILD=current` to `next`, round 2
+ * back, and so on. To `next`, the workers first (so a job of the new
+ * version always finds one), then the API processes (which start it); back,
+ * the API processes first (no new job of it), then, once `drained()` says
+ * none of its jobs is pending, the workers.
+ */
+export interface DeployPlan {
+  /** Resolves once no job of the next build's version is pending (what rolling the workers back waits for). */
+  drained(): Promise<void>;
+  /** The build every process runs when the first round begins. Default `current`: the first round rolls to `next`. */
+  from?: "current" | "next";
 }
 
 export interface RollingOptions {
@@ -26,6 +43,8 @@ export interface RollingOptions {
   graceMs?: number;
   /** Wait for `begin()` before the first restart (e.g. until a workload is under way). Default false: begin at once. */
   held?: boolean;
+  /** Deploy builds back and forth instead of restarting the same build (`--deploys`). */
+  deploy?: DeployPlan;
   /** Told after each process is replaced and its successor ready, with its name (`api#0`, `db#1`) and how long it took (ms). */
   onRestart?: (what: string, ms: number) => void;
 }
@@ -106,18 +125,40 @@ export function startRollingRestarts(opts: RollingOptions): RollingRestart {
 
   const done = (async () => {
     await held.promise;
-    for (let round = 0; round < opts.rounds && !stopped; round++) {
-      const apis = Array.from({ length: opts.target.apiProcesses }, (_, i) => i);
-      for (const index of order(apis, rng)) {
+    const apis = async () => {
+      const indexes = Array.from({ length: opts.target.apiProcesses }, (_, i) => i);
+      for (const index of order(indexes, rng)) {
         if (stopped) return;
         await timed(`api#${index}`, "api", () => opts.target.restartApi(index, opts.graceMs));
       }
+    };
+    const workers = async () => {
       for (const slot of order(opts.target.pool.slots, rng)) {
         if (stopped) return;
         await timed(`${slot.group}#${slot.index}`, "worker", () =>
           opts.target.pool.replace(slot, "stop", opts.graceMs),
         );
       }
+    };
+    for (let round = 0; round < opts.rounds && !stopped; round++) {
+      const deploy = opts.deploy;
+      if (!deploy) {
+        await apis();
+        await workers();
+      } else if ((round + (deploy.from === "next" ? 1 : 0)) % 2 === 0) {
+        opts.target.pool.setEnv({ WORKFLOW_BUILD: "next" });
+        await workers();
+        opts.target.setApiEnv({ WORKFLOW_BUILD: "next" });
+        await apis();
+      } else {
+        opts.target.setApiEnv({ WORKFLOW_BUILD: "current" });
+        await apis();
+        if (stopped) return;
+        await deploy.drained();
+        opts.target.pool.setEnv({ WORKFLOW_BUILD: "current" });
+        await workers();
+      }
+      if (stopped) return;
       rounds++;
     }
   })().finally(() => {

@@ -4,17 +4,23 @@
  * moments and a share of the jobs' event streams followed, then the
  * invariant report. With `--rolling-restarts <n>`, n deploys beside it:
  * every API process, then every worker, stopped with SIGTERM and replaced
- * one at a time.
+ * one at a time. With `--deploys <n>`, the same rounds roll the workflows'
+ * build from `current` to `next` (`process_order` version 2, a step more)
+ * and back, and every finished job is replayed against the code of the
+ * version it was started at (`version_mismatches`).
  *
  *   npm run chaos -- --workflows 1000 --kills 200 --server-restarts 3 --seed 42 [--json report.json]
  *   npm run chaos -- --rolling-restarts 3 --kills 0 --server-restarts 0 --api-restarts 0   the rolling drill
+ *   npm run chaos -- --deploys 2 --kills 0 --server-restarts 0 --api-restarts 0            the deploy drill
  *   RESONATE_BIN=… npm run chaos -- --server real …   the real Resonate server instead of ours
  *
  * Exits 1 if any workflow was lost, any effect happened twice, any rule of
- * cancellation or of the event streams was broken, or (in a drill with no
- * kills) any request failed.
+ * cancellation or of the event streams was broken, a job ran another
+ * version's steps, or (in a drill with no kills) any request failed.
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { Next } from "../../src/functions.ts";
+import { versionKey } from "../../src/resonate/versions.ts";
 import { parseFlags } from "../cli.ts";
 import { defaultServerKind } from "../resonate-server.ts";
 import { cancelCrashes } from "./crash-points.ts";
@@ -25,6 +31,7 @@ import { rollingLine, spreadOver, startRollingRestarts } from "./rolling.ts";
 import { startChaos } from "./scheduler.ts";
 import { CHAOS_SECRET, startChaosStack } from "./stack.ts";
 import { checkStreams } from "./streams.ts";
+import { checkVersions, drainedOf } from "./versions.ts";
 import { readJobList, readJobStatuses, runWorkload, waitQuiescent } from "./workload.ts";
 
 const count = (fallback: number) =>
@@ -37,6 +44,7 @@ const { values, fail } = parseFlags(
     "server-restarts": count(3),
     "api-restarts": count(1),
     "rolling-restarts": count(0),
+    deploys: count(0),
     // Default 1, or 2 with --rolling-restarts (see below).
     "api-processes": {
       type: "number",
@@ -63,7 +71,11 @@ const { values, fail } = parseFlags(
   { tool: "chaos", usage: "npm run chaos -- [--workflows <n>] [--kills <n>] [--seed <n>] [flags]" },
 );
 const { seed, workflows, kills } = values;
-const rollingRounds = values["rolling-restarts"];
+const deploys = values.deploys;
+if (deploys > 0 && values["rolling-restarts"] > 0)
+  fail("--deploys rolls builds with the same restarts as --rolling-restarts: give one of them");
+// A deploy is a rolling restart to another build (round 1 to `next`, round 2 back, …).
+const rollingRounds = deploys > 0 ? deploys : values["rolling-restarts"];
 // Restarting the only API process would refuse connections: a drill needs another to take them.
 const apiProcesses = values["api-processes"] ?? (rollingRounds > 0 ? 2 : 1);
 if (rollingRounds > 0 && apiProcesses < 2)
@@ -130,7 +142,22 @@ try {
       restart: () => stack.api.restart(),
     },
   });
-  const rolling = startRollingRestarts({ target: stack, rounds: rollingRounds, seed, held: true });
+  const rolling = startRollingRestarts({
+    target: stack,
+    rounds: rollingRounds,
+    seed,
+    held: true,
+    ...(deploys > 0
+      ? {
+          deploy: {
+            drained: drainedOf(
+              stack.server.url,
+              versionKey(Next.processOrderV2.name, Next.processOrderV2.version),
+            ),
+          },
+        }
+      : {}),
+  });
   const progress = setInterval(() => {
     console.log(
       `chaos: ${Math.round((Date.now() - started) / 1000)} s, ${chaos.kills} kills, ${chaos.serverRestarts} server restarts` +
@@ -194,6 +221,8 @@ try {
   const crashes = readProbes(stack.probeLog)
     .filter((p) => p.point === "crash")
     .map((p) => p.at);
+  // Every finished job replayed against the code of the version it started at: a job run by another version's code parts.
+  const versions = deploys > 0 ? await checkVersions(stack.server.url, work.accepted) : undefined;
   const full = {
     seed,
     server: stack.server.kind,
@@ -233,6 +262,14 @@ try {
     api_processes: stack.apiProcesses,
     rolling_restarts: rolling.rounds,
     processes_restarted: rolling.processesRestarted,
+    ...(versions
+      ? {
+          deploys: rolling.rounds,
+          jobs_by_version: versions.started,
+          version_mismatches: versions.mismatches.length,
+          version_mismatch_details: versions.mismatches.slice(0, 20),
+        }
+      : {}),
     // From SIGTERM to the successor's readiness, per process restarted (ms).
     restart_ms: summarize(rolling.restarts.map((r) => r.ms)),
     slowest_restarts: rolling.restarts.toSorted((a, b) => b.ms - a.ms).slice(0, 5),
@@ -258,6 +295,10 @@ try {
   );
   console.log(cancelLine(report));
   console.log(rollingLine(rolling, failed, work.streams, streamViolations));
+  if (versions)
+    console.log(
+      `deploys: ${rolling.rounds} (current → next${rolling.rounds > 1 ? " → current" : ""}${rolling.rounds > 2 ? " → …" : ""}), jobs by version ${JSON.stringify(versions.started)}, ${versions.mismatches.length} version mismatches`,
+    );
   if (failed.by_kind.connection && apiProcesses > 1 && !migratesRequests())
     console.log(
       "note: net.ipv4.tcp_migrate_req is 0 here, so a connection the kernel queued on an API process's listening socket as it closed was reset; with 1 it goes to another process (docs/deploying.md)",
@@ -272,6 +313,7 @@ try {
     full.unlisted === 0 &&
     full.stream_violations === 0 &&
     rollingError === undefined &&
+    (versions?.mismatches.length ?? 0) === 0 &&
     !(pureDrill && full.failed_requests > 0);
   exitCode = clean ? 0 : 1;
 } finally {

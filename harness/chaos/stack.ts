@@ -77,6 +77,8 @@ export interface ChaosStack extends AsyncDisposable {
   restartApi(index: number, graceMs?: number): Promise<void>;
   /** SIGKILLs API process `index`; resolves once it is gone (`restartApi(index)` starts it again). */
   killApi(index: number): Promise<void>;
+  /** Environment the API processes started from now on get (see `System.setApiEnv`). */
+  setApiEnv(env: Record<string, string>): void;
   /** Signs tokens the API accepts: pass `token` to `runWorkload`. */
   readonly apiAuth: ApiAuth;
   readonly probeLog: string;
@@ -191,6 +193,7 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
       apis: system.apis,
       restartApi,
       killApi,
+      setApiEnv: (env) => system.setApiEnv(env),
       apiAuth,
       probeLog,
       paymentLedger,

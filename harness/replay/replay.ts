@@ -20,7 +20,7 @@ import {
   Resonate,
   type Response,
 } from "@resonatehq/sdk";
-import type { Targets } from "../../src/config.ts";
+import type { Targets, WorkflowBuild } from "../../src/config.ts";
 import { Business, Orders } from "../../src/functions.ts";
 import { registerBusinessFunctions } from "../../workers/business.ts";
 import { registerOrderFunctions } from "../../workers/orders.ts";
@@ -197,7 +197,10 @@ const NOWHERE = "http://127.0.0.1:9";
  * version), with dependencies that do nothing: what `npm run test:replay`
  * checks the recorded histories against.
  */
-export function workerCode(workflow: string, settings: { coolingOffMs?: number } = {}): RegisterCode {
+export function workerCode(
+  workflow: string,
+  settings: { coolingOffMs?: number; build?: WorkflowBuild } = {},
+): RegisterCode {
   switch (workflow) {
     case Orders.processOrder.name:
     case Orders.approveThenShip.name:
@@ -207,6 +210,7 @@ export function workerCode(workflow: string, settings: { coolingOffMs?: number }
           payment: paymentClient(`${NOWHERE}/payment`),
           carrier: carrierClient(`${NOWHERE}/carrier`),
           coolingOffMs: settings.coolingOffMs ?? 0,
+          build: settings.build ?? "current",
         });
     case Business.placeOrder.name:
       return (resonate) => registerBusinessFunctions(resonate, { targets: REPLAY_TARGETS });
