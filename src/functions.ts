@@ -115,12 +115,8 @@ export type CheckoutResult = { order: OrderRow } | { error: "unknown_sku"; sku: 
 
 /** The pricing group. */
 export const Pricing = {
-  /**
-   * A quote for `qty` of `sku`, with the customer's discount. Version 2
-   * records the price list's answer in a step, so which steps a quote takes
-   * no longer depends on the worker that runs it.
-   */
-  computeQuote: fn<[sku: string, qty: number, customer?: string], Quote>("compute_quote", 2),
+  /** A quote for `qty` of `sku`, with the customer's discount. */
+  computeQuote: fn<[sku: string, qty: number, customer?: string], Quote>("compute_quote"),
 } as const;
 
 /** The order-workers group. */
@@ -149,8 +145,6 @@ export const Next = {
  * while promises of them may still be pending.
  */
 export const Earlier = {
-  /** Took a delay step only when PRICING_DELAY_MS was set, and asked the db group only when the worker's price list lacked the sku. */
-  computeQuoteV1: fn<[sku: string, qty: number, customer?: string], Quote>("compute_quote", 1),
   /** Took the cooling-off pause only when SHIP_COOLING_OFF_MS > 0: two workers set apart numbered its later steps apart. */
   approveThenShipV1: fn<[orderId: string], ShipResult>("approve_then_ship", 1),
 } as const;

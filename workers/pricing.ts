@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context, Resonate } from "@resonatehq/sdk";
 import type { Targets } from "../src/config.ts";
-import { Db, Earlier, Pricing, type Quote } from "../src/functions.ts";
+import { Db, Pricing, type Quote } from "../src/functions.ts";
 import { clientRpc, register, rpc } from "../src/resonate/contract.ts";
 import { catalogue, discountBps } from "./db.ts";
 import { probe } from "./probes.ts";
@@ -95,105 +95,44 @@ export class PriceBook {
   }
 }
 
-/** The name the pricing workers' dependencies are set under (`resonate.setDependency`). */
-export const PRICING_DEPS = "pricing-workers";
-
-/** The pricing workers' dependencies, as `registerPricingFunctions` set them. */
-function pricingDeps(ctx: Context): PricingDeps {
-  const deps = ctx.getDependency<PricingDeps>(PRICING_DEPS);
-  if (!deps) throw new Error(`no ${PRICING_DEPS} dependency: register with registerPricingFunctions`);
-  return deps;
-}
-
-/** The quote of `qty` at `unitCents`, with the customer's discount. */
-function priced(sku: string, qty: number, customer: string | undefined, unitCents: number): Quote {
-  const bps = discountBps(qty, customer);
-  return {
-    sku,
-    qty,
-    customer_id: customer ?? null,
-    unit_price_cents: unitCents,
-    discount_bps: bps,
-    price_cents: quotePrice(unitCents, qty, bps),
-    currency: "USD",
-  };
-}
-
 /**
- * `compute_quote` version 1, kept for quotes started with it: a delay step
- * only when PRICING_DELAY_MS is set, and an rpc to the db group only when
- * the worker's price list lacks the sku, so its steps depended on the
- * worker that ran it.
+ * `compute_quote(sku, qty, customer?)`: the list price, then tiered
+ * discounts. The price comes from the worker's price list, else from the
+ * db group by RPC. Nothing after that lookup suspends, so a quote that is
+ * run again (its worker died) prices from one lookup, never a mix.
  */
-export function* computeQuoteV1(
-  ctx: Context,
-  sku: string,
-  qty: number,
-  customer?: string,
-): Generator<unknown, Quote, unknown> {
-  const deps = pricingDeps(ctx);
-  if (deps.delayMs > 0) {
-    yield* ctx.run(async () => {
-      probe("pricing.delay", ctx.id);
-      await sleep(deps.delayMs);
-    });
-  }
-  let unitCents = deps.prices.price(sku);
-  if (unitCents === undefined) {
-    const product = yield* rpc(ctx, Db.getPrice, [sku], ctx.options({ target: deps.targets.db }));
-    if (!product) throw new UnknownSku(`unknown sku ${sku}`);
-    unitCents = product.unit_price_cents;
-  }
-  // The price is a pure function of the lookup, so it needs no step of its own
-  // (a step would cost two more round trips to the server on every quote).
-  const bps = discountBps(qty, customer);
-  probe("pricing.compute", ctx.id);
-  return {
-    sku,
-    qty,
-    customer_id: customer ?? null,
-    unit_price_cents: unitCents,
-    discount_bps: bps,
-    price_cents: quotePrice(unitCents, qty, bps),
-    currency: "USD",
-  } satisfies Quote;
-}
-
-/**
- * `compute_quote(sku, qty, customer?)`, version 2: the list price, then
- * tiered discounts. One step holds the test delay (PRICING_DELAY_MS) and
- * the price list's answer, so whether the db group is asked is recorded:
- * run again on any worker, the quote takes the same steps.
- */
-export function* computeQuoteV2(
-  ctx: Context,
-  sku: string,
-  qty: number,
-  customer?: string,
-): Generator<unknown, Quote, unknown> {
-  const deps = pricingDeps(ctx);
-  const listed = yield* ctx.run(async (): Promise<number | null> => {
-    if (deps.delayMs > 0) {
-      probe("pricing.delay", ctx.id);
-      await sleep(deps.delayMs);
-    }
-    return deps.prices.price(sku) ?? null;
-  });
-  let unitCents = listed;
-  if (unitCents === null) {
-    const product = yield* rpc(ctx, Db.getPrice, [sku], ctx.options({ target: deps.targets.db }));
-    if (!product) throw new UnknownSku(`unknown sku ${sku}`);
-    unitCents = product.unit_price_cents;
-  }
-  probe("pricing.compute", ctx.id);
-  return priced(sku, qty, customer, unitCents);
-}
-
-/** Registers `compute_quote` at every version that may have quotes pending, its dependencies set for it to find through `ctx`. */
 export function registerPricingFunctions(resonate: Resonate, deps: PricingDeps): void {
-  resonate.setDependency(PRICING_DEPS, deps);
-  register(resonate, Earlier.computeQuoteV1, computeQuoteV1);
-  register(resonate, Pricing.computeQuote, computeQuoteV2);
+  register(
+    resonate,
+    Pricing.computeQuote,
+    function* (ctx: Context, sku: string, qty: number, customer?: string) {
+      if (deps.delayMs > 0) {
+        yield* ctx.run(async () => {
+          probe("pricing.delay", ctx.id);
+          await sleep(deps.delayMs);
+        });
+      }
+      let unitCents = deps.prices.price(sku);
+      if (unitCents === undefined) {
+        const product = yield* rpc(ctx, Db.getPrice, [sku], ctx.options({ target: deps.targets.db }));
+        if (!product) throw new UnknownSku(`unknown sku ${sku}`);
+        unitCents = product.unit_price_cents;
+      }
+      // The price is a pure function of the lookup, so it needs no step of its own
+      // (a step would cost two more round trips to the server on every quote).
+      const bps = discountBps(qty, customer);
+      probe("pricing.compute", ctx.id);
+      return {
+        sku,
+        qty,
+        customer_id: customer ?? null,
+        unit_price_cents: unitCents,
+        discount_bps: bps,
+        price_cents: quotePrice(unitCents, qty, bps),
+        currency: "USD",
+      } satisfies Quote;
+    },
+  );
 }
 
 /**

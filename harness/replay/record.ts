@@ -2,8 +2,7 @@
  * Records the histories the replay guard checks: one finished run of each
  * path through each workflow at its current version, from a whole system
  * (our Resonate server, the workers, the API, the sandbox) driven through
- * the API as clients drive it, written to test/replay/histories/. Run it
- * with RESONATE_BIN set to record them from the real server.
+ * the API as clients drive it, written to test/replay/histories/.
  *
  *   npm run replay:record            (after a new version: keep the old files, add the new)
  *
@@ -12,7 +11,6 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { quoteId } from "../../src/quotes/service.ts";
 import { DECLINED_SOURCE } from "../fakes/payment.ts";
 import { getPromise } from "../protocol.ts";
 import { spawnWorker } from "../service.ts";
@@ -61,9 +59,6 @@ const approval = (orderId: string, approved: boolean) =>
     backoffMs: 50,
   });
 const written: string[] = [];
-/** The id the API gives a quote request made now (it answers an unknown sku 422, without the id). */
-const quoteIdOf = (sku: string, qty: number, customer: string) =>
-  quoteId({ sku, qty, customer_id: customer }, Date.now(), 60_000);
 async function record(rootId: string, branch: string) {
   await settled(rootId);
   const history = await readHistory(
@@ -122,22 +117,5 @@ for (let n = 1; n <= 4; n++) {
   if (n === 1) await record(`checkout:${user}:k1`, "first");
   if (n === 4) await record(`checkout:${user}:k4`, "discount");
 }
-// compute_quote: priced from the worker's price list, and an sku no list or database knows (asked of the db group).
-const quote = async (sku: string) => {
-  const res = await fetch(`${api}/price-quote`, {
-    method: "POST",
-    headers: { "content-type": "application/json", prefer: "wait=5" },
-    body: JSON.stringify({ sku, qty: 3, customer_id: `recorder-${run}` }),
-  });
-  return ((await res.json()) as { quote_id?: string; error?: unknown }).quote_id;
-};
-const listed = await quote("sku-7");
-if (!listed) throw new Error("the listed quote has no id");
-await record(listed, "listed");
-// Answered 422 without its id: the id is the one the API computes for the request (its window, before or after).
-const before = quoteIdOf("sku-404", 3, `recorder-${run}`);
-await quote("sku-404");
-const after = quoteIdOf("sku-404", 3, `recorder-${run}`);
-await record((await getPromise(system.resonateUrl, before)) ? before : after, "unknown-sku");
 void worker;
 console.log(`recorded ${written.length} histories:\n  ${written.join("\n  ")}`);

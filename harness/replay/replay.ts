@@ -21,10 +21,9 @@ import {
   type Response,
 } from "@resonatehq/sdk";
 import type { Targets, WorkflowBuild } from "../../src/config.ts";
-import { Business, Orders, Pricing } from "../../src/functions.ts";
+import { Business, Orders } from "../../src/functions.ts";
 import { registerBusinessFunctions } from "../../workers/business.ts";
 import { registerOrderFunctions } from "../../workers/orders.ts";
-import { PriceBook, registerPricingFunctions } from "../../workers/pricing.ts";
 import { carrierClient, paymentClient } from "../../workers/third-parties.ts";
 import { decodeData, describeShape, type History, type StepShape, shapeOf } from "./history.ts";
 
@@ -167,11 +166,7 @@ export async function replay(
     if (missed)
       return { at: missed.id, recorded: describeShape(missed.shape), code: "nothing (the run ended before)" };
     const root = await resonate.promises.get(rootId);
-    // An error's stack names files and lines of the code that ran: what it is and says is the result.
-    const [recorded, replayed] = [
-      withoutStacks(decodeData(history.root.value)),
-      withoutStacks(decodeData(root.value?.data)),
-    ];
+    const [recorded, replayed] = [decodeData(history.root.value), decodeData(root.value?.data)];
     if (root.state !== history.root.state || !isDeepStrictEqual(recorded, replayed))
       return {
         at: "result",
@@ -182,17 +177,6 @@ export async function replay(
   } finally {
     await resonate.stop();
   }
-}
-
-/** `value` with every `stack` field left out, at any depth. */
-function withoutStacks(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutStacks);
-  if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(
-    Object.entries(value)
-      .filter(([key]) => key !== "stack")
-      .map(([key, v]) => [key, withoutStacks(v)]),
-  );
 }
 
 /** The one-paragraph failure for a divergence: the workflow, its version, the step, and what to do. */
@@ -230,14 +214,6 @@ export function workerCode(
         });
     case Business.placeOrder.name:
       return (resonate) => registerBusinessFunctions(resonate, { targets: REPLAY_TARGETS });
-    case Pricing.computeQuote.name:
-      // An empty price list that is never read: what the quote looked up is in its recorded step.
-      return (resonate) =>
-        registerPricingFunctions(resonate, {
-          targets: REPLAY_TARGETS,
-          delayMs: 0,
-          prices: new PriceBook(resonate, REPLAY_TARGETS.db, 60_000),
-        });
     default:
       throw new Error(`workerCode: no worker registers ${workflow}`);
   }
