@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { type PromiseSearch, PromiseSearchError } from "../src/resonate/search.ts";
+import type { Network } from "@resonatehq/sdk";
+import { type PromiseSearch, promiseSearch } from "../src/resonate/search.ts";
 
 /** The protocol version this project's SDK speaks. */
 export const PROTOCOL_VERSION = "2026-04-01";
@@ -77,19 +78,18 @@ export function decodeValue(value: { data?: string } | undefined): unknown {
  * client (`npm run versions`, the deploy drill).
  */
 export function httpPromiseSearch(url: string, token?: string): PromiseSearch {
-  return async (query) => {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify({
-        kind: "promise.search",
-        head: { corrId: randomUUID(), version: PROTOCOL_VERSION, ...(token ? { auth: token } : {}) },
-        data: query,
-      }),
-    });
-    const body = (await res.json()) as { head?: { status?: number }; data?: unknown };
-    const status = body.head?.status ?? res.status;
-    if (status !== 200) throw new PromiseSearchError(status, JSON.stringify(body.data));
-    return body.data as Awaited<ReturnType<PromiseSearch>>;
-  };
+  // The client's own search, over a `send` that is one plain POST per request.
+  return promiseSearch({
+    send: (async (req: { head: object }) => {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: JSON.stringify(token ? { ...req, head: { ...req.head, auth: token } } : req),
+      });
+      return res.json();
+    }) as unknown as Network["send"],
+  });
 }
