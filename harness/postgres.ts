@@ -8,10 +8,15 @@ import {
   chmodSync,
   chownSync,
   constants,
+  cpSync,
+  existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
+  statSync,
+  writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -55,6 +60,46 @@ async function findBinaries(): Promise<Binaries> {
     }
   }
   return binaries;
+}
+
+/** Whether a user who is neither owner nor group of any folder on the way can still reach `path`. */
+function everyoneReaches(path: string): boolean {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return false;
+    if (dirname(dir) === dir) return true;
+  }
+}
+
+/**
+ * The binaries where the server's user can run them. A checkout under a
+ * folder other users cannot enter (a root user's home, `mktemp -d`: mode
+ * 0700) keeps `postgres` from loading its libraries (`initdb exited with
+ * 127: libicuuc.so.60`), so there they are copied once per version to a
+ * folder under the system's temporary folder that everyone may read; a
+ * copy is made beside it and renamed into place, so tests started at once
+ * share one.
+ */
+function reachableBinaries(binaries: Binaries): Binaries {
+  if (everyoneReaches(binaries.postgres)) return binaries;
+  const native = dirname(dirname(binaries.postgres));
+  const version = (
+    JSON.parse(readFileSync(join(dirname(native), "package.json"), "utf8")) as { version: string }
+  ).version;
+  const shared = join(tmpdir(), `resonate-bun-edge-postgres-${version}`);
+  const done = join(shared, ".complete");
+  if (!existsSync(done)) {
+    const staging = mkdtempSync(`${shared}.staging-`);
+    cpSync(native, staging, { recursive: true, verbatimSymlinks: true });
+    writeFileSync(join(staging, ".complete"), "");
+    chmodSync(staging, 0o755);
+    try {
+      renameSync(staging, shared);
+    } catch {
+      // Another process put its copy in place first: use that one.
+      rmSync(staging, { recursive: true, force: true });
+    }
+  }
+  return { initdb: join(shared, "bin", "initdb"), postgres: join(shared, "bin", "postgres") };
 }
 
 /** What a failed start printed, with the likely fix when the binaries could not load their libraries. */
@@ -190,8 +235,9 @@ async function shutdown(child: ChildProcess): Promise<void> {
  * only). Run as root, the server runs as `postgres` or else `nobody`.
  */
 export async function startPostgres(): Promise<Postgres> {
-  const binaries = await findBinaries();
   const user = serverUser();
+  const found = await findBinaries();
+  const binaries = user ? reachableBinaries(found) : found;
   removeAbandonedFolders();
   const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
