@@ -115,8 +115,15 @@ export type CheckoutResult = { order: OrderRow } | { error: "unknown_sku"; sku: 
 
 /** The pricing group. */
 export const Pricing = {
-  /** A quote for `qty` of `sku`, with the customer's discount. */
-  computeQuote: fn<[sku: string, qty: number, customer?: string], Quote>("compute_quote"),
+  /**
+   * A quote for `qty` of `sku`, with the customer's discount (null: none).
+   * Version 2 takes its test delay (`PRICING_DELAY_MS`, 0: no delay step) as
+   * an argument the API passes, so no worker's setting changes its steps.
+   */
+  computeQuote: fn<[sku: string, qty: number, customer: string | null, delayMs: number], Quote>(
+    "compute_quote",
+    2,
+  ),
 } as const;
 
 /** The order-workers group. */
@@ -145,6 +152,8 @@ export const Next = {
  * while promises of them may still be pending.
  */
 export const Earlier = {
+  /** Took its delay step when the pricing worker had PRICING_DELAY_MS set: a worker without it resumed a quote begun with it one step off. */
+  computeQuoteV1: fn<[sku: string, qty: number, customer?: string], Quote>("compute_quote", 1),
   /** Took the cooling-off pause only when SHIP_COOLING_OFF_MS > 0: two workers set apart numbered its later steps apart. */
   approveThenShipV1: fn<[orderId: string], ShipResult>("approve_then_ship", 1),
 } as const;

@@ -1,29 +1,23 @@
-import { setTimeout as sleep } from "node:timers/promises";
-import type { Context, Resonate } from "@resonatehq/sdk";
-import type { Targets } from "../src/config.ts";
-import { Db, Pricing, type Quote } from "../src/functions.ts";
-import { clientRpc, register, rpc } from "../src/resonate/contract.ts";
+/**
+ * The pricing group: `compute_quote` (its versions in
+ * `workflows/compute-quote.ts`) and the price list it prices from.
+ */
+import type { Resonate } from "@resonatehq/sdk";
+import { Db, Earlier, Pricing, type Quote } from "../src/functions.ts";
+import { clientRpc, register } from "../src/resonate/contract.ts";
 import { catalogue, discountBps } from "./db.ts";
-import { probe } from "./probes.ts";
+import {
+  computeQuoteV1,
+  computeQuoteV2,
+  PRICING_DEPS,
+  type Prices,
+  type PricingDeps,
+  quotePrice,
+  UnknownSku,
+} from "./workflows/compute-quote.ts";
 
-export interface PricingDeps {
-  targets: Targets;
-  /** Extra time compute_quote takes (ms), to exercise the deadline. */
-  delayMs: number;
-  /** List prices kept in this process, so a quote needs no round trip to the db group. */
-  prices: PriceBook;
-}
-
-export type { Quote };
-
-export class UnknownSku extends Error {
-  override name = "UnknownSku";
-}
-
-/** Price of `qty` units at `unitCents` after a discount in basis points, rounded half up to the cent. */
-export function quotePrice(unitCents: number, qty: number, bps: number): number {
-  return Math.round((unitCents * qty * (10_000 - bps)) / 10_000);
-}
+export type { PricingDeps, Prices, Quote };
+export { quotePrice, UnknownSku };
 
 /**
  * The price list, kept in a pricing worker's memory and reread from the db
@@ -33,7 +27,7 @@ export function quotePrice(unitCents: number, qty: number, bps: number): number 
  * or for a sku the list does not have, `price` says nothing and the quote
  * asks the db group itself.
  */
-export class PriceBook {
+export class PriceBook implements Prices {
   #prices: ReadonlyMap<string, number> = new Map();
   #window = Number.NEGATIVE_INFINITY;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -95,44 +89,11 @@ export class PriceBook {
   }
 }
 
-/**
- * `compute_quote(sku, qty, customer?)`: the list price, then tiered
- * discounts. The price comes from the worker's price list, else from the
- * db group by RPC. Nothing after that lookup suspends, so a quote that is
- * run again (its worker died) prices from one lookup, never a mix.
- */
+/** Registers `compute_quote` at every version that may still have quotes pending, its dependencies set for it to find through `ctx`. */
 export function registerPricingFunctions(resonate: Resonate, deps: PricingDeps): void {
-  register(
-    resonate,
-    Pricing.computeQuote,
-    function* (ctx: Context, sku: string, qty: number, customer?: string) {
-      if (deps.delayMs > 0) {
-        yield* ctx.run(async () => {
-          probe("pricing.delay", ctx.id);
-          await sleep(deps.delayMs);
-        });
-      }
-      let unitCents = deps.prices.price(sku);
-      if (unitCents === undefined) {
-        const product = yield* rpc(ctx, Db.getPrice, [sku], ctx.options({ target: deps.targets.db }));
-        if (!product) throw new UnknownSku(`unknown sku ${sku}`);
-        unitCents = product.unit_price_cents;
-      }
-      // The price is a pure function of the lookup, so it needs no step of its own
-      // (a step would cost two more round trips to the server on every quote).
-      const bps = discountBps(qty, customer);
-      probe("pricing.compute", ctx.id);
-      return {
-        sku,
-        qty,
-        customer_id: customer ?? null,
-        unit_price_cents: unitCents,
-        discount_bps: bps,
-        price_cents: quotePrice(unitCents, qty, bps),
-        currency: "USD",
-      } satisfies Quote;
-    },
-  );
+  resonate.setDependency(PRICING_DEPS, deps);
+  register(resonate, Earlier.computeQuoteV1, computeQuoteV1);
+  register(resonate, Pricing.computeQuote, computeQuoteV2);
 }
 
 /**

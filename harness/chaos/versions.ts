@@ -1,7 +1,7 @@
 import { pendingVersions, versionKey } from "../../src/resonate/versions.ts";
 import { getPromise, httpPromiseSearch } from "../protocol.ts";
 import { readHistory } from "../replay/history.ts";
-import { divergenceMessage, replay, workerCode } from "../replay/replay.ts";
+import { divergenceMessage, historyCode, replay } from "../replay/replay.ts";
 import { waitFor } from "../wait-for.ts";
 
 /** The workflows whose code the replay can register: the jobs. */
@@ -33,7 +33,7 @@ export async function checkVersions(resonateUrl: string, ids: readonly string[])
     const history = await readHistory((child) => getPromise(resonateUrl, child), id, "drill", "drill");
     const key = versionKey(history.workflow, history.version);
     report.started[key] = (report.started[key] ?? 0) + 1;
-    const divergence = await replay(history, workerCode(history.workflow, { build: "next" }));
+    const divergence = await replay(history, historyCode(history, { build: "next" }));
     if (divergence) report.mismatches.push({ id, message: divergenceMessage(history, divergence) });
   }
   return report;

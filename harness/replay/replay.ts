@@ -21,9 +21,10 @@ import {
   type Response,
 } from "@resonatehq/sdk";
 import type { Targets, WorkflowBuild } from "../../src/config.ts";
-import { Business, Orders } from "../../src/functions.ts";
+import { Business, Db, Orders, Pricing } from "../../src/functions.ts";
 import { registerBusinessFunctions } from "../../workers/business.ts";
 import { registerOrderFunctions } from "../../workers/orders.ts";
+import { registerPricingFunctions } from "../../workers/pricing.ts";
 import { carrierClient, paymentClient } from "../../workers/third-parties.ts";
 import { decodeData, describeShape, type History, type StepShape, shapeOf } from "./history.ts";
 
@@ -166,7 +167,10 @@ export async function replay(
     if (missed)
       return { at: missed.id, recorded: describeShape(missed.shape), code: "nothing (the run ended before)" };
     const root = await resonate.promises.get(rootId);
-    const [recorded, replayed] = [decodeData(history.root.value), decodeData(root.value?.data)];
+    const [recorded, replayed] = [
+      comparable(decodeData(history.root.value)),
+      comparable(decodeData(root.value?.data)),
+    ];
     if (root.state !== history.root.state || !isDeepStrictEqual(recorded, replayed))
       return {
         at: "result",
@@ -177,6 +181,14 @@ export async function replay(
   } finally {
     await resonate.stop();
   }
+}
+
+/** A result as replay compares it: an error by its name and message, not the stack it was thrown from (which names files and lines). */
+function comparable(value: unknown): unknown {
+  if (typeof value !== "object" || value === null || (value as { __type?: unknown }).__type !== "error")
+    return value;
+  const { stack: _stack, ...error } = value as Record<string, unknown>;
+  return error;
 }
 
 /** The one-paragraph failure for a divergence: the workflow, its version, the step, and what to do. */
@@ -195,11 +207,12 @@ const NOWHERE = "http://127.0.0.1:9";
 /**
  * The workflows of this service as its workers register them (every
  * version), with dependencies that do nothing: what `npm run test:replay`
- * checks the recorded histories against.
+ * checks the recorded histories against. `prices` is what a pricing
+ * worker's price list holds (sku to cents; empty unless given).
  */
 export function workerCode(
   workflow: string,
-  settings: { coolingOffMs?: number; build?: WorkflowBuild } = {},
+  settings: { coolingOffMs?: number; build?: WorkflowBuild; prices?: Record<string, number> } = {},
 ): RegisterCode {
   switch (workflow) {
     case Orders.processOrder.name:
@@ -214,9 +227,36 @@ export function workerCode(
         });
     case Business.placeOrder.name:
       return (resonate) => registerBusinessFunctions(resonate, { targets: REPLAY_TARGETS });
+    case Pricing.computeQuote.name: {
+      const prices = new Map(Object.entries(settings.prices ?? {}));
+      return (resonate) =>
+        registerPricingFunctions(resonate, {
+          targets: REPLAY_TARGETS,
+          delayMs: 0,
+          prices: { price: (sku) => prices.get(sku) },
+        });
+    }
     default:
       throw new Error(`workerCode: no worker registers ${workflow}`);
   }
+}
+
+/**
+ * The code to replay `history` against: `workerCode` with what the recorded
+ * run found outside its steps. A quote that asked the db group no price
+ * found it in its worker's list, so the replay's list holds it.
+ */
+export function historyCode(history: History, settings: { build?: WorkflowBuild } = {}): RegisterCode {
+  if (history.workflow !== Pricing.computeQuote.name) return workerCode(history.workflow, settings);
+  const asked = history.steps.some(
+    (step) => step.shape.kind === "rpc" && step.shape.func === Db.getPrice.name,
+  );
+  const quote = decodeData(history.root.value) as { sku?: string; unit_price_cents?: number } | undefined;
+  const listed =
+    !asked && history.root.state === "resolved" && quote?.sku && typeof quote.unit_price_cents === "number"
+      ? { [quote.sku]: quote.unit_price_cents }
+      : {};
+  return workerCode(history.workflow, { ...settings, prices: listed });
 }
 
 /**

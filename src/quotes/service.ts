@@ -132,7 +132,7 @@ export async function requestQuote(
     const begun = deps.launcher.begin(
       Pricing.computeQuote,
       id,
-      req.customer_id ? [req.sku, req.qty, req.customer_id] : [req.sku, req.qty],
+      [req.sku, req.qty, req.customer_id ?? null, deps.config.pricingDelayMs],
       { target: deps.targets.pricing, timeout: deps.config.quoteTimeoutMs },
     );
     const started = await Promise.race([begun, expired]);

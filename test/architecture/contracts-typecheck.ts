@@ -9,7 +9,7 @@ import { register, rpc } from "../../src/resonate/contract.ts";
 import type { Launcher } from "../../src/resonate/launcher.ts";
 
 export function wrongImplementations(resonate: Resonate): void {
-  // @ts-expect-error compute_quote takes (sku: string, qty: number, customer?: string)
+  // @ts-expect-error compute_quote takes (sku: string, qty: number, customer: string | null, delayMs: number)
   register(resonate, Pricing.computeQuote, async (_ctx: Context, sku: number) => ({ sku }));
   // @ts-expect-error get_price answers a ListPrice or null, not a string price
   register(resonate, Db.getPrice, async (_ctx: Context, sku: string) => ({ sku, unit_price_cents: "1" }));
@@ -30,8 +30,10 @@ export function* wrongCalls(ctx: Context) {
 export async function wrongLaunch(launcher: Launcher) {
   const opts = { target: "poll://any@pricing-workers", timeout: 1000 };
   // @ts-expect-error qty is a number
-  await launcher.begin(Pricing.computeQuote, "quote:1", ["sku-1", "2"], opts);
-  const handle = await launcher.begin(Pricing.computeQuote, "quote:1", ["sku-1", 2], opts);
+  await launcher.begin(Pricing.computeQuote, "quote:1", ["sku-1", "2", null, 0], opts);
+  // @ts-expect-error the delay is not optional: every quote says which steps it takes
+  await launcher.begin(Pricing.computeQuote, "quote:1", ["sku-1", 2], opts);
+  const handle = await launcher.begin(Pricing.computeQuote, "quote:1", ["sku-1", 2, null, 0], opts);
   // @ts-expect-error a quote's currency is "USD"
   const currency: "EUR" = (await handle.result()).currency;
   return currency;

@@ -34,7 +34,6 @@ beforeAll(async () => {
     webhookSecret: TEST_SECRET,
     // A paid order waits for its payment webhook long enough to be seen canceling.
     sandbox: { webhookDelayMs: 20_000 },
-    groupEnv: { "pricing-workers": { PRICING_DELAY_MS: String(PRICING_DELAY_MS) } },
   });
   const env = {
     ...system.env,
@@ -42,6 +41,7 @@ beforeAll(async () => {
     PORT: "0",
     QUOTE_MAX_WAITING: "1",
     METRICS_PORT: "0",
+    PRICING_DELAY_MS: String(PRICING_DELAY_MS),
     // A day: two identical requests a few seconds apart share one validity window (and so one quote).
     QUOTE_VALIDITY_MS: "86400000",
   };

@@ -188,8 +188,7 @@ function serviceSuite(runtime: ApiRuntime, { resonateAuth = false } = {}) {
         await using slow = await startStack({
           apiRuntime: runtime,
           groups: ["pricing-workers", "db"],
-          apiEnv: { QUOTE_DEADLINE_MS: "100" },
-          workerEnv: { "pricing-workers": { PRICING_DELAY_MS: "1000" } },
+          apiEnv: { QUOTE_DEADLINE_MS: "100", PRICING_DELAY_MS: "1000" },
         });
         const res = await call(slow.api, "POST", "/price-quote", { sku: "sku-8", qty: 1 });
         expect(res.status).toBe(202);

@@ -52,8 +52,7 @@ function metricsSuite(runtime: ApiRuntime) {
         apiRuntime: runtime,
         env: { METRICS_PORT: "0", RESONATE_TTL_MS: "2000" },
         // One quote waiting at a time, each taking 300 ms: a second one at once is shed.
-        apiEnv: { QUOTE_MAX_WAITING: "1", BENCH_ROUTES: "1" },
-        groupEnv: { "pricing-workers": { PRICING_DELAY_MS: "300" } },
+        apiEnv: { QUOTE_MAX_WAITING: "1", BENCH_ROUTES: "1", PRICING_DELAY_MS: "300" },
       });
     }, E2E_TIMEOUT);
     afterAll(async () => {
@@ -233,7 +232,7 @@ function metricsSuite(runtime: ApiRuntime) {
             outcome: "rejected",
           }),
         ).toBe(1);
-        // PRICING_DELAY_MS is a ctx.run step of compute_quote.
+        // The API's PRICING_DELAY_MS is a ctx.run step of each compute_quote it starts.
         expect(
           grew(before.pricing, after.pricing, "durable_steps_total", { function: quote }),
         ).toBeGreaterThanOrEqual(3);

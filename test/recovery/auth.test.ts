@@ -22,8 +22,7 @@ beforeAll(async () => {
     sandbox: { webhookDelayMs: 50 },
     webhookSecret: TEST_SECRET,
     apiAuth: TEST_API_AUTH,
-    env: { RESONATE_TTL_MS: "1000" },
-    groupEnv: { "pricing-workers": { PRICING_DELAY_MS: "1500" } },
+    env: { RESONATE_TTL_MS: "1000", PRICING_DELAY_MS: "1500" },
   });
 }, E2E_TIMEOUT);
 afterAll(() => system?.stop(), E2E_TIMEOUT);

@@ -14,8 +14,7 @@ let kills = 0;
 beforeAll(async () => {
   stack = await startChaosStack({
     apiAuth: TEST_API_AUTH,
-    env: { SHIP_COOLING_OFF_MS: "4000" },
-    groupEnv: { "pricing-workers": { PRICING_DELAY_MS: "1500" } },
+    env: { SHIP_COOLING_OFF_MS: "4000", PRICING_DELAY_MS: "1500" },
   });
 }, E2E_TIMEOUT);
 

@@ -12,16 +12,18 @@ import { join } from "node:path";
 import type { History } from "../../harness/replay/history.ts";
 import {
   divergenceMessage,
+  historyCode,
   registeredFunctions,
   replay,
   substituted,
   workerCode,
 } from "../../harness/replay/replay.ts";
-import { Db, Orders } from "../../src/functions.ts";
+import { Db, Orders, Pricing } from "../../src/functions.ts";
 
 const DIR = join(import.meta.dir, "histories");
 const PROCESS_ORDER = Orders.processOrder.name;
 const APPROVE = Orders.approveThenShip.name;
+const QUOTE = Pricing.computeQuote.name;
 const histories = readdirSync(DIR)
   .filter((file) => file.endsWith(".json"))
   .sort()
@@ -33,11 +35,14 @@ const named = (file: string) => {
 };
 
 describe("recorded histories replay against the code of their version", () => {
-  test("there is a history of every path recorded: orders paid, declined and canceled either side of the charge; approvals approved, rejected and canceled; checkouts with and without the discount", () => {
+  test("there is a history of every path recorded: orders paid, declined and canceled either side of the charge; approvals approved, rejected and canceled; checkouts with and without the discount; quotes priced from the list, asking the db group, and with a delay step", () => {
     expect(histories.map((h) => h.file)).toEqual([
       "approve_then_ship-v2-approved.json",
       "approve_then_ship-v2-canceled.json",
       "approve_then_ship-v2-rejected.json",
+      "compute_quote-v2-delayed.json",
+      "compute_quote-v2-listed.json",
+      "compute_quote-v2-unknown-sku.json",
       "place_order-v1-discount.json",
       "place_order-v1-first.json",
       "process_order-v1-canceled-after-charge.json",
@@ -49,7 +54,7 @@ describe("recorded histories replay against the code of their version", () => {
 
   for (const { file, history } of histories) {
     test(`${file}: ${history.workflow} v${history.version}, ${history.branch}, ${history.steps.length} steps`, async () => {
-      const divergence = await replay(history, workerCode(history.workflow));
+      const divergence = await replay(history, historyCode(history));
       expect(divergence && divergenceMessage(history, divergence)).toBeUndefined();
     });
   }
@@ -87,6 +92,16 @@ describe("the guard catches a change to a workflow's steps made without a new ve
       at: `${history.root.id}.2`,
       recorded: "a ctx.sleep",
       code: "a ctx.run step",
+    });
+  });
+
+  test("compute_quote taking its delay from its worker's setting (version 1's code under version 2, on a worker without one): the delayed quote's history parts at the delay", async () => {
+    const history = named("compute_quote-v2-delayed.json");
+    const v1 = registeredFunctions(historyCode(history)).get(`${QUOTE}@1`);
+    expect(await replay(history, substituted(historyCode(history), `${QUOTE}@2`, v1 as never))).toEqual({
+      at: `${history.root.id}.0`,
+      recorded: "a ctx.run step (pricingDelay)",
+      code: "nothing (the run ended before)",
     });
   });
 

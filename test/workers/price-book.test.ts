@@ -97,7 +97,15 @@ describe("PriceBook: the price list a pricing worker keeps", () => {
 
 describe("compute_quote prices from the list, and asks the db group only when the list cannot answer", () => {
   async function quote(resonate: Resonate, id: string, sku: string, qty: number): Promise<Quote> {
-    return resonate.run<Quote>(id, Pricing.computeQuote.name, sku, qty);
+    return resonate.run<Quote>(
+      id,
+      Pricing.computeQuote.name,
+      sku,
+      qty,
+      null,
+      0,
+      resonate.options({ version: Pricing.computeQuote.version }),
+    );
   }
 
   test("a sku in the list: no db RPC; a sku missing from it or an old list: one; an unknown sku: an error", async () => {

@@ -19,6 +19,7 @@ import {
 } from "../../src/functions.ts";
 import { probe } from "../probes.ts";
 import type { CarrierClient, PaymentClient } from "../third-parties.ts";
+import { groupDependencies } from "./dependencies.ts";
 
 export interface OrderDeps {
   targets: Targets;
@@ -37,12 +38,7 @@ export const ORDER_DEPS = "order-workers";
 export type OrderContext = OrderDeps & { resonate: Resonate };
 
 /** The order workers' dependencies, as `registerOrderFunctions` set them. */
-export function orderDeps(ctx: Context): OrderContext {
-  const deps = ctx.getDependency<OrderContext>(ORDER_DEPS);
-  if (!deps)
-    throw new Error(`no ${ORDER_DEPS} dependency: register the order functions with registerOrderFunctions`);
-  return deps;
-}
+export const orderDeps = (ctx: Context) => groupDependencies<OrderContext>(ctx, ORDER_DEPS);
 
 /** Options of an rpc to the db group. */
 export const dbOptions = (ctx: Context) => ctx.options({ target: orderDeps(ctx).targets.db });
