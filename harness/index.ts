@@ -31,13 +31,17 @@ export {
 export {
   type Capability,
   defaultServerKind,
+  defaultStorage,
   HARNESS_ONLY,
   missingCapability,
+  REAL_ONLY,
   type ResonateAuthOptions,
   type ResonateServer,
   type ResonateServerOptions,
   SERVER_TUNING,
   type ServerKind,
+  STORAGES,
+  type Storage,
   startResonateServer,
 } from "./resonate-server.ts";
 export {

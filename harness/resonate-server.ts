@@ -1,5 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { type Postgres, startPostgres } from "./postgres.ts";
 import { type ChildProcess, dieWithParent, freePort, spawnProcess } from "./process.ts";
 import { tempDir } from "./scope.ts";
 import { waitFor } from "./wait-for.ts";
@@ -29,6 +30,18 @@ export function defaultServerKind(): ServerKind {
   return process.env.RESONATE_BIN ? "real" : "harness";
 }
 
+/** Where the real server keeps its promises: a SQLite file, or a PostgreSQL database. Ours has SQLite only. */
+export type Storage = "sqlite" | "postgres";
+export const STORAGES: readonly Storage[] = ["sqlite", "postgres"];
+
+/** The store the real server runs on by default here: `RESONATE_STORAGE` (`sqlite` when unset). */
+export function defaultStorage(): Storage {
+  const value = process.env.RESONATE_STORAGE || "sqlite";
+  if (!(STORAGES as readonly string[]).includes(value))
+    throw new Error(`RESONATE_STORAGE must be one of ${STORAGES.join(", ")}, got ${JSON.stringify(value)}`);
+  return value as Storage;
+}
+
 /**
  * What only our harness server offers, so a test that needs it can ask
  * (see `requireCapability` in `test/support/capability.ts`) and skip on the real one.
@@ -49,11 +62,19 @@ export const HARNESS_ONLY = {
   errorTexts: "our error texts; the real server's serde messages carry a line and column",
 } as const;
 
-export type Capability = keyof typeof HARNESS_ONLY;
+/** What only the real server offers (see `requireCapability`), so a test that needs it skips on ours. */
+export const REAL_ONLY = {
+  /** `--storage-type postgres`. */
+  postgresStore: "a PostgreSQL store; our server keeps SQLite only (set RESONATE_BIN)",
+} as const;
+
+export type Capability = keyof typeof HARNESS_ONLY | keyof typeof REAL_ONLY;
 
 /** Why `kind` lacks `capability`, or `undefined` when it has it. */
 export function missingCapability(capability: Capability, kind = defaultServerKind()): string | undefined {
-  return kind === "harness" ? undefined : `needs ${HARNESS_ONLY[capability]}`;
+  if (capability in REAL_ONLY)
+    return kind === "real" ? undefined : `needs ${REAL_ONLY[capability as keyof typeof REAL_ONLY]}`;
+  return kind === "harness" ? undefined : `needs ${HARNESS_ONLY[capability as keyof typeof HARNESS_ONLY]}`;
 }
 
 /** Options of `startResonateServer`; every one has a default. */
@@ -62,6 +83,19 @@ export interface ResonateServerOptions {
   port?: number;
   /** SQLite file; by default a file in a fresh temporary folder that `stop()` removes. */
   dbPath?: string;
+  /**
+   * The real server's store: `sqlite` (the file `dbPath`) or `postgres`.
+   * Default `RESONATE_STORAGE` for the real server, `sqlite` for ours (which
+   * has no other). PostgreSQL is the one at `postgresUrl`, else a fresh one
+   * started here (`startPostgres`) and stopped with the server.
+   */
+  storage?: Storage;
+  /** The PostgreSQL database of `storage: "postgres"`, as `postgres://user@host:port/db`. */
+  postgresUrl?: string;
+  /** Where the PostgreSQL started here keeps its data, kept across starts. Default a temporary folder. */
+  postgresDataDir?: string;
+  /** `--storage-postgres-pool-size`: connections the real server keeps to PostgreSQL. Its default is 10. */
+  postgresPoolSize?: number;
   /** NDJSON trace of every protocol call (our server only). */
   tracePath?: string;
   /** Size at which a commit log segment is sealed and folded into the SQLite file (bytes, our server only). */
@@ -129,6 +163,10 @@ export interface ResonateServer extends AsyncDisposable {
   readonly url: string;
   readonly port: number;
   readonly dbPath: string;
+  /** The store it runs on. */
+  readonly storage: Storage;
+  /** The PostgreSQL it started for its store (none when it runs on SQLite or on one given by URL). */
+  readonly postgres: Postgres | undefined;
   readonly tracePath: string | undefined;
   /** Where its Prometheus metrics are served (`/metrics`), when it serves them. */
   readonly metricsUrl: string | undefined;
@@ -152,6 +190,11 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
   const bin = opts.kind === "harness" ? undefined : opts.bin || process.env.RESONATE_BIN || undefined;
   if (opts.kind === "real" && !bin)
     throw new Error("startResonateServer: kind real needs bin or RESONATE_BIN");
+  const storage = opts.storage ?? (bin ? defaultStorage() : "sqlite");
+  if (storage === "postgres" && !bin)
+    throw new Error(
+      "startResonateServer: our server stores in SQLite only; PostgreSQL needs the real server (RESONATE_BIN)",
+    );
   const tickMs = opts.tickMs ?? SERVER_TUNING.timeoutsPollIntervalMs;
   const messagesMs = opts.messagesPollIntervalMs ?? SERVER_TUNING.messagesPollIntervalMs;
   const temp = opts.dbPath ? undefined : tempDir("resonate-server-");
@@ -166,10 +209,26 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     publicKeyPath = join(keyDir.path, "public.pem");
     writeFileSync(publicKeyPath, opts.auth?.publicKeyPem as string);
   }
-  const removeTemp = () => {
+  const postgres =
+    storage === "postgres" && !opts.postgresUrl
+      ? await startPostgres({ dataDir: opts.postgresDataDir })
+      : undefined;
+  const postgresUrl = opts.postgresUrl ?? postgres?.url;
+  const removeTemp = async () => {
     temp?.remove();
     keyDir?.remove();
+    await postgres?.stop();
   };
+  const store =
+    storage === "postgres"
+      ? [
+          "--storage-type",
+          "postgres",
+          "--storage-postgres-url",
+          postgresUrl as string,
+          ...(opts.postgresPoolSize ? ["--storage-postgres-pool-size", String(opts.postgresPoolSize)] : []),
+        ]
+      : ["--storage-sqlite-path", dbPath];
   /** The flags both servers take, with the same meaning. */
   const shared = [
     "--timeouts-poll-interval",
@@ -205,8 +264,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
           "serve",
           "--server-port",
           String(port),
-          "--storage-sqlite-path",
-          dbPath,
+          ...store,
           "--level",
           opts.realLogLevel ?? "warn",
           ...shared,
@@ -262,7 +320,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
   try {
     current = await launch();
   } catch (error) {
-    removeTemp();
+    await removeTemp();
     throw error;
   }
 
@@ -275,6 +333,8 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
       return port;
     },
     dbPath,
+    storage,
+    postgres,
     tracePath: opts.tracePath,
     metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
     authenticated: publicKeyPath !== undefined,
@@ -283,7 +343,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     },
     async stop() {
       await current.stop();
-      removeTemp();
+      await removeTemp();
     },
     async kill() {
       current.kill("SIGKILL");

@@ -5,7 +5,9 @@
  *
  * - the harness Resonate server on RESONATE_PORT (8001), state in DATA_DIR
  *   (.data/resonate.db), unless RESONATE_URL points at a running server; with
- *   RESONATE_BIN, the real server that names instead (.data/resonate-real.db);
+ *   RESONATE_BIN, the real server that names instead (.data/resonate-real.db;
+ *   with RESONATE_STORAGE=postgres, on PostgreSQL: the one RESONATE_POSTGRES_URL
+ *   names, else one started here with its data in DATA_DIR/postgres);
  * - the sandbox payment provider and carrier on SANDBOX_PORT (4010), ledgers
  *   in DATA_DIR/sandbox, unless PAYMENT_URL / CARRIER_URL are set;
  * - WORKERS_PER_GROUP worker processes for each group (restarted if they die),
@@ -26,9 +28,11 @@
  * workers, then the sandbox and the server. Starting again resumes
  * everything in flight.
  */
+import { join } from "node:path";
 import { ConfigError, GROUPS, loadConfig } from "../src/config.ts";
 import { exitWithParent } from "../src/parent-process.ts";
 import { API_AUTH_DEFAULTS, writeDevToken } from "./api-auth.ts";
+import { defaultStorage, type Storage } from "./resonate-server.ts";
 import { API_RUNTIMES, isApiRuntime } from "./service.ts";
 import { type SystemEvent, startSystem } from "./system.ts";
 
@@ -54,6 +58,22 @@ if (!isApiRuntime(apiRuntime)) {
   process.exit(2);
 }
 
+// and where the real server keeps its promises.
+let storage: Storage;
+try {
+  storage = defaultStorage();
+} catch (error) {
+  console.error(`start: ${(error as Error).message}`);
+  process.exit(2);
+}
+if (storage === "postgres" && !process.env.RESONATE_BIN && !config.resonateUrl) {
+  console.error(
+    "start: RESONATE_STORAGE=postgres needs the real server: set RESONATE_BIN (our server keeps SQLite only)",
+  );
+  process.exit(2);
+}
+const postgresUrl = process.env.RESONATE_POSTGRES_URL || undefined;
+
 /** What the launcher prints as the system starts and runs. */
 function report(event: SystemEvent): void {
   switch (event.type) {
@@ -69,7 +89,7 @@ function report(event: SystemEvent): void {
       break;
     case "server-started":
       console.log(
-        `start: ${event.server.kind === "real" ? "real " : ""}resonate server ${event.server.url} (state in ${event.server.dbPath})`,
+        `start: ${event.server.kind === "real" ? "real " : ""}resonate server ${event.server.url} (state in ${event.server.storage === "sqlite" ? event.server.dbPath : event.server.postgres ? `${event.server.postgres.url}, data in ${event.server.postgres.dir}` : "the PostgreSQL of RESONATE_POSTGRES_URL"})`,
       );
       break;
     case "sandbox-started":
@@ -110,7 +130,14 @@ const starting = startSystem({
   mode: config.colocated ? "colocated" : "distributed",
   workers: Object.fromEntries(GROUPS.map((group) => [group, config.workersPerGroup])),
   supervise: { restartDelayMs: 500, maxRestartDelayMs: 10_000 },
-  server: config.resonateUrl ? { url: config.resonateUrl } : { port: config.resonatePort },
+  server: config.resonateUrl
+    ? { url: config.resonateUrl }
+    : {
+        port: config.resonatePort,
+        ...(process.env.RESONATE_BIN
+          ? { storage, postgresUrl, postgresDataDir: join(config.dataDir, "postgres") }
+          : {}),
+      },
   apiRuntime,
   apiProcesses: config.apiProcesses,
   apiPort: config.port,

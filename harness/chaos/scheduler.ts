@@ -1,3 +1,4 @@
+import type { Postgres } from "../postgres.ts";
 import type { ResonateServer } from "../resonate-server.ts";
 import type { WorkerPool } from "./pool.ts";
 import { between, pick, seededRandom } from "./rng.ts";
@@ -14,6 +15,12 @@ export interface ChaosOptions {
   maxKills: number;
   /** Also kill (SIGKILL) and restart the Resonate server this many times, spread over the run. */
   server?: { handle: ResonateServer; restarts: number };
+  /**
+   * Also SIGKILL the real server's PostgreSQL this many times, spread over
+   * the run, and start it again on its data after `downMs` (drawn from
+   * [min, max]), the store away all that while.
+   */
+  postgres?: { handle: Postgres; restarts: number; downMs: [number, number] };
   /** Also kill and restart something else (e.g. the API) this many times. */
   extra?: { name: string; restarts: number; kill(): Promise<void>; restart(): Promise<void> };
   /** Called after each kill, with what was killed. */
@@ -23,6 +30,7 @@ export interface ChaosOptions {
 export interface Chaos extends AsyncDisposable {
   readonly kills: number;
   readonly serverRestarts: number;
+  readonly postgresRestarts: number;
   readonly extraRestarts: number;
   /** Resolves when every planned kill and restart has happened (or `stop()` was called). */
   readonly done: Promise<void>;
@@ -40,11 +48,13 @@ export function startChaos(opts: ChaosOptions): Chaos {
   let kills = 0;
   let serverRestarts = 0;
   let extraRestarts = 0;
+  let postgresRestarts = 0;
   let stopped = false;
   const every = (restarts: number) =>
     restarts > 0 ? Math.max(1, Math.floor(opts.maxKills / (restarts + 1))) : Infinity;
   const serverEvery = every(opts.server?.restarts ?? 0);
   const extraEvery = every(opts.extra?.restarts ?? 0);
+  const postgresEvery = every(opts.postgres?.restarts ?? 0);
 
   const done = (async () => {
     while (!stopped && kills < opts.maxKills) {
@@ -63,6 +73,13 @@ export function startChaos(opts: ChaosOptions): Chaos {
         serverRestarts++;
         opts.onKill?.("resonate-server");
       }
+      if (opts.postgres && postgresRestarts < opts.postgres.restarts && kills % postgresEvery === 0) {
+        await opts.postgres.handle.kill();
+        opts.onKill?.("postgres");
+        await Bun.sleep(between(rng, opts.postgres.downMs[0], opts.postgres.downMs[1]));
+        await opts.postgres.handle.restart();
+        postgresRestarts++;
+      }
       if (opts.extra && extraRestarts < opts.extra.restarts && kills % extraEvery === 0) {
         await opts.extra.kill();
         await opts.extra.restart();
@@ -78,6 +95,9 @@ export function startChaos(opts: ChaosOptions): Chaos {
     },
     get serverRestarts() {
       return serverRestarts;
+    },
+    get postgresRestarts() {
+      return postgresRestarts;
     },
     get extraRestarts() {
       return extraRestarts;

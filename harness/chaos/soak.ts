@@ -13,16 +13,18 @@
  *   npm run chaos -- --rolling-restarts 3 --kills 0 --server-restarts 0 --api-restarts 0   the rolling drill
  *   npm run chaos -- --deploys 2 --kills 0 --server-restarts 0 --api-restarts 0            the deploy drill
  *   RESONATE_BIN=… npm run chaos -- --server real …   the real Resonate server instead of ours
+ *   RESONATE_BIN=… npm run chaos -- --server real --storage postgres --postgres-restarts 3   its PostgreSQL killed and started again
  *
  * Exits 1 if any workflow was lost, any effect happened twice, any rule of
  * cancellation or of the event streams was broken, a job ran another
- * version's steps, or (in a drill with no kills) any request failed.
+ * version's steps, (in a drill with no kills) any request failed, or (with
+ * PostgreSQL restarts) the API answered a 5xx but a 503 with Retry-After.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { Next } from "../../src/functions.ts";
 import { versionKey } from "../../src/resonate/versions.ts";
 import { parseFlags } from "../cli.ts";
-import { defaultServerKind } from "../resonate-server.ts";
+import { defaultServerKind, defaultStorage, STORAGES, type Storage } from "../resonate-server.ts";
 import { cancelCrashes } from "./crash-points.ts";
 import { cancelLine, summaryLine } from "./invariants.ts";
 import { readProbes } from "./probe-log.ts";
@@ -42,6 +44,8 @@ const { values, fail } = parseFlags(
     workflows: count(1000),
     kills: count(200),
     "server-restarts": count(3),
+    "postgres-restarts": count(0),
+    "postgres-down-ms": { type: "string", default: "500-3000" },
     "api-restarts": count(1),
     "rolling-restarts": count(0),
     deploys: count(0),
@@ -66,6 +70,7 @@ const { values, fail } = parseFlags(
     "payment-delay-ms": count(200),
     "crash-at": { type: "string", default: cancelCrashes() },
     server: { type: "enum", values: ["harness", "real"], default: defaultServerKind() },
+    storage: { type: "enum", values: STORAGES },
     json: { type: "string" },
   },
   { tool: "chaos", usage: "npm run chaos -- [--workflows <n>] [--kills <n>] [--seed <n>] [flags]" },
@@ -93,6 +98,14 @@ const cancelDelay =
   fail(`--cancel-delay-ms must be <min>-<max> in ms, got "${values["cancel-delay-ms"]}"`);
 if (values.server === "real" && !process.env.RESONATE_BIN)
   fail("--server real runs the real server that RESONATE_BIN names, and it is not set");
+const storage: Storage = values.storage ?? (values.server === "real" ? defaultStorage() : "sqlite");
+if (storage === "postgres" && values.server !== "real")
+  fail("--storage postgres needs --server real: our server keeps SQLite only");
+if (values["postgres-restarts"] > 0 && storage !== "postgres")
+  fail("--postgres-restarts needs --storage postgres (and --server real)");
+const down =
+  /^(\d+)-(\d+)$/.exec(values["postgres-down-ms"]) ??
+  fail(`--postgres-down-ms must be <min>-<max> in ms, got "${values["postgres-down-ms"]}"`);
 
 /** Fewest, median and most of `ms`, or undefined when there is none. */
 const summarize = (ms: number[]) => {
@@ -113,12 +126,13 @@ function migratesRequests(): boolean {
 
 const started = Date.now();
 console.log(
-  `chaos: seed ${seed}, server ${values.server}, ${workflows} workflows, ${kills} kills, ` +
-    `${values["server-restarts"]} server restarts, ${values["api-restarts"]} API restarts, ` +
+  `chaos: seed ${seed}, server ${values.server} on ${storage}, ${workflows} workflows, ${kills} kills, ` +
+    `${values["server-restarts"]} server restarts, ${values["postgres-restarts"]} PostgreSQL restarts, ${values["api-restarts"]} API restarts, ` +
     `${rollingRounds} rolling restarts, ${apiProcesses} API processes, cancel share ${values["cancel-share"]}`,
 );
 const stack = await startChaosStack({
   server: values.server,
+  storage,
   apiProcesses,
   groups: { "order-workers": perGroup, "pricing-workers": perGroup, db: perGroup, business: perGroup },
   webhookCopies: 2,
@@ -135,6 +149,15 @@ try {
     intervalMs: [killMin, killMax],
     maxKills: kills,
     server: { handle: stack.server, restarts: values["server-restarts"] },
+    ...(stack.server.postgres
+      ? {
+          postgres: {
+            handle: stack.server.postgres,
+            restarts: values["postgres-restarts"],
+            downMs: [Number(down[1]), Number(down[2])] as [number, number],
+          },
+        }
+      : {}),
     extra: {
       name: "api",
       restarts: values["api-restarts"],
@@ -226,6 +249,7 @@ try {
   const full = {
     seed,
     server: stack.server.kind,
+    storage: stack.server.storage,
     workflows: report.workflows,
     requested: workflows,
     by_kind: work.byKind,
@@ -258,6 +282,7 @@ try {
     kills: chaos.kills,
     crash_points: crashes,
     server_restarts: chaos.serverRestarts,
+    postgres_restarts: chaos.postgresRestarts,
     api_restarts: chaos.extraRestarts,
     api_processes: stack.apiProcesses,
     rolling_restarts: rolling.rounds,
@@ -290,7 +315,7 @@ try {
     summaryLine(
       "chaos",
       { ...report, lost: full.lost },
-      chaos.kills + chaos.serverRestarts + chaos.extraRestarts + crashes.length,
+      chaos.kills + chaos.serverRestarts + chaos.postgresRestarts + chaos.extraRestarts + crashes.length,
     ),
   );
   console.log(cancelLine(report));
@@ -314,7 +339,9 @@ try {
     full.stream_violations === 0 &&
     rollingError === undefined &&
     (versions?.mismatches.length ?? 0) === 0 &&
-    !(pureDrill && full.failed_requests > 0);
+    !(pureDrill && full.failed_requests > 0) &&
+    // While the store is away the API answers 503 with Retry-After; any other 5xx is a failure.
+    !(chaos.postgresRestarts > 0 && (failed.by_kind["5xx"] ?? 0) > 0);
   exitCode = clean ? 0 : 1;
 } finally {
   await stack.stop();

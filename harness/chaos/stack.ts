@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ApiAuth } from "../api-auth.ts";
 import { PaymentProvider } from "../fakes/payment.ts";
-import type { ResonateServer, ServerKind } from "../resonate-server.ts";
+import type { ResonateServer, ServerKind, Storage } from "../resonate-server.ts";
 import { openScope } from "../scope.ts";
 import type { ApiProcess } from "../service.ts";
 import { startSystem } from "../system.ts";
@@ -16,6 +16,8 @@ export const CHAOS_SECRET = `whsec_${Buffer.from("chaos-harness-secret-012345678
 export interface ChaosStackOptions {
   /** Which Resonate server: ours, or the real binary `RESONATE_BIN` names. Default: the real one when it is set. */
   server?: ServerKind;
+  /** The real server's store (`startResonateServer`'s `storage`). Default `RESONATE_STORAGE`. */
+  storage?: Storage;
   /** Worker processes per group. Default one of each. */
   groups?: Record<string, number>;
   /** API processes sharing the API's one port (`startSystem`'s `apiProcesses`). Default 1. */
@@ -111,7 +113,12 @@ export async function startChaosStack(opts: ChaosStackOptions = {}): Promise<Cha
     const probeLog = join(dataDir, "probes.ndjson");
     const system = await startSystem({
       dataDir,
-      server: { retryTimeoutMs: 1_000, tickMs: 100, ...(opts.server ? { kind: opts.server } : {}) },
+      server: {
+        retryTimeoutMs: 1_000,
+        tickMs: 100,
+        ...(opts.server ? { kind: opts.server } : {}),
+        ...(opts.storage ? { storage: opts.storage } : {}),
+      },
       workers: opts.groups ?? { "order-workers": 1, "pricing-workers": 1, db: 1, business: 1 },
       apiProcesses: opts.apiProcesses ?? 1,
       supervise: CHAOS_SUPERVISION,

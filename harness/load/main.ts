@@ -30,7 +30,13 @@
  */
 import { accessSync, constants, statSync, writeFileSync } from "node:fs";
 import { parseFlags } from "../cli.ts";
-import { SERVER_TUNING, type ServerKind } from "../resonate-server.ts";
+import {
+  defaultStorage,
+  SERVER_TUNING,
+  type ServerKind,
+  STORAGES,
+  type Storage,
+} from "../resonate-server.ts";
 import { DEFAULT_SYNCHRONOUS, SYNCHRONOUS_MODES, type Synchronous } from "../server/log.ts";
 import { API_RUNTIMES, type ApiRuntime } from "../service.ts";
 import { renderHtml } from "./html.ts";
@@ -39,6 +45,8 @@ import { measure, type RunSettings, type ServerRun } from "./run.ts";
 import { runningSystem, type ServerSettings, startLoadSystem } from "./system.ts";
 
 const SERVER_CHOICES = ["harness", "real", "both"] as const;
+/** The real server's store: `both` runs it on SQLite, then on PostgreSQL. */
+const STORAGE_CHOICES = [...STORAGES, "both"] as const;
 type ServerChoice = (typeof SERVER_CHOICES)[number];
 
 /** Everything the flags ask for, checked. */
@@ -78,6 +86,7 @@ function readPlan(args: string[]): LoadPlan {
       colocated: { type: "boolean" },
       synchronous: { type: "enum", values: SYNCHRONOUS_MODES },
       server: { type: "enum", values: SERVER_CHOICES },
+      storage: { type: "enum", values: STORAGE_CHOICES },
       "messages-poll-interval": { type: "number", min: 1, integer: true, unit: "ms" },
       "api-runtime": { type: "enum", values: API_RUNTIMES },
       "quote-timeout-ms": { type: "number", min: 1, default: 5000 },
@@ -97,7 +106,7 @@ function readPlan(args: string[]): LoadPlan {
   if (values.colocated && (values["kill-workers"] || values.url)) {
     fail("--colocated starts its own API with no workers; it goes with neither --kill-workers nor --url");
   }
-  for (const flag of ["server", "synchronous", "messages-poll-interval"] as const) {
+  for (const flag of ["server", "storage", "synchronous", "messages-poll-interval"] as const) {
     if (values[flag] !== undefined && values.url)
       fail(`--${flag} sets the server this tool starts; it does not go with --url`);
   }
@@ -107,6 +116,12 @@ function readPlan(args: string[]): LoadPlan {
   }
   const apiRuntime = values["api-runtime"] ?? "bun";
   const serverChoice = values.server ?? "harness";
+  if (values.storage && serverChoice === "harness")
+    fail("--storage sets the real server's store; ours keeps SQLite only, so it needs --server real or both");
+  const storageChoice = values.storage ?? (serverChoice === "harness" ? "sqlite" : defaultStorage());
+  if (storageChoice === "both" && serverChoice === "both")
+    fail("--storage both compares the real server's stores: give --server real with it");
+  const storages: Storage[] = storageChoice === "both" ? [...STORAGES] : [storageChoice];
   const kinds: ServerKind[] = values.url
     ? []
     : serverChoice === "both"
@@ -138,13 +153,17 @@ function readPlan(args: string[]): LoadPlan {
     token: values.url ? process.env.API_TOKEN || undefined : undefined,
     serverChoice,
     kinds,
-    servers: kinds.map((kind) => ({
-      kind,
-      bin: kind === "real" ? realBin : undefined,
-      synchronous: kind === "harness" ? synchronous : undefined,
-      messagesPollIntervalMs,
-      timeoutsPollIntervalMs: SERVER_TUNING.timeoutsPollIntervalMs,
-    })),
+    servers: kinds.flatMap((kind) =>
+      (kind === "real" ? storages : (["sqlite"] as const)).map((storage) => ({
+        kind,
+        name: kind === "real" && storage === "postgres" ? "real-postgres" : kind,
+        storage,
+        bin: kind === "real" ? realBin : undefined,
+        synchronous: kind === "harness" ? synchronous : undefined,
+        messagesPollIntervalMs,
+        timeoutsPollIntervalMs: SERVER_TUNING.timeoutsPollIntervalMs,
+      })),
+    ),
     synchronous,
     messagesPollIntervalMs,
     apiRuntime,
@@ -188,7 +207,8 @@ function header(plan: LoadPlan): string {
     ? `, ${kinds.length > 1 ? "harness " : ""}server commits synced: ${plan.synchronous}`
     : "";
   const apis = settings.apiProcesses > 1 ? `${settings.apiProcesses} API processes` : "API";
-  return `load: ${kinds.length > 1 ? "servers" : "server"} ${kinds.join(" then ")} (${poll}), ${apis} on ${plan.apiRuntime}, ${what}${synced}`;
+  const names = plan.servers.map((s) => s.name);
+  return `load: ${names.length > 1 ? "servers" : "server"} ${names.join(" then ")} (${poll}), ${apis} on ${plan.apiRuntime}, ${what}${synced}`;
 }
 
 /** Runs every server's measured run, prints and writes the reports; resolves with the exit code. */
@@ -196,7 +216,7 @@ async function runLoad(plan: LoadPlan): Promise<number> {
   const { settings, servers, kinds, apiRuntime } = plan;
   const both = servers.length > 1;
   console.log(header(plan));
-  const results: { kind: ServerKind | null; run: ServerRun }[] = [];
+  const results: { kind: string | null; run: ServerRun }[] = [];
   for (const server of servers.length > 0 ? servers : [undefined]) {
     // Each server gets a system of its own, started fresh and stopped before the next one starts.
     const system = server
@@ -205,10 +225,10 @@ async function runLoad(plan: LoadPlan): Promise<number> {
     try {
       if (server)
         console.log(
-          `load: ${server.kind} server at ${system.server?.url}, API ${system.apiUrl} on ${apiRuntime}`,
+          `load: ${server.name} server at ${system.server?.url}, API ${system.apiUrl} on ${apiRuntime}`,
         );
-      const label = (phase: string) => (both && server ? `${server.kind}:${phase}` : phase);
-      results.push({ kind: server?.kind ?? null, run: await measure(system, settings, server, label) });
+      const label = (phase: string) => (both && server ? `${server.name}:${phase}` : phase);
+      results.push({ kind: server?.name ?? null, run: await measure(system, settings, server, label) });
     } finally {
       await system.stop();
     }
@@ -218,7 +238,15 @@ async function runLoad(plan: LoadPlan): Promise<number> {
   const failures = results.flatMap(({ kind, run }) =>
     run.failures.map((f) => (both && kind ? `${kind}: ${f}` : f)),
   );
-  const [harness, real] = results.map(({ run }) => run.durable);
+  const durableOf = (name: string) => results.find((r) => r.kind === name)?.run.durable;
+  const [harness, real, realPostgres] = ["harness", "real", "real-postgres"].map(durableOf);
+  const postgresVsSqlite =
+    real && realPostgres
+      ? {
+          durable_p50: ratio(realPostgres.p50_ms, real.p50_ms),
+          durable_p99: ratio(realPostgres.p99_ms, real.p99_ms),
+        }
+      : undefined;
   const realVsHarness =
     both && harness && real
       ? { durable_p50: ratio(real.p50_ms, harness.p50_ms), durable_p99: ratio(real.p99_ms, harness.p99_ms) }
@@ -240,6 +268,7 @@ async function runLoad(plan: LoadPlan): Promise<number> {
       ? {
           by_server: Object.fromEntries(results.map(({ kind, run }) => [kind, run.report])),
           real_vs_harness: realVsHarness,
+          postgres_vs_sqlite: postgresVsSqlite,
           checks: failures.length === 0 ? "passed" : failures,
         }
       : (results[0] as (typeof results)[0]).run.report),
@@ -260,6 +289,10 @@ async function runLoad(plan: LoadPlan): Promise<number> {
         : `${label}: GET /metrics did not answer; no view from the API's own metrics\n`,
     );
   }
+  if (postgresVsSqlite)
+    console.log(
+      `real on PostgreSQL/real on SQLite, durable: p50 ×${postgresVsSqlite.durable_p50}, p99 ×${postgresVsSqlite.durable_p99}\n`,
+    );
   if (realVsHarness)
     console.log(
       `real/harness, durable: p50 ×${realVsHarness.durable_p50}, p99 ×${realVsHarness.durable_p99}\n`,

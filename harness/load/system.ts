@@ -1,6 +1,6 @@
 import { API_AUTH_DEFAULTS } from "../api-auth.ts";
 import type { ChildProcess } from "../process.ts";
-import type { ResonateServer, ServerKind } from "../resonate-server.ts";
+import type { ResonateServer, ServerKind, Storage } from "../resonate-server.ts";
 import type { Synchronous } from "../server/log.ts";
 import type { ApiRuntime, WorkerSlot } from "../service.ts";
 import { startSystem } from "../system.ts";
@@ -8,6 +8,10 @@ import { startSystem } from "../system.ts";
 /** How the load tool starts one server. */
 export interface ServerSettings {
   kind: ServerKind;
+  /** How the reports name it: `harness`, `real`, or `real-postgres`. */
+  name: string;
+  /** The real server's store; `sqlite` for ours. */
+  storage: Storage;
   /** The real binary; undefined for ours. */
   bin: string | undefined;
   /** Our server's `--synchronous`; undefined for the real one. */
@@ -78,6 +82,7 @@ export async function startLoadSystem(server: ServerSettings, s: SystemSettings)
       tickMs: server.timeoutsPollIntervalMs,
       kind: server.kind,
       bin: server.bin,
+      storage: server.storage,
     },
     // Quotes call no third party.
     sandbox: false,

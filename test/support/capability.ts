@@ -1,5 +1,5 @@
 import { test } from "bun:test";
-import { type Capability, missingCapability } from "../../harness/index.ts";
+import { type Capability, defaultServerKind, missingCapability } from "../../harness/index.ts";
 
 /**
  * `test` when the server this run uses (ours, or the real one that
@@ -12,6 +12,6 @@ export function requireCapability(capability: Capability): typeof test {
   const missing = missingCapability(capability);
   if (missing === undefined) return test;
   const skip = (name: string, fn: Parameters<typeof test.skip>[1], timeout?: number) =>
-    test.skip(`${name} (skipped on the real server: ${missing})`, fn, timeout);
+    test.skip(`${name} (skipped on the ${defaultServerKind()} server: ${missing})`, fn, timeout);
   return skip as unknown as typeof test;
 }
