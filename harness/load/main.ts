@@ -216,7 +216,8 @@ async function runLoad(plan: LoadPlan): Promise<number> {
   const { settings, servers, kinds, apiRuntime } = plan;
   const both = servers.length > 1;
   console.log(header(plan));
-  const results: { kind: string | null; run: ServerRun }[] = [];
+  /** Each server's run, by its name (`harness`, `real`, `real-postgres`). */
+  const results: { name: string | null; run: ServerRun }[] = [];
   for (const server of servers.length > 0 ? servers : [undefined]) {
     // Each server gets a system of its own, started fresh and stopped before the next one starts.
     const system = server
@@ -228,17 +229,17 @@ async function runLoad(plan: LoadPlan): Promise<number> {
           `load: ${server.name} server at ${system.server?.url}, API ${system.apiUrl} on ${apiRuntime}`,
         );
       const label = (phase: string) => (both && server ? `${server.name}:${phase}` : phase);
-      results.push({ kind: server?.name ?? null, run: await measure(system, settings, server, label) });
+      results.push({ name: server?.name ?? null, run: await measure(system, settings, server, label) });
     } finally {
       await system.stop();
     }
   }
 
   const phases = results.flatMap(({ run }) => run.phases);
-  const failures = results.flatMap(({ kind, run }) =>
-    run.failures.map((f) => (both && kind ? `${kind}: ${f}` : f)),
+  const failures = results.flatMap(({ name, run }) =>
+    run.failures.map((f) => (both && name ? `${name}: ${f}` : f)),
   );
-  const durableOf = (name: string) => results.find((r) => r.kind === name)?.run.durable;
+  const durableOf = (name: string) => results.find((r) => r.name === name)?.run.durable;
   const [harness, real, realPostgres] = ["harness", "real", "real-postgres"].map(durableOf);
   const postgresVsSqlite =
     real && realPostgres
@@ -266,7 +267,7 @@ async function runLoad(plan: LoadPlan): Promise<number> {
     warmup_s: settings.warmupS,
     ...(both
       ? {
-          by_server: Object.fromEntries(results.map(({ kind, run }) => [kind, run.report])),
+          by_server: Object.fromEntries(results.map(({ name, run }) => [name, run.report])),
           real_vs_harness: realVsHarness,
           postgres_vs_sqlite: postgresVsSqlite,
           checks: failures.length === 0 ? "passed" : failures,
@@ -281,8 +282,8 @@ async function runLoad(plan: LoadPlan): Promise<number> {
     api_metrics: undefined,
   });
   console.log(`\n${table(phases)}\n`);
-  for (const { kind, run } of results) {
-    const label = both && kind ? `${kind} server` : "API";
+  for (const { name, run } of results) {
+    const label = both && name ? `${name} server` : "API";
     console.log(
       run.apiMetrics
         ? `${apiMetricsTable(label, run.apiMetrics)}\n`
@@ -302,7 +303,7 @@ async function runLoad(plan: LoadPlan): Promise<number> {
       both
         ? {
             ...report,
-            by_server: Object.fromEntries(results.map(({ kind, run }) => [kind, brief(run.report)])),
+            by_server: Object.fromEntries(results.map(({ name, run }) => [name, brief(run.report)])),
           }
         : brief(report),
       null,

@@ -183,7 +183,7 @@ export async function replay(
   }
 }
 
-/** A result as replay compares it: an error by its name and message, not the stack it was thrown from (which names files and lines). */
+/** A result as replay compares it: an error by what it holds but its stack (which names the files and lines it was thrown from). */
 function comparable(value: unknown): unknown {
   if (typeof value !== "object" || value === null || (value as { __type?: unknown }).__type !== "error")
     return value;

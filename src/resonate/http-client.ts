@@ -446,7 +446,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => void =
   let timer: Timer | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      reject(new HttpClientError(`no response within ${ms} ms`));
+      reject(new HttpClientError(`no response within ${Math.round(ms)} ms`));
       onTimeout();
     }, ms);
   });

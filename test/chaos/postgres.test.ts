@@ -38,7 +38,7 @@ describe("PostgreSQL as the real server's store", () => {
   }, 60_000);
 
   test("our server refuses a PostgreSQL store, naming the real server", async () => {
-    expect(startResonateServer({ kind: "harness", storage: "postgres" })).rejects.toThrow(
+    await expect(startResonateServer({ kind: "harness", storage: "postgres" })).rejects.toThrow(
       /our server stores in SQLite only; PostgreSQL needs the real server \(RESONATE_BIN\)/,
     );
   });
