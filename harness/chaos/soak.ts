@@ -34,7 +34,7 @@ import { startChaos } from "./scheduler.ts";
 import { CHAOS_SECRET, startChaosStack } from "./stack.ts";
 import { checkStreams } from "./streams.ts";
 import { checkVersions, drainedOf } from "./versions.ts";
-import { readJobList, readJobStatuses, runWorkload, waitQuiescent } from "./workload.ts";
+import { observeRun, runWorkload, waitQuiescent } from "./workload.ts";
 
 const count = (fallback: number) =>
   ({ type: "number", min: 0, integer: true, expected: "a whole number", default: fallback }) as const;
@@ -223,22 +223,8 @@ try {
   );
   await waitQuiescent(stack.server.url, work.accepted, values["quiesce-timeout-s"] * 1000);
   const token = (sub: string, claims?: { scope?: string }) => stack.apiAuth.token(sub, claims);
-  const asked = [...new Set(work.cancels.map((c) => c.job_id))];
-  const followed = work.streams.map((s) => s.job_id);
-  const statuses = await readJobStatuses(
-    stack.api.url,
-    token,
-    [...new Set([...asked, ...followed])],
-    60_000,
-    work.failedRequests,
-  );
-  const jobStatuses = Object.fromEntries(asked.map((id) => [id, statuses[id] as string]));
-  const report = await stack.report(work.accepted, work.webhooks, {
-    cancels: work.cancels,
-    approvals: work.approvals,
-    jobStatuses,
-    listed: await readJobList(stack.api.url, token, 60_000, work.failedRequests),
-  });
+  const { observations, statuses } = await observeRun(stack.api.url, token, work);
+  const report = await stack.report(work.accepted, work.webhooks, observations);
   const streamViolations = checkStreams(work.streams, statuses);
   const failed = work.failedRequests;
   const crashes = readProbes(stack.probeLog)

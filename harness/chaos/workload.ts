@@ -3,7 +3,13 @@ import { DECLINED_SOURCE } from "../fakes/payment.ts";
 import { getPromise } from "../protocol.ts";
 import { webhookHeaders } from "../webhooks.ts";
 import { attempt, type FailedRequests, noFailedRequests, persist } from "./client.ts";
-import type { ApprovalDelivery, ApprovalObservation, CancelAnswer, WebhookTally } from "./invariants.ts";
+import type {
+  ApprovalDelivery,
+  ApprovalObservation,
+  CancelAnswer,
+  Observations,
+  WebhookTally,
+} from "./invariants.ts";
 import { between, pick } from "./rng.ts";
 import { followJobEvents, type StreamObservation } from "./streams.ts";
 
@@ -348,6 +354,38 @@ export async function runWorkload(opts: WorkloadOptions): Promise<WorkloadResult
   await Promise.all(followups);
   await Promise.all(followers);
   return result;
+}
+
+/**
+ * What the API says after a run, read as an operator, for the invariant
+ * checks: the status of every job asked to cancel or followed (`statuses`),
+ * and the job list; with the run's cancels and approval answers. A request
+ * that failed on the way is counted in the run's `failedRequests`.
+ */
+export async function observeRun(
+  apiUrl: string,
+  token: TokenSource,
+  work: WorkloadResult,
+  retryForMs = 60_000,
+): Promise<{ observations: Observations; statuses: Record<string, string> }> {
+  const asked = [...new Set(work.cancels.map((c) => c.job_id))];
+  const followed = work.streams.map((s) => s.job_id);
+  const statuses = await readJobStatuses(
+    apiUrl,
+    token,
+    [...new Set([...asked, ...followed])],
+    retryForMs,
+    work.failedRequests,
+  );
+  return {
+    statuses,
+    observations: {
+      cancels: work.cancels,
+      approvals: work.approvals,
+      jobStatuses: Object.fromEntries(asked.map((id) => [id, statuses[id] as string])),
+      listed: await readJobList(apiUrl, token, retryForMs, work.failedRequests),
+    },
+  };
 }
 
 /**

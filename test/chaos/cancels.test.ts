@@ -21,13 +21,7 @@ import { readProbes } from "../../harness/chaos/probe-log.ts";
 import { seededRandom } from "../../harness/chaos/rng.ts";
 import { startChaos } from "../../harness/chaos/scheduler.ts";
 import { CHAOS_SECRET, type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
-import {
-  readJobList,
-  readJobStatuses,
-  runWorkload,
-  type WorkloadResult,
-  waitQuiescent,
-} from "../../harness/chaos/workload.ts";
+import { observeRun, runWorkload, type WorkloadResult, waitQuiescent } from "../../harness/chaos/workload.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
 
@@ -78,17 +72,8 @@ beforeAll(async () => {
   await chaos.done;
   kills = chaos.kills + chaos.serverRestarts + chaos.extraRestarts;
   stillPending = await waitQuiescent(stack.server.url, work.accepted, 60_000);
-  const asked = [...new Set(work.cancels.map((c) => c.job_id))];
-  observed = {
-    cancels: work.cancels,
-    approvals: work.approvals,
-    jobStatuses: await readJobStatuses(
-      stack.api.url,
-      (sub, claims) => stack.apiAuth.token(sub, claims),
-      asked,
-    ),
-    listed: await readJobList(stack.api.url, (sub, claims) => stack.apiAuth.token(sub, claims)),
-  };
+  observed = (await observeRun(stack.api.url, (sub, claims) => stack.apiAuth.token(sub, claims), work))
+    .observations;
 }, 120_000);
 
 afterAll(() => stack?.stop(), E2E_TIMEOUT);

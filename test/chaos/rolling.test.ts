@@ -4,7 +4,7 @@ import { seededRandom } from "../../harness/chaos/rng.ts";
 import { rollingLine, spreadOver, startRollingRestarts } from "../../harness/chaos/rolling.ts";
 import { CHAOS_SECRET, startChaosStack } from "../../harness/chaos/stack.ts";
 import { checkStreams } from "../../harness/chaos/streams.ts";
-import { readJobList, readJobStatuses, runWorkload, waitQuiescent } from "../../harness/chaos/workload.ts";
+import { observeRun, runWorkload, waitQuiescent } from "../../harness/chaos/workload.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 
 /** Replay a failing run with CHAOS_SEED=<the seed it printed>. */
@@ -42,21 +42,8 @@ describe("rolling restart: every API process and worker stopped with SIGTERM, on
     });
     await rolling.done;
     const stillPending = await waitQuiescent(stack.server.url, work.accepted, 60_000);
-    const asked = work.cancels.map((c) => c.job_id);
-    const followed = work.streams.map((s) => s.job_id);
-    const statuses = await readJobStatuses(
-      stack.api.url,
-      token,
-      [...new Set([...asked, ...followed])],
-      60_000,
-      work.failedRequests,
-    );
-    const report = await stack.report(work.accepted, work.webhooks, {
-      cancels: work.cancels,
-      approvals: work.approvals,
-      jobStatuses: Object.fromEntries(asked.map((id) => [id, statuses[id] as string])),
-      listed: await readJobList(stack.api.url, token, 60_000, work.failedRequests),
-    });
+    const { observations, statuses } = await observeRun(stack.api.url, token, work);
+    const report = await stack.report(work.accepted, work.webhooks, observations);
     const streamViolations = checkStreams(work.streams, statuses);
     console.log(summaryLine("rolling", report, 0));
     console.log(rollingLine(rolling, work.failedRequests, work.streams, streamViolations));
