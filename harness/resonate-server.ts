@@ -18,9 +18,23 @@ const SERVER_MAIN = resolve(import.meta.dir, "server/main.ts");
 export const SERVER_TUNING = {
   /** `--messages-poll-interval` (ms). */
   messagesPollIntervalMs: 1,
+  /**
+   * `--messages-poll-interval` of the real server on PostgreSQL (ms). Each
+   * poll is a query: at 1 ms, 300 quotes/s on 2 cores overloaded it (p50
+   * 622 ms, 292 of 3000 shed); at 2, 5, 10 and 20 ms p50 was 167, 76, 353
+   * and 332 ms (docs/performance.md, 2026-12-07).
+   */
+  postgresMessagesPollIntervalMs: 5,
   /** `--timeouts-poll-interval` (ms). */
   timeoutsPollIntervalMs: 1_000,
 } as const;
+
+/** The `--messages-poll-interval` this project gives a server on `storage` (ms). */
+export function messagesPollFor(storage: Storage): number {
+  return storage === "postgres"
+    ? SERVER_TUNING.postgresMessagesPollIntervalMs
+    : SERVER_TUNING.messagesPollIntervalMs;
+}
 
 /** Which server `startResonateServer` runs: ours, or the real binary that `RESONATE_BIN` names. */
 export type ServerKind = "harness" | "real";
@@ -196,7 +210,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
       "startResonateServer: our server stores in SQLite only; PostgreSQL needs the real server (RESONATE_BIN)",
     );
   const tickMs = opts.tickMs ?? SERVER_TUNING.timeoutsPollIntervalMs;
-  const messagesMs = opts.messagesPollIntervalMs ?? SERVER_TUNING.messagesPollIntervalMs;
+  const messagesMs = opts.messagesPollIntervalMs ?? messagesPollFor(storage);
   const temp = opts.dbPath ? undefined : tempDir("resonate-server-");
   const dbPath = opts.dbPath ?? join(temp?.path as string, "resonate.db");
   let port = opts.port ?? 0;

@@ -32,6 +32,7 @@ import { accessSync, constants, statSync, writeFileSync } from "node:fs";
 import { parseFlags } from "../cli.ts";
 import {
   defaultStorage,
+  messagesPollFor,
   SERVER_TUNING,
   type ServerKind,
   STORAGES,
@@ -60,7 +61,8 @@ interface LoadPlan {
   kinds: ServerKind[];
   servers: ServerSettings[];
   synchronous: Synchronous;
-  messagesPollIntervalMs: number;
+  /** `--messages-poll-interval`, when given; else each server gets `messagesPollFor` its store. */
+  messagesPollIntervalMs: number | undefined;
   apiRuntime: ApiRuntime;
   settings: RunSettings;
   json: string | undefined;
@@ -130,7 +132,7 @@ function readPlan(args: string[]): LoadPlan {
   if (values.synchronous && serverChoice === "real")
     fail("--synchronous sets our server's commit log; the real server has none, so not with --server real");
   const synchronous = values.synchronous ?? DEFAULT_SYNCHRONOUS;
-  const messagesPollIntervalMs = values["messages-poll-interval"] ?? SERVER_TUNING.messagesPollIntervalMs;
+  const messagesPollIntervalMs = values["messages-poll-interval"];
 
   /** The real binary, from RESONATE_BIN; refuses to go on without one. */
   const realBinary = (): string => {
@@ -160,7 +162,7 @@ function readPlan(args: string[]): LoadPlan {
         storage,
         bin: kind === "real" ? realBin : undefined,
         synchronous: kind === "harness" ? synchronous : undefined,
-        messagesPollIntervalMs,
+        messagesPollIntervalMs: messagesPollIntervalMs ?? messagesPollFor(storage),
         timeoutsPollIntervalMs: SERVER_TUNING.timeoutsPollIntervalMs,
       })),
     ),
@@ -202,7 +204,8 @@ function header(plan: LoadPlan): string {
     const token = plan.token ? "the bearer token in API_TOKEN" : "no bearer token (API_TOKEN is not set)";
     return `load: API ${plan.url} (already running; its server is not known here), ${token}, ${what}`;
   }
-  const poll = `messages polled every ${plan.messagesPollIntervalMs} ms, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms`;
+  const polls = [...new Set(plan.servers.map((s) => s.messagesPollIntervalMs))];
+  const poll = `messages polled every ${polls.length > 1 ? plan.servers.map((s) => `${s.messagesPollIntervalMs} ms (${s.name})`).join(", ") : `${polls[0]} ms`}, timeouts every ${SERVER_TUNING.timeoutsPollIntervalMs} ms`;
   const synced = kinds.includes("harness")
     ? `, ${kinds.length > 1 ? "harness " : ""}server commits synced: ${plan.synchronous}`
     : "";
@@ -254,9 +257,10 @@ async function runLoad(plan: LoadPlan): Promise<number> {
       : undefined;
   const report = {
     server: plan.url ? null : plan.serverChoice,
-    servers: kinds,
+    servers: servers.map((s) => s.name),
     api_runtime: plan.url ? null : apiRuntime,
-    messages_poll_interval_ms: servers.length > 0 ? plan.messagesPollIntervalMs : null,
+    messages_poll_interval_ms:
+      servers.length > 0 ? Object.fromEntries(servers.map((s) => [s.name, s.messagesPollIntervalMs])) : null,
     timeouts_poll_interval_ms: servers.length > 0 ? SERVER_TUNING.timeoutsPollIntervalMs : null,
     deadline_ms: settings.deadlineMs,
     shape: settings.shape,

@@ -191,7 +191,7 @@ describe("npm run load", () => {
         server: "harness",
         servers: ["harness"],
         api_runtime: "bun",
-        messages_poll_interval_ms: 5,
+        messages_poll_interval_ms: { harness: 5 },
         timeouts_poll_interval_ms: SERVER_TUNING.timeoutsPollIntervalMs,
         checks: "passed",
       });
@@ -243,7 +243,10 @@ describe("npm run load", () => {
         server: "both",
         servers: ["harness", "real"],
         api_runtime: "bun",
-        messages_poll_interval_ms: SERVER_TUNING.messagesPollIntervalMs,
+        messages_poll_interval_ms: {
+          harness: SERVER_TUNING.messagesPollIntervalMs,
+          real: SERVER_TUNING.messagesPollIntervalMs,
+        },
         timeouts_poll_interval_ms: SERVER_TUNING.timeoutsPollIntervalMs,
         checks: "passed",
       });
