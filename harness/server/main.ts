@@ -10,6 +10,10 @@
  * one, with the same meaning: --tasks-lease-timeout, --tasks-retry-timeout,
  * --timeouts-poll-interval, --messages-poll-interval, --messages-batch-size,
  * --transports-http-poll-max-connections, --debug,
+ * --transports-http-push-enabled true|false, --transports-http-push-connect-timeout,
+ * --transports-http-push-request-timeout, --transports-http-push-auth-mode none|bearer,
+ * --transports-http-push-auth-token, --transports-http-push-auth-header (push.ts;
+ * --transports-http-push-concurrency is accepted and unused, as there),
  * --auth-publickey <pem file|none>, --auth-iss, --auth-aud (a JWT on every
  * request: auth.ts), --observability-metrics-port (also RESONATE_OBSERVABILITY__METRICS_PORT, as
  * there; 0 is none, and none is the default here, where the real server's is
@@ -28,6 +32,7 @@ import { Authenticator } from "./auth.ts";
 import { serveProtocol } from "./http.ts";
 import { SYNCHRONOUS_MODES } from "./log.ts";
 import { ServerMetrics } from "./metrics.ts";
+import { HTTP_PUSH_DEFAULTS, type HttpPushOptions } from "./push.ts";
 import { ProtocolServer, SERVER_DEFAULTS, type ServerOptions } from "./server.ts";
 
 const ms = (fallback: number) =>
@@ -63,6 +68,21 @@ const { values } = parseFlags(
       expected: "a positive number of connections",
       default: SERVER_DEFAULTS.maxConnections,
     },
+    // clap's `Option<bool>` there: exactly `true` or `false`.
+    "transports-http-push-enabled": { type: "enum", values: ["true", "false"], default: "true" },
+    // v0.9.8 parses it (default 16) and never reads it: pushes go out one at a time from the delivery loop.
+    "transports-http-push-concurrency": {
+      type: "number",
+      min: 0,
+      integer: true,
+      expected: "a whole number of deliveries",
+      default: 16,
+    },
+    "transports-http-push-connect-timeout": ms(HTTP_PUSH_DEFAULTS.connectTimeoutMs),
+    "transports-http-push-request-timeout": ms(HTTP_PUSH_DEFAULTS.requestTimeoutMs),
+    "transports-http-push-auth-mode": { type: "string" },
+    "transports-http-push-auth-token": { type: "string" },
+    "transports-http-push-auth-header": { type: "string" },
     "max-body-bytes": {
       type: "number",
       min: 1,
@@ -129,6 +149,43 @@ function loadAuth(): Authenticator | undefined {
 }
 const auth = loadAuth();
 
+/**
+ * The header pushes carry. The real server reads the token and header only
+ * with `--transports-http-push-auth-mode`, takes any mode it does not know
+ * for `none`, and with `bearer` and no token sends `Bearer ` alone; each of
+ * those is refused here, so a setting that would push without the intended
+ * token stops the server instead. `gcp` (a Google ID token per push) is not
+ * supported.
+ */
+function pushAuth(): HttpPushOptions["auth"] {
+  const mode = values["transports-http-push-auth-mode"];
+  const token = values["transports-http-push-auth-token"];
+  const header = values["transports-http-push-auth-header"];
+  if (mode === "gcp")
+    fail(
+      "--transports-http-push-auth-mode gcp (a Google ID token per push) is not supported by this server; use none or bearer",
+    );
+  if (mode !== undefined && mode !== "none" && mode !== "bearer")
+    fail(`--transports-http-push-auth-mode must be one of none, bearer, got "${mode}"`);
+  if (mode !== "bearer") {
+    if (token !== undefined || header !== undefined)
+      fail(
+        "--transports-http-push-auth-token and --transports-http-push-auth-header need --transports-http-push-auth-mode bearer",
+      );
+    return undefined;
+  }
+  if (token === undefined || token === "")
+    fail("--transports-http-push-auth-mode bearer needs --transports-http-push-auth-token <token>");
+  if (header === "") fail("--transports-http-push-auth-header must not be empty");
+  return { header: header ?? "Authorization", value: `Bearer ${token}` };
+}
+const httpPush: HttpPushOptions = {
+  enabled: values["transports-http-push-enabled"] === "true",
+  connectTimeoutMs: values["transports-http-push-connect-timeout"],
+  requestTimeoutMs: values["transports-http-push-request-timeout"],
+  auth: pushAuth(),
+};
+
 const maxBodyBytes = values["max-body-bytes"];
 const options: ServerOptions = {
   dbPath,
@@ -146,6 +203,7 @@ const options: ServerOptions = {
   debug: values.debug,
   metrics,
   auth,
+  httpPush,
   onFatal: (error) => {
     console.error("resonate server: storage failure, stopping so a restart reloads from disk:", error);
     process.exit(1);

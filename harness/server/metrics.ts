@@ -10,10 +10,13 @@
  *   `unknown` where the kind is missing or not one of the protocol's.
  * - `resonate_messages_total{kind}`: messages (`execute`, `unblock`) taken
  *   from the outbox by the delivery loop, as the real server counts them.
- * - `resonate_deliveries_total{status}`: `success` when a message was
- *   written to a stream its address names, `error` when none was connected
- *   or its buffer was full. The real server counts these for its push
- *   transports only, not for the SSE poll transport this server has.
+ * - `resonate_deliveries_total{status}`: for a push to an http(s) address,
+ *   `success` when the target answered 2xx and `error` for any other status,
+ *   a failed connection or a timeout, as the real server counts them (a
+ *   message dropped because push is off is not counted, as there); for a
+ *   stream, `success` when the message was written to a stream its address
+ *   names, `error` when none was connected or its buffer was full, which the
+ *   real server does not count.
  *
  * Ours only: `resonate_messages_retried_total{kind,reason}`, the `execute`
  * messages sent again by the timeout tick for a task whose lease expired

@@ -6,6 +6,7 @@ import { isRequest } from "./engine-types.ts";
 import { Hub } from "./hub.ts";
 import { CommitLog, DEFAULT_SYNCHRONOUS, type Synchronous } from "./log.ts";
 import type { ServerMetrics } from "./metrics.ts";
+import { HTTP_PUSH_DEFAULTS, HttpPush, type HttpPushOptions, isHttpAddress } from "./push.ts";
 import { type NumberSources, parseKeepingNumbers, parseSearch, SEARCH_KINDS, search } from "./search.ts";
 import { ColdStore, commitOps, type OutboxEntry, outboxEntry, recover, type StoreOp } from "./store.ts";
 import { PROTOCOL_VERSION, validateData, validateEnvelope, validateKind } from "./validate.ts";
@@ -61,6 +62,8 @@ export interface ServerOptions {
   metrics?: ServerMetrics | undefined;
   /** Tokens checked on every request and stream (`--auth-publickey`); none by default: every request is accepted. */
   auth?: Authenticator | undefined;
+  /** How messages to `http://` and `https://` addresses are pushed (`--transports-http-push-*`, `push.ts`). */
+  httpPush: HttpPushOptions;
 }
 
 export const SERVER_DEFAULTS = {
@@ -75,6 +78,7 @@ export const SERVER_DEFAULTS = {
   segmentBytes: 8 * 1024 * 1024,
   synchronous: DEFAULT_SYNCHRONOUS,
   debug: false,
+  httpPush: HTTP_PUSH_DEFAULTS,
 } as const;
 
 /** The engine's own hard-coded retry delay for pending tasks, rewritten to `retryTimeoutMs`. */
@@ -143,6 +147,9 @@ export class ProtocolServer {
   #failed = false;
   /** During a tick with metrics on: the tasks whose timeout is due, so what the tick re-sends is counted. */
   #dueRetries: Map<string, 0 | 1> | undefined;
+  readonly #push: HttpPush;
+  /** Aborted by `stop()`: ends a push under way. */
+  #stopPush = new AbortController();
 
   constructor(opts: ServerOptions) {
     this.#opts = opts;
@@ -157,6 +164,10 @@ export class ProtocolServer {
       onFatal: (error) => this.#fatal(error, undefined),
     });
     this.hub = new Hub({ keepAliveMs: opts.keepAliveMs, maxConnections: opts.maxConnections });
+    this.#push = new HttpPush(opts.httpPush, {
+      metrics: opts.metrics,
+      warn: (message) => console.warn(`resonate server: ${message}`),
+    });
     const cold = new ColdStore(opts.dbPath);
     this.#cold = cold;
     this.#engine.cold = {
@@ -196,6 +207,7 @@ export class ProtocolServer {
   start(): void {
     this.#timer ??= setInterval(() => this.tick(Date.now()), this.#opts.tickMs);
     this.#started = true;
+    if (this.#stopPush.signal.aborted) this.#stopPush = new AbortController();
     this.#scheduleDelivery();
   }
 
@@ -206,6 +218,7 @@ export class ProtocolServer {
     this.#started = false;
     clearTimeout(this.#deliveryTimer);
     this.#deliveryTimer = undefined;
+    this.#stopPush.abort();
     this.hub.closeAll();
     this.#commitBatch();
     await this.#log.close();
@@ -390,8 +403,11 @@ export class ProtocolServer {
   readonly #delivered = new Set<string>();
   /** The delivery loop: due at the next multiple of the interval, and only while the outbox holds something. */
   #deliveryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A run of the delivery loop has taken messages and not finished sending them: no other run starts. */
+  #delivering = false;
   #started = false;
-  readonly #epoch = Date.now();
+  /** The delivery loop's runs are due at multiples of the interval from here: the start, then the end of the last run. */
+  #phase = Date.now();
   /** Bumped by debug.reset: messages of batches opened before it are not delivered. */
   #generation = 0;
 
@@ -522,16 +538,18 @@ export class ProtocolServer {
   }
 
   /**
-   * Arms the delivery loop for its next run, as the real server's loop that
-   * wakes every `messagesPollIntervalMs`: a message waits for the next
-   * multiple of the interval since the server started. Nothing is armed
-   * while the outbox is empty, which costs an idle server nothing and
-   * delays no message.
+   * Arms the delivery loop for its next run, as the real server's loop
+   * (`loop { sleep(interval); process_batch().await }`): a message waits for
+   * the next multiple of the interval since the last run ended (or since the
+   * server started). Nothing is armed while the outbox is empty, which costs
+   * an idle server nothing and delays no message, nor while a run is still
+   * sending: the next one starts only after it.
    */
   #scheduleDelivery(): void {
-    if (!this.#started || this.#deliveryTimer !== undefined || this.#outbox.size === 0) return;
+    if (!this.#started || this.#delivering || this.#deliveryTimer !== undefined || this.#outbox.size === 0)
+      return;
     const interval = this.#opts.messagesPollIntervalMs;
-    const wait = interval - ((Date.now() - this.#epoch) % interval);
+    const wait = interval - ((Date.now() - this.#phase) % interval);
     this.#deliveryTimer = setTimeout(() => {
       this.#deliveryTimer = undefined;
       this.#deliverBatch();
@@ -539,23 +557,23 @@ export class ProtocolServer {
   }
 
   /**
-   * One run of the delivery loop: takes up to `messagesBatchSize` execute and
-   * as many unblock messages from the outbox, removes them from the file, and
-   * once that is written sends each one to a stream its address names. A
-   * message that finds none is gone, as on the real server.
+   * One run of the delivery loop, as the real server's `process_batch`: takes
+   * up to `messagesBatchSize` execute and as many unblock messages from the
+   * outbox, removes them from the file, and once that is written sends them,
+   * the executes first, each to its address. A message that finds no stream,
+   * or whose push fails, is gone, as on the real server.
    */
   #deliverBatch(): void {
     if (this.#failed) return;
     const limit = this.#opts.messagesBatchSize;
-    const taken: OutboxEntry[] = [];
-    let executes = 0;
-    let unblocks = 0;
+    const executes: OutboxEntry[] = [];
+    const unblocks: OutboxEntry[] = [];
     for (const entry of this.#outbox.values()) {
-      if (executes >= limit && unblocks >= limit) break;
-      const isExecute = entry.message.kind === "execute";
-      if (isExecute ? executes++ >= limit : unblocks++ >= limit) continue;
-      taken.push(entry);
+      if (executes.length >= limit && unblocks.length >= limit) break;
+      const list = entry.message.kind === "execute" ? executes : unblocks;
+      if (list.length < limit) list.push(entry);
     }
+    const taken = [...executes, ...unblocks];
     if (taken.length === 0) return;
     const batch = this.#openBatch();
     // A debug.reset that joins this batch afterwards must still keep these from being sent.
@@ -566,18 +584,39 @@ export class ProtocolServer {
     }
     const metrics = this.#opts.metrics;
     if (metrics) {
-      // The loop above counts on past the limit the messages it leaves for the next run.
-      if (executes > 0) metrics.messages.inc({ kind: "execute" }, Math.min(executes, limit));
-      if (unblocks > 0) metrics.messages.inc({ kind: "unblock" }, Math.min(unblocks, limit));
+      if (executes.length > 0) metrics.messages.inc({ kind: "execute" }, executes.length);
+      if (unblocks.length > 0) metrics.messages.inc({ kind: "unblock" }, unblocks.length);
     }
-    batch.replies.push(() => {
-      if (this.#failed || generation !== this.#generation) return;
+    this.#delivering = true;
+    batch.replies.push(() => void this.#send(taken, generation));
+  }
+
+  /**
+   * Sends the messages one run took, one after the other, as the real
+   * server's loop awaits each `dispatcher.send`: a push is awaited until its
+   * target answers or it times out, so a slow target delays every message
+   * after it, in this run and in the runs after (the next run is armed only
+   * once this one is done). Stream messages are written as they come, in
+   * their place among the pushes. A debug.reset, a storage failure or a stop
+   * ends the run; what it had not sent yet is gone.
+   */
+  async #send(taken: OutboxEntry[], generation: number): Promise<void> {
+    const metrics = this.#opts.metrics;
+    try {
       for (const entry of taken) {
-        const delivered = this.hub.deliver(entry.address, entry.message);
-        metrics?.deliveries.inc({ status: delivered ? "success" : "error" });
+        if (this.#failed || !this.#started || generation !== this.#generation) return;
+        if (!entry.address.startsWith("poll://") && isHttpAddress(entry.address)) {
+          await this.#push.send(entry.address, entry.message, this.#stopPush.signal);
+        } else {
+          const delivered = this.hub.deliver(entry.address, entry.message);
+          metrics?.deliveries.inc({ status: delivered ? "success" : "error" });
+        }
       }
+    } finally {
+      this.#delivering = false;
+      this.#phase = Date.now();
       this.#scheduleDelivery();
-    });
+    }
   }
 
   /** Counts an `execute` that this tick sends again for a task whose lease expired or whose retry timeout passed. */

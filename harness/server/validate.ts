@@ -5,6 +5,7 @@
  */
 
 import { originOf } from "../../src/resonate/task-leases.ts";
+import { isHttpAddress } from "./push.ts";
 
 export const PROTOCOL_VERSION = "2026-04-01";
 
@@ -342,11 +343,19 @@ function tagMap(data: Obj, field: string): Invalid | undefined {
 const stringMap = (v: unknown): boolean => isObj(v) && Object.values(v).every((x) => typeof x === "string");
 
 /**
- * Addresses this server can route: `poll://uni@group/pid` and
- * `poll://any@group[/pid]`. (The real server also pushes to http(s)
- * addresses; this one does not, so it refuses them rather than hold
- * messages nobody will receive.)
+ * Addresses this server can route: `poll://uni@group/pid`,
+ * `poll://any@group[/pid]`, and any `http://` or `https://` URL, pushed to
+ * by `push.ts` (accepted even with `--transports-http-push-enabled false`,
+ * as the real server's `is_valid_address` reads no settings). The real
+ * server also accepts `gcps://project/topic` and `bash://` addresses and
+ * drops their messages unless those transports are on (they are off by
+ * default); this one has neither transport, so it refuses them rather than
+ * hold messages nobody will receive.
  */
 export function validAddress(address: string): boolean {
-  return /^poll:\/\/uni@[^/@]+\/[^/]+$/.test(address) || /^poll:\/\/any@[^/@]+(\/[^/]+)?$/.test(address);
+  return (
+    /^poll:\/\/uni@[^/@]+\/[^/]+$/.test(address) ||
+    /^poll:\/\/any@[^/@]+(\/[^/]+)?$/.test(address) ||
+    isHttpAddress(address)
+  );
 }
