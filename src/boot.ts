@@ -4,6 +4,8 @@
  * in co-located mode, and builds the app. The entrypoints (`main.ts` on
  * Bun, `main.deno.ts` on Deno) only serve it and stop it.
  */
+
+import type { Message } from "@resonatehq/sdk";
 import { baselineQuote } from "../workers/pricing.ts";
 import { registerGroup } from "../workers/register.ts";
 import { createApp } from "./app.ts";
@@ -16,6 +18,7 @@ import { ApiMetrics } from "./observability/metrics.ts";
 import { exitWithParent } from "./parent-process.ts";
 import { uniquePid } from "./resonate/identity.ts";
 import { resonateClient } from "./resonate/network.ts";
+import { pushAddress, pushReceiver } from "./resonate/push.ts";
 
 export interface BootedApi {
   app: ReturnType<typeof createApp>;
@@ -42,8 +45,18 @@ export interface BootedApi {
   close(): Promise<void>;
 }
 
-/** Boots the API; a bad setting stops the process with exit 2 and a message that names it. */
-export async function bootApi(): Promise<BootedApi> {
+/** How an entrypoint's runtime serves one more listener of this process (HTTP push), and stops it. */
+export type Listen = (
+  at: { port: number; hostname: string },
+  fetch: (request: Request) => Promise<Response>,
+) => { port: number; stop(): Promise<void> };
+
+/**
+ * Boots the API; a bad setting stops the process with exit 2 and a message
+ * that names it. With `RESONATE_PUSH_HOST`, `listen` serves the listener the
+ * Resonate server pushes this process's results to, before the client opens.
+ */
+export async function bootApi(listen: Listen): Promise<BootedApi> {
   let config: ReturnType<typeof loadConfig>;
   let auth: CallerAuth;
   try {
@@ -57,9 +70,36 @@ export async function bootApi(): Promise<BootedApi> {
   }
   const group = "api";
   const pid = config.apiPid ?? uniquePid(group);
-  const { resonate, streamOpen, search } = resonateClient(config, group, pid);
   const log = createLogger({ level: config.logLevel, base: { service: "api", pid } });
   const metrics = new ApiMetrics();
+  let receive: (message: Message) => void = () => {};
+  const push =
+    config.resonatePush &&
+    listen(
+      { port: config.resonatePush.port, hostname: config.resonatePush.host },
+      pushReceiver({
+        pid,
+        token: config.resonatePush.token,
+        receive: (message) => receive(message),
+        warn: (message) => log.warn({ event: "resonate_push_refused" }, message),
+        counted: (outcome) => metrics.resonatePushes.inc({ outcome }),
+      }),
+    );
+  const client = resonateClient(
+    config,
+    group,
+    pid,
+    push && config.resonatePush
+      ? { address: pushAddress(config.resonatePush.host, push.port, pid) }
+      : undefined,
+  );
+  const { resonate, streamOpen, search } = client;
+  receive = client.receive;
+  if (push && config.resonatePush)
+    log.info(
+      { address: pushAddress(config.resonatePush.host, push.port, pid) },
+      "results come by HTTP push to this address",
+    );
   metrics.processInfo.set({ pid }, 1);
   const closers: { close(): Promise<void> }[] = [];
   const targets = targetsFor(config, group);
@@ -101,6 +141,7 @@ export async function bootApi(): Promise<BootedApi> {
     log,
     async close() {
       await resonate.stop();
+      await push?.stop();
       for (const c of closers) await c.close();
     },
   };

@@ -77,6 +77,13 @@ export interface Config {
   resonateToken: string | undefined;
   /** Time allowed for one request to the Resonate server (ms). */
   resonateTimeoutMs: number;
+  /**
+   * Where the Resonate server pushes this API process's results (HTTP push,
+   * `RESONATE_PUSH_HOST`): a listener of its own on `host:port`, registered
+   * as `http://host:port/messages/<pid>`, that takes only `Bearer <token>`.
+   * `undefined`: results come over the message stream.
+   */
+  resonatePush: PushSettings | undefined;
   /** Base URLs of the payment provider and the carrier. */
   paymentUrl: string;
   carrierUrl: string;
@@ -103,6 +110,16 @@ export interface Config {
   maxRequestsInFlight: number;
   /** How the API checks its callers' bearer tokens (read by the API only). */
   auth: AuthSettings;
+}
+
+/** The API's HTTP push listener (`RESONATE_PUSH_HOST`, `RESONATE_PUSH_PORT`, `RESONATE_PUSH_TOKEN`). */
+export interface PushSettings {
+  /** The address it listens on, which the Resonate server must reach this process at. */
+  host: string;
+  /** Its port; 0: one the OS picks (the registered address carries it). */
+  port: number;
+  /** The token the server sends (`--transports-http-push-auth-token`); any other request is a 401. */
+  token: string;
 }
 
 /** Where the API's callers' token keys come from and what their tokens must say. */
@@ -143,6 +160,7 @@ export const DEFAULTS = {
   MODE: "distributed",
   RESONATE_TTL_MS: "10000",
   RESONATE_TIMEOUT: "10000",
+  RESONATE_PUSH_PORT: "0",
   BODY_LIMIT_BYTES: "65536",
   BODY_TIMEOUT_MS: "10000",
   MAX_REQUESTS_IN_FLIGHT: "1000",
@@ -219,6 +237,23 @@ function metricsPort(env: Env): number | undefined {
   if (!/^\d+$/.test(raw) || n > 65535)
     throw new ConfigError(`METRICS_PORT must be a whole number from 0 to 65535, got "${raw}"`);
   return n;
+}
+
+/** RESONATE_PUSH_*: a host turns HTTP push on, and then a token of at least 16 characters is required. */
+function pushSettings(env: Env): PushSettings | undefined {
+  const host = env.RESONATE_PUSH_HOST?.trim() || undefined;
+  const token = env.RESONATE_PUSH_TOKEN || undefined;
+  if (host === undefined) {
+    if (token !== undefined) throw new ConfigError("RESONATE_PUSH_TOKEN is set without RESONATE_PUSH_HOST");
+    return undefined;
+  }
+  if (!/^[A-Za-z0-9.-]+$|^\[?[0-9A-Fa-f:.]+\]?$/.test(host))
+    throw new ConfigError(`RESONATE_PUSH_HOST must be a host name or an IP address, got "${host}"`);
+  if (token === undefined || token.length < 16 || /\s/.test(token))
+    throw new ConfigError(
+      "RESONATE_PUSH_TOKEN is required with RESONATE_PUSH_HOST: at least 16 characters, no spaces (the Resonate server's --transports-http-push-auth-token)",
+    );
+  return { host: host.replace(/^\[(.*)\]$/, "$1"), port: int(env, "RESONATE_PUSH_PORT", 0, 65535), token };
 }
 
 /** AUTH_*: one key source at most; both of issuer and audience with it. Whether one is required is the API's to say (`requireCallerAuth`). */
@@ -309,6 +344,7 @@ export function loadConfig(env: Env = process.env): Config {
     resonateTtlMs: int(env, "RESONATE_TTL_MS", 500, 3_600_000),
     resonateToken: env.RESONATE_TOKEN || undefined,
     resonateTimeoutMs: int(env, "RESONATE_TIMEOUT", 1, 600_000),
+    resonatePush: pushSettings(env),
     paymentUrl: url(env, "PAYMENT_URL", `${sandbox}/payment`) as string,
     carrierUrl: url(env, "CARRIER_URL", `${sandbox}/carrier`) as string,
     pricingDelayMs: int(env, "PRICING_DELAY_MS", 0, 600_000),

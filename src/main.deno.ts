@@ -8,7 +8,10 @@
  */
 import { announce, bootApi, stopOnSignals } from "./boot.ts";
 
-const api = await bootApi();
+const api = await bootApi((at, fetch) => {
+  const server = Deno.serve({ ...at, onListen: () => {} }, fetch);
+  return { port: server.addr.port, stop: () => server.shutdown() };
+});
 // Several API processes share one port (API_PROCESSES): `reusePort` needs `unstable: ["net"]` (deno.json).
 const server = Deno.serve(
   { port: api.port, hostname: api.hostname, reusePort: true, onListen: () => {} },

@@ -9,7 +9,10 @@
  */
 import { announce, bootApi, stopOnSignals } from "./boot.ts";
 
-const api = await bootApi();
+const api = await bootApi((at, fetch) => {
+  const server = Bun.serve({ ...at, fetch });
+  return { port: server.port ?? at.port, stop: () => server.stop(true) };
+});
 // Several API processes share one port (API_PROCESSES): each takes its share of new connections.
 api.app.listen({ port: api.port, hostname: api.hostname, reusePort: true });
 const metrics = api.metrics && Bun.serve({ ...api.metrics, idleTimeout: 0 });

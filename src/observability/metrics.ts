@@ -108,6 +108,8 @@ export class ApiMetrics {
   readonly quotesPending: Counter;
   readonly quotesCached: Counter;
   readonly webhookDeliveries: Counter<"webhook" | "outcome">;
+  /** Messages the Resonate server pushed here (`RESONATE_PUSH_HOST`), by outcome. */
+  readonly resonatePushes: Counter<"outcome">;
   /** Requests that arrived and are not answered yet (what a stopping process waits for). */
   readonly requestsInFlight: Gauge;
   /** 1, labeled with this process's Resonate pid: which of several API processes on one port answered a scrape. */
@@ -179,6 +181,12 @@ export class ApiMetrics {
       name: "webhook_deliveries_total",
       help: "Webhook deliveries by webhook and outcome (accepted, duplicate, conflict, bad_signature, unknown, not_ready, invalid, error)",
       labelNames: ["webhook", "outcome"],
+      registers,
+    });
+    this.resonatePushes = new Counter({
+      name: "resonate_pushes_total",
+      help: "Messages pushed to this process's push listener, by outcome (delivered, unauthorized, not_found, invalid, too_large)",
+      labelNames: ["outcome"],
       registers,
     });
     this.functions = new FunctionMetrics(this.registry);

@@ -27,6 +27,7 @@ export function resonateClient(
   config: Pick<Config, "resonateUrl" | "resonateToken" | "resonateTimeoutMs" | "resonateTtlMs">,
   group: string,
   pid: string,
+  push?: { address: string },
 ): ResonateClient {
   const ttl = config.resonateTtlMs;
   const inner: LocalNetwork | SocketNetwork =
@@ -38,12 +39,14 @@ export function resonateClient(
           pid,
           token: config.resonateToken,
           timeoutMs: config.resonateTimeoutMs,
+          pushAddress: push?.address,
           warn: (message) => console.warn(`resonate (${group}/${pid}): ${message}`),
         });
   const network = new HeartbeatingNetwork(inner, pid);
   return {
     resonate: withFastEncoder(new Resonate({ network, group, pid, ttl })),
     streamOpen: inner instanceof SocketNetwork ? inner.opened : Promise.resolve(),
+    receive: (message) => (inner instanceof SocketNetwork ? inner.receive(message) : undefined),
     search: promiseSearch(network),
     handOff: (deadline) =>
       handOffTasks(
@@ -64,6 +67,8 @@ export interface ResonateClient {
    * registers its listener again), so a process reports ready after this.
    */
   streamOpen: Promise<void>;
+  /** Hands a message that came another way (HTTP push) to the SDK, as one from the stream. */
+  receive(message: Message): void;
   /** `promise.search` through the same network (the in-process one answers 501). */
   search: PromiseSearch;
   /**
@@ -97,6 +102,12 @@ export interface SocketNetworkOptions {
   warn?: (message: string) => void;
   /** How requests and the stream travel; by default Bun's sockets on Bun and `fetch` elsewhere. */
   transport?: Transport;
+  /**
+   * An `http://` address the server pushes this process's own messages to
+   * (its listeners' results), which `receive` is then handed; the stream
+   * still carries what is sent to the group. `undefined`: all come over the stream.
+   */
+  pushAddress?: string | undefined;
 }
 
 /** Statuses that carry a protocol answer; any other is a platform failure the SDK retries. */
@@ -166,7 +177,7 @@ export class SocketNetwork implements Network {
     this.#path = base.pathname + base.search;
     this.#headers = { "content-type": "application/json" };
     if (opts.token) this.#headers.authorization = `Bearer ${opts.token}`;
-    this.unicast = `poll://uni@${opts.group}/${opts.pid}`;
+    this.unicast = opts.pushAddress ?? `poll://uni@${opts.group}/${opts.pid}`;
     this.anycast = `poll://any@${opts.group}/${opts.pid}`;
     this.opened = new Promise((resolve) => {
       this.#markOpened = resolve;
@@ -329,6 +340,12 @@ export class SocketNetwork implements Network {
       this.#opts.warn?.(`message of unknown shape ignored: ${data.slice(0, 200)}`);
       return;
     }
+    this.receive(msg);
+  }
+
+  /** Hands a message to the SDK's receivers: one from the stream, or one pushed to `pushAddress`. */
+  receive(msg: Message): void {
+    if (!this.#receiving) return;
     for (const callback of this.#callbacks) {
       // One failing receiver must not cost the stream, or the messages after this one.
       try {

@@ -43,6 +43,22 @@ describe("configuration from the environment", () => {
     });
   });
 
+  test("HTTP push is off unless RESONATE_PUSH_HOST names where the server reaches this process", () => {
+    expect(loadConfig({}).resonatePush).toBeUndefined();
+    expect(
+      loadConfig({ RESONATE_PUSH_HOST: "10.0.0.7", RESONATE_PUSH_TOKEN: "0123456789abcdef" }).resonatePush,
+    ).toEqual({ host: "10.0.0.7", port: 0, token: "0123456789abcdef" });
+    expect(
+      loadConfig({
+        RESONATE_PUSH_HOST: "[::1]",
+        RESONATE_PUSH_PORT: "9100",
+        RESONATE_PUSH_TOKEN: "0123456789abcdef",
+      }).resonatePush,
+    ).toEqual({ host: "::1", port: 9100, token: "0123456789abcdef" });
+  });
+
+  const PUSH_TOKEN_REQUIRED =
+    "RESONATE_PUSH_TOKEN is required with RESONATE_PUSH_HOST: at least 16 characters, no spaces (the Resonate server's --transports-http-push-auth-token)";
   const bad: [Record<string, string>, string][] = [
     [{ PORT: "80a" }, 'PORT must be a whole number from 0 to 65535, got "80a"'],
     [{ PORT: "70000" }, 'PORT must be a whole number from 0 to 65535, got "70000"'],
@@ -90,6 +106,18 @@ describe("configuration from the environment", () => {
     [{ SHUTDOWN_LISTEN_MS: "1s" }, 'SHUTDOWN_LISTEN_MS must be a whole number from 0 to 60000, got "1s"'],
     [{ API_PID: "api/1" }, `API_PID must be 1 to 128 letters, digits, '.', '_' or '-', got "api/1"`],
     [{ WORKER_PID: "db 1" }, `WORKER_PID must be 1 to 128 letters, digits, '.', '_' or '-', got "db 1"`],
+    [{ RESONATE_PUSH_HOST: "127.0.0.1" }, PUSH_TOKEN_REQUIRED],
+    [{ RESONATE_PUSH_HOST: "127.0.0.1", RESONATE_PUSH_TOKEN: "short" }, PUSH_TOKEN_REQUIRED],
+    [{ RESONATE_PUSH_HOST: "127.0.0.1", RESONATE_PUSH_TOKEN: "a token with spaces" }, PUSH_TOKEN_REQUIRED],
+    [{ RESONATE_PUSH_TOKEN: "0123456789abcdef" }, "RESONATE_PUSH_TOKEN is set without RESONATE_PUSH_HOST"],
+    [
+      { RESONATE_PUSH_HOST: "http://api:9000", RESONATE_PUSH_TOKEN: "0123456789abcdef" },
+      'RESONATE_PUSH_HOST must be a host name or an IP address, got "http://api:9000"',
+    ],
+    [
+      { RESONATE_PUSH_HOST: "api", RESONATE_PUSH_TOKEN: "0123456789abcdef", RESONATE_PUSH_PORT: "x" },
+      'RESONATE_PUSH_PORT must be a whole number from 0 to 65535, got "x"',
+    ],
   ];
   for (const [env, message] of bad) {
     test(`refuses ${JSON.stringify(env)} with an error that names the setting`, () => {
