@@ -27,6 +27,15 @@ export const SERVER_TUNING = {
   postgresMessagesPollIntervalMs: 5,
   /** `--timeouts-poll-interval` (ms). */
   timeoutsPollIntervalMs: 1_000,
+  /**
+   * `--transports-http-push-connect-timeout` and `-request-timeout` (ms).
+   * The real server sends pushes one after another in its delivery loop, so
+   * a push to an address nobody answers holds back every message behind it
+   * for this long; its defaults are 10 s and 180 s. An API answers a push at
+   * once (`src/resonate/push.ts`).
+   */
+  pushConnectTimeoutMs: 1_000,
+  pushRequestTimeoutMs: 2_000,
 } as const;
 
 /** The `--messages-poll-interval` this project gives a server on `storage` (ms). */
@@ -131,6 +140,12 @@ export interface ResonateServerOptions {
   /** Accept `debug.*` requests. */
   debug?: boolean;
   /**
+   * The token the server sends with every HTTP push
+   * (`--transports-http-push-auth-mode bearer --transports-http-push-auth-token`),
+   * which the API's push listener asks for (`RESONATE_PUSH_TOKEN`). Default: pushes carry none.
+   */
+  pushToken?: string;
+  /**
    * A real `resonate` binary to run instead of ours; defaults to the
    * `RESONATE_BIN` environment variable.
    */
@@ -186,6 +201,8 @@ export interface ResonateServer extends AsyncDisposable {
   readonly metricsUrl: string | undefined;
   /** Whether it checks tokens (`auth` was given). */
   readonly authenticated: boolean;
+  /** The bearer token its HTTP pushes carry, when `pushToken` was given. */
+  readonly pushToken: string | undefined;
   /** The current server process. */
   readonly process: ChildProcess;
   /** SIGTERM, then SIGKILL after a grace period; removes the temporary folder it made. */
@@ -258,6 +275,13 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     ...(publicKeyPath ? ["--auth-publickey", publicKeyPath] : []),
     ...(publicKeyPath && opts.auth?.issuer !== undefined ? ["--auth-iss", opts.auth.issuer] : []),
     ...(publicKeyPath && opts.auth?.audience !== undefined ? ["--auth-aud", opts.auth.audience] : []),
+    "--transports-http-push-connect-timeout",
+    String(SERVER_TUNING.pushConnectTimeoutMs),
+    "--transports-http-push-request-timeout",
+    String(SERVER_TUNING.pushRequestTimeoutMs),
+    ...(opts.pushToken
+      ? ["--transports-http-push-auth-mode", "bearer", "--transports-http-push-auth-token", opts.pushToken]
+      : []),
   ];
 
   const launch = async (): Promise<ChildProcess> => {
@@ -352,6 +376,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     tracePath: opts.tracePath,
     metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
     authenticated: publicKeyPath !== undefined,
+    pushToken: opts.pushToken,
     get process() {
       return current;
     },

@@ -21,7 +21,10 @@
  *   scope, valid 30 days, is written to DATA_DIR/api-token at every start;
  * - with RESONATE_AUTH=1, the server checks a JWT on every request: the key
  *   pair is kept in DATA_DIR (resonate-auth-*.pem) and each process gets its
- *   own token (DATA_DIR/resonate-tokens.json, valid 30 days from the start).
+ *   own token (DATA_DIR/resonate-tokens.json, valid 30 days from the start);
+ * - with RESONATE_PUSH=1, the server pushes results to each API process's own
+ *   listener on 127.0.0.1 (HTTP push, with a bearer token made at each
+ *   start) rather than over its message stream.
  *
  * A port of 0 lets the OS pick one; the lines it prints say which. Ctrl-C
  * (SIGINT) or SIGTERM, also while it starts, stops the API, then the
@@ -73,6 +76,25 @@ if (storage === "postgres" && !process.env.RESONATE_BIN && !config.resonateUrl) 
   process.exit(2);
 }
 const postgresUrl = process.env.RESONATE_POSTGRES_URL || undefined;
+
+// RESONATE_PUSH=1: the server started here pushes results to each API process (a token made at each start).
+const push = process.env.RESONATE_PUSH || "0";
+if (push !== "0" && push !== "1") {
+  console.error(`start: RESONATE_PUSH must be 0 or 1, got "${push}"`);
+  process.exit(2);
+}
+if (push === "1" && config.resonateUrl) {
+  console.error(
+    "start: RESONATE_PUSH=1 needs a server npm start starts; for the one at RESONATE_URL, set RESONATE_PUSH_HOST and the token it sends in RESONATE_PUSH_TOKEN",
+  );
+  process.exit(2);
+}
+if (config.resonatePush && !config.resonateUrl) {
+  console.error(
+    "start: RESONATE_PUSH_HOST with a server npm start starts: set RESONATE_PUSH=1 instead (the token is made here and given to both)",
+  );
+  process.exit(2);
+}
 
 /** What the launcher prints as the system starts and runs. */
 function report(event: SystemEvent): void {
@@ -149,6 +171,7 @@ const starting = startSystem({
   webhookSecret: config.webhookSecret,
   env: { DATABASE_URL: config.databaseUrl },
   resonateAuth: resonateAuth === "1" && { expiresInSeconds: 30 * 86_400 },
+  push: push === "1",
   ...(givenAuth ? { apiAuth: "environment" as const } : {}),
   signal: aborter.signal,
   onEvent: report,

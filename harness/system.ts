@@ -103,6 +103,13 @@ export interface SystemOptions {
    */
   resonateAuth?: boolean | { expiresInSeconds?: number };
   /**
+   * Results reach the API by HTTP push rather than over its message stream:
+   * the server started here sends a fresh bearer token with every push, and
+   * each API process listens for them on 127.0.0.1 (`RESONATE_PUSH_HOST`,
+   * `RESONATE_PUSH_TOKEN`). Needs a server that `startSystem` starts. Default false.
+   */
+  push?: boolean;
+  /**
    * How the API checks its callers: by default with the key pair kept in the
    * data folder (`api-auth-*.pem`, made on the first start; see
    * `harness/api-auth.ts`), or the one given (tests share one); `false`:
@@ -318,6 +325,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
         onEvent,
       );
     }
+    if (options.push && "url" in serverOptions)
+      throw new Error("startSystem: push needs a Resonate server that startSystem starts, not a URL");
+    const pushToken = options.push ? randomBytes(24).toString("base64url") : undefined;
     let server: ResonateServer | undefined;
     let resonateUrl: string;
     if ("url" in serverOptions) {
@@ -332,6 +342,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
           startResonateServer({
             dbPath,
             ...serverOptions,
+            ...(pushToken ? { pushToken } : {}),
             ...(auth
               ? {
                   auth: {
@@ -400,6 +411,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     const apiAuth = given === false || given === "environment" ? undefined : given;
     const apiEnv = {
       ...(tokens ? { RESONATE_TOKEN: tokens.api as string } : {}),
+      ...(pushToken ? { RESONATE_PUSH_HOST: "127.0.0.1", RESONATE_PUSH_TOKEN: pushToken } : {}),
       ...(apiAuth ? apiAuth.env : given === false ? { AUTH_DISABLED: "1" } : {}),
       ...options.apiEnv,
     };

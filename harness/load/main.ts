@@ -48,6 +48,8 @@ import { runningSystem, type ServerSettings, startLoadSystem } from "./system.ts
 const SERVER_CHOICES = ["harness", "real", "both"] as const;
 /** The real server's store: `both` runs it on SQLite, then on PostgreSQL. */
 const STORAGE_CHOICES = [...STORAGES, "both"] as const;
+/** How results reach the API: its message stream, HTTP push (`RESONATE_PUSH_*`), or one run of each. */
+const DELIVERY_CHOICES = ["stream", "push", "both"] as const;
 type ServerChoice = (typeof SERVER_CHOICES)[number];
 
 /** Everything the flags ask for, checked. */
@@ -90,6 +92,7 @@ function readPlan(args: string[]): LoadPlan {
       server: { type: "enum", values: SERVER_CHOICES },
       storage: { type: "enum", values: STORAGE_CHOICES },
       "messages-poll-interval": { type: "number", min: 1, integer: true, unit: "ms" },
+      delivery: { type: "enum", values: DELIVERY_CHOICES, default: "stream" },
       "api-runtime": { type: "enum", values: API_RUNTIMES },
       "quote-timeout-ms": { type: "number", min: 1, default: 5000 },
       "max-waiting": { type: "number", min: 1, default: 200 },
@@ -108,6 +111,8 @@ function readPlan(args: string[]): LoadPlan {
   if (values.colocated && (values["kill-workers"] || values.url)) {
     fail("--colocated starts its own API with no workers; it goes with neither --kill-workers nor --url");
   }
+  if (values.delivery !== "stream" && values.url)
+    fail("--delivery sets how the server this tool starts reaches its API; it does not go with --url");
   for (const flag of ["server", "storage", "synchronous", "messages-poll-interval"] as const) {
     if (values[flag] !== undefined && values.url)
       fail(`--${flag} sets the server this tool starts; it does not go with --url`);
@@ -156,15 +161,18 @@ function readPlan(args: string[]): LoadPlan {
     serverChoice,
     kinds,
     servers: kinds.flatMap((kind) =>
-      (kind === "real" ? storages : (["sqlite"] as const)).map((storage) => ({
-        kind,
-        name: kind === "real" && storage === "postgres" ? "real-postgres" : kind,
-        storage,
-        bin: kind === "real" ? realBin : undefined,
-        synchronous: kind === "harness" ? synchronous : undefined,
-        messagesPollIntervalMs: messagesPollIntervalMs ?? messagesPollFor(storage),
-        timeoutsPollIntervalMs: SERVER_TUNING.timeoutsPollIntervalMs,
-      })),
+      (kind === "real" ? storages : (["sqlite"] as const)).flatMap((storage) =>
+        (values.delivery === "both" ? [false, true] : [values.delivery === "push"]).map((push) => ({
+          kind,
+          name: `${kind === "real" && storage === "postgres" ? "real-postgres" : kind}${push ? "-push" : ""}`,
+          storage,
+          push,
+          bin: kind === "real" ? realBin : undefined,
+          synchronous: kind === "harness" ? synchronous : undefined,
+          messagesPollIntervalMs: messagesPollIntervalMs ?? messagesPollFor(storage),
+          timeoutsPollIntervalMs: SERVER_TUNING.timeoutsPollIntervalMs,
+        })),
+      ),
     ),
     synchronous,
     messagesPollIntervalMs,
@@ -251,6 +259,23 @@ async function runLoad(plan: LoadPlan): Promise<number> {
           durable_p99: ratio(realPostgres.p99_ms, real.p99_ms),
         }
       : undefined;
+  /** Each server's pushed run over its streamed one, where `--delivery both` ran both. */
+  const pushVsStream = Object.fromEntries(
+    results.flatMap(({ name, run }) => {
+      const streamed = name?.endsWith("-push") ? durableOf(name.slice(0, -"-push".length)) : undefined;
+      return streamed && run.durable
+        ? [
+            [
+              name?.slice(0, -"-push".length),
+              {
+                durable_p50: ratio(run.durable.p50_ms, streamed.p50_ms),
+                durable_p99: ratio(run.durable.p99_ms, streamed.p99_ms),
+              },
+            ],
+          ]
+        : [];
+    }),
+  );
   const realVsHarness =
     both && harness && real
       ? { durable_p50: ratio(real.p50_ms, harness.p50_ms), durable_p99: ratio(real.p99_ms, harness.p99_ms) }
@@ -274,6 +299,7 @@ async function runLoad(plan: LoadPlan): Promise<number> {
           by_server: Object.fromEntries(results.map(({ name, run }) => [name, run.report])),
           real_vs_harness: realVsHarness,
           postgres_vs_sqlite: postgresVsSqlite,
+          push_vs_stream: Object.keys(pushVsStream).length > 0 ? pushVsStream : undefined,
           checks: failures.length === 0 ? "passed" : failures,
         }
       : (results[0] as (typeof results)[0]).run.report),

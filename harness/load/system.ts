@@ -8,8 +8,10 @@ import { startSystem } from "../system.ts";
 /** How the load tool starts one server. */
 export interface ServerSettings {
   kind: ServerKind;
-  /** How the reports name it: `harness`, `real`, or `real-postgres`. */
+  /** How the reports name it: `harness`, `real`, or `real-postgres`, with `-push` when results are pushed. */
   name: string;
+  /** Results reach the API by HTTP push (`startSystem`'s `push`), not over its message stream. */
+  push: boolean;
   /** The real server's store; `sqlite` for ours. */
   storage: Storage;
   /** The real binary; undefined for ours. */
@@ -84,6 +86,7 @@ export async function startLoadSystem(server: ServerSettings, s: SystemSettings)
       bin: server.bin,
       storage: server.storage,
     },
+    push: server.push,
     // Quotes call no third party.
     sandbox: false,
     apiRuntime: s.apiRuntime,

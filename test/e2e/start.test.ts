@@ -191,6 +191,31 @@ describe("npm start (harness/start.ts)", () => {
     expect(run.output()).not.toContain("resonate server");
   });
 
+  const pushRefusals: [Record<string, string>, string][] = [
+    [{ RESONATE_PUSH: "yes" }, 'start: RESONATE_PUSH must be 0 or 1, got "yes"'],
+    [
+      { RESONATE_PUSH: "1", RESONATE_URL: "http://127.0.0.1:9" },
+      "start: RESONATE_PUSH=1 needs a server npm start starts",
+    ],
+    [
+      { RESONATE_PUSH_HOST: "127.0.0.1", RESONATE_PUSH_TOKEN: "0123456789abcdef" },
+      "start: RESONATE_PUSH_HOST with a server npm start starts: set RESONATE_PUSH=1 instead",
+    ],
+  ];
+  for (const [extra, message] of pushRefusals) {
+    test(`refuses ${JSON.stringify(extra)} with exit 2 and a message that says what to set, before it starts anything`, async () => {
+      using dataDir = tempDir("start-test-");
+      await using run = spawnProcess({
+        name: "start",
+        cmd: [process.execPath, START],
+        env: { ...launcherEnv(dataDir.path, {}), ...extra },
+      });
+      expect(await run.exited).toBe(2);
+      expect(run.output()).toContain(message);
+      expect(run.output()).not.toContain("resonate server");
+    });
+  }
+
   test("refuses an API_RUNTIME it does not know with exit 2 and a message that names it, before it starts anything", async () => {
     using dataDir = tempDir("start-test-");
     await using run = spawnProcess({
