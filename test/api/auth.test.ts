@@ -295,6 +295,37 @@ describe("where the keys come from", () => {
     });
   }
 
+  test("a token let in once is let in again only inside its nbf-exp window (with the clock skew), and refused outside it as at first", async () => {
+    const keys = generateAuthKeys("ES256");
+    const file = join(dir.path, "window.pem");
+    writeFileSync(file, keys.publicKeyPem);
+    const t0 = Math.floor(Date.now() / 1000) * 1000;
+    let clock = t0;
+    const auth = await callerAuth(settings({ AUTH_PUBLIC_KEY: file, AUTH_CLOCK_SKEW_S: "30" }), () => clock);
+    const { importPKCS8, SignJWT } = await import("jose");
+    const token = `Bearer ${await new SignJWT({ sub: "alice" })
+      .setProtectedHeader({ alg: "ES256" })
+      .setIssuer(API_AUTH_DEFAULTS.issuer)
+      .setAudience(API_AUTH_DEFAULTS.audience)
+      .setNotBefore(t0 / 1000 + 100)
+      .setExpirationTime(t0 / 1000 + 200)
+      .sign(await importPKCS8(keys.privateKeyPem, "ES256"))}`;
+    const at = async (seconds: number) => {
+      clock = t0 + seconds * 1000;
+      return auth.authenticate(token).then(
+        (caller) => caller.sub,
+        (error: { status: number; message: string }) => `${error.status} ${error.message}`,
+      );
+    };
+    expect(await at(0)).toStartWith("401 ");
+    expect(await at(100)).toBe("alice");
+    expect(await at(150)).toBe("alice");
+    expect(await at(229)).toBe("alice");
+    expect(await at(231)).toMatch(/^401 .*expired/);
+    expect(await at(71)).toBe("alice");
+    expect(await at(69)).toMatch(/^401 .*not valid yet/);
+  });
+
   test("a JWKS file with two keys: a token names its key by kid, and a key that is not in the set is refused", async () => {
     const [first, second, outside] = [generateAuthKeys(), generateAuthKeys(), generateAuthKeys()];
     const jwk = (keys: typeof first, kid: string) => ({
