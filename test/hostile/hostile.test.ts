@@ -293,6 +293,8 @@ describe("callers before bodies", () => {
 });
 
 describe("requests in flight", () => {
+  /** How long an admitted trickle holds its slot: long enough for the refusals and the probe below on a machine busy with other suites. */
+  const HOLD_MS = 6_000;
   test(
     "past the cap a request is refused at once with a 503, and served again once they end",
     async () => {
@@ -300,7 +302,7 @@ describe("requests in flight", () => {
         mode: "colocated",
         apiPort: 0,
         apiAuth: TEST_API_AUTH,
-        apiEnv: { MAX_REQUESTS_IN_FLIGHT: "5", BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS) },
+        apiEnv: { MAX_REQUESTS_IN_FLIGHT: "5", BODY_TIMEOUT_MS: String(HOLD_MS) },
       });
       // Ten bodies trickle in: five are admitted and hold every slot, five are refused at once.
       const authorization = await defaultAuthorization("/jobs");
@@ -318,7 +320,7 @@ describe("requests in flight", () => {
         expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("overloaded");
         // Once the admitted ones were cut off (408), requests are served again.
         await waitFor(async () => (await fetch(`${capped.apiUrl}/healthz`)).status === 200 || undefined, {
-          timeout: 10_000,
+          timeout: HOLD_MS + 10_000,
           message: "served again",
         });
         expect(slow.filter((s) => s.received().startsWith("HTTP/1.1 408")).length).toBe(5);
