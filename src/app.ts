@@ -9,7 +9,8 @@ import { healthRoutes } from "./health/index.ts";
 import { httpRules } from "./http-rules.ts";
 import { jobRoutes } from "./jobs/index.ts";
 import { metricsRoutes } from "./metrics/index.ts";
-import { observeRequests } from "./observability/http.ts";
+import { observeRequests, traceRequests } from "./observability/http.ts";
+import { TRACING_OFF, type Tracing } from "./observability/tracing.ts";
 import { orderRoutes } from "./orders/index.ts";
 import { quoteRoutes } from "./quotes/index.ts";
 import { WaitGate } from "./quotes/service.ts";
@@ -33,12 +34,15 @@ export function createApp(
     quoteGate?: WaitGate;
     /** Mounts the benchmark routes (`BENCH_ROUTES=1`), with the in-process quote they compare against. */
     bench?: BaselineQuote;
+    /** A span per request, continuing its `traceparent`, when tracing is on. */
+    tracing?: Tracing;
   },
 ) {
   const quoteGate = opts.quoteGate ?? new WaitGate(deps.config.quoteMaxWaiting);
   // The document is derived from the whole app, once it is built.
   let whole: AnyElysia | undefined;
   const app = new Elysia()
+    .use(traceRequests(opts.tracing ?? TRACING_OFF))
     // First: every request gets its id and context before any other hook can answer it.
     .use(observeRequests(deps.metrics, deps.log))
     // A process that is stopping asks each client to leave its kept-alive connection, so none is reset under a request.

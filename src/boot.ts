@@ -15,6 +15,7 @@ import { makeDeps } from "./deps.ts";
 import { observeFunctions } from "./observability/functions.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
 import { ApiMetrics } from "./observability/metrics.ts";
+import { startTracing } from "./observability/tracing.ts";
 import { exitWithParent } from "./parent-process.ts";
 import { uniquePid } from "./resonate/identity.ts";
 import { resonateClient } from "./resonate/network.ts";
@@ -71,6 +72,7 @@ export async function bootApi(listen: Listen): Promise<BootedApi> {
   const group = "api";
   const pid = config.apiPid ?? uniquePid(group);
   const log = createLogger({ level: config.logLevel, base: { service: "api", pid } });
+  const tracing = startTracing(config.tracing, "api");
   const metrics = new ApiMetrics();
   let receive: (message: Message) => void = () => {};
   const push =
@@ -114,6 +116,7 @@ export async function bootApi(listen: Listen): Promise<BootedApi> {
       webhookSecret: config.webhookSecret as string,
       auth,
       ...(config.benchRoutes ? { bench: baselineQuote() } : {}),
+      tracing,
     },
   );
   // Results reach this process on its message stream: it serves once that is open.
@@ -143,6 +146,7 @@ export async function bootApi(listen: Listen): Promise<BootedApi> {
       await resonate.stop();
       await push?.stop();
       for (const c of closers) await c.close();
+      await tracing.shutdown();
     },
   };
 }

@@ -110,6 +110,48 @@ export interface Config {
   maxRequestsInFlight: number;
   /** How the API checks its callers' bearer tokens (read by the API only). */
   auth: AuthSettings;
+  /** OpenTelemetry traces (the standard `OTEL_*` variables); `undefined`: none, at no cost. */
+  tracing: TracingSettings | undefined;
+}
+
+/** The samplers of `OTEL_TRACES_SAMPLER` this project supports (the specification's, but Jaeger's and X-Ray's). */
+export const TRACE_SAMPLERS = [
+  "always_on",
+  "always_off",
+  "traceidratio",
+  "parentbased_always_on",
+  "parentbased_always_off",
+  "parentbased_traceidratio",
+] as const;
+export type TraceSampler = (typeof TRACE_SAMPLERS)[number];
+
+/** The OTLP transports of `OTEL_EXPORTER_OTLP_PROTOCOL` this project exports over. */
+export const OTLP_PROTOCOLS = ["http/protobuf", "http/json"] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+
+/**
+ * Where and how spans go, from the standard variables: on when
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set and
+ * `OTEL_SDK_DISABLED` is not `true`. The exporter reads its own endpoint,
+ * headers and timeout variables; the rest is read here, once.
+ */
+export interface TracingSettings {
+  /** `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`. */
+  endpoint: string;
+  /** `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`; `http/protobuf` by default. */
+  protocol: OtlpProtocol;
+  /** `OTEL_SERVICE_NAME`; unset, each process names itself (`api`, its worker group). */
+  serviceName: string | undefined;
+  /** `OTEL_TRACES_SAMPLER`, `parentbased_always_on` by default, and its ratio (`OTEL_TRACES_SAMPLER_ARG`, 1 by default). */
+  sampler: TraceSampler;
+  samplerRatio: number;
+  /** `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_EXPORT_TIMEOUT` (ms), `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`. */
+  batch: {
+    scheduledDelayMs: number;
+    exportTimeoutMs: number;
+    maxQueueSize: number;
+    maxExportBatchSize: number;
+  };
 }
 
 /** The API's HTTP push listener (`RESONATE_PUSH_HOST`, `RESONATE_PUSH_PORT`, `RESONATE_PUSH_TOKEN`). */
@@ -172,6 +214,10 @@ export const DEFAULTS = {
   METRICS_HOST: "127.0.0.1",
   AUTH_CLOCK_SKEW_S: "30",
   AUTH_OPERATOR_SCOPE: "operator",
+  OTEL_BSP_SCHEDULE_DELAY: "5000",
+  OTEL_BSP_EXPORT_TIMEOUT: "30000",
+  OTEL_BSP_MAX_QUEUE_SIZE: "2048",
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "512",
 } as const;
 
 export class ConfigError extends Error {
@@ -254,6 +300,53 @@ function pushSettings(env: Env): PushSettings | undefined {
       "RESONATE_PUSH_TOKEN is required with RESONATE_PUSH_HOST: at least 16 characters, no spaces (the Resonate server's --transports-http-push-auth-token)",
     );
   return { host: host.replace(/^\[(.*)\]$/, "$1"), port: int(env, "RESONATE_PUSH_PORT", 0, 65535), token };
+}
+
+/** OTEL_*: see `TracingSettings`. */
+function tracingSettings(env: Env): TracingSettings | undefined {
+  if ((env.OTEL_SDK_DISABLED ?? "").trim().toLowerCase() === "true") return undefined;
+  const traces = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  const given = traces || base;
+  if (!given) return undefined;
+  const key = traces ? "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" : "OTEL_EXPORTER_OTLP_ENDPOINT";
+  if (!URL.canParse(given) || !/^https?:$/.test(new URL(given).protocol))
+    throw new ConfigError(`${key} must be an http(s) URL, got "${given}"`);
+  const endpoint = traces ? given : `${given.replace(/\/+$/, "")}/v1/traces`;
+  const protocolKey = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
+    ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+    : "OTEL_EXPORTER_OTLP_PROTOCOL";
+  const protocol = (env[protocolKey] || "http/protobuf").trim();
+  if (!(OTLP_PROTOCOLS as readonly string[]).includes(protocol))
+    throw new ConfigError(`${protocolKey} must be one of ${OTLP_PROTOCOLS.join(", ")}, got "${protocol}"`);
+  const sampler = (env.OTEL_TRACES_SAMPLER || "parentbased_always_on").trim();
+  if (!(TRACE_SAMPLERS as readonly string[]).includes(sampler))
+    throw new ConfigError(
+      `OTEL_TRACES_SAMPLER must be one of ${TRACE_SAMPLERS.join(", ")}, got "${sampler}"`,
+    );
+  const rawRatio = env.OTEL_TRACES_SAMPLER_ARG?.trim() || "1";
+  const samplerRatio = Number(rawRatio);
+  if (!/^(0|1|0?\.\d+|1\.0*)$/.test(rawRatio) || samplerRatio < 0 || samplerRatio > 1)
+    throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1, got "${rawRatio}"`);
+  const maxQueueSize = int(env, "OTEL_BSP_MAX_QUEUE_SIZE", 1, 1_000_000);
+  const maxExportBatchSize = int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1, 1_000_000);
+  if (maxExportBatchSize > maxQueueSize)
+    throw new ConfigError(
+      `OTEL_BSP_MAX_EXPORT_BATCH_SIZE (${maxExportBatchSize}) must not be above OTEL_BSP_MAX_QUEUE_SIZE (${maxQueueSize})`,
+    );
+  return {
+    endpoint,
+    protocol: protocol as OtlpProtocol,
+    serviceName: env.OTEL_SERVICE_NAME?.trim() || undefined,
+    sampler: sampler as TraceSampler,
+    samplerRatio,
+    batch: {
+      scheduledDelayMs: int(env, "OTEL_BSP_SCHEDULE_DELAY", 0, 3_600_000),
+      exportTimeoutMs: int(env, "OTEL_BSP_EXPORT_TIMEOUT", 1, 3_600_000),
+      maxQueueSize,
+      maxExportBatchSize,
+    },
+  };
 }
 
 /** AUTH_*: one key source at most; both of issuer and audience with it. Whether one is required is the API's to say (`requireCallerAuth`). */
@@ -356,6 +449,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsHost: env.METRICS_HOST || DEFAULTS.METRICS_HOST,
     metricsToken: env.METRICS_TOKEN || undefined,
     auth: authSettings(env),
+    tracing: tracingSettings(env),
   };
 }
 

@@ -2,6 +2,7 @@ import { Elysia, StatusMap } from "elysia";
 import type { Logger } from "./logger.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import { currentRequest, enterRequest, requestIdFrom } from "./request-context.ts";
+import { nameRequestSpan, type Tracing, tracedFetch } from "./tracing.ts";
 
 /** The route label of a request no route matched: raw paths would make a label per path. */
 const UNMATCHED = "unmatched";
@@ -56,3 +57,22 @@ export const observeRequests = (metrics: ApiMetrics, log: Logger) =>
         "request",
       );
     });
+
+/**
+ * With tracing on, each request runs inside a server span that continues
+ * its `traceparent` (`tracedFetch`), named after its route once matched
+ * (`POST /jobs`); everything the request starts is a child of it. Off, it
+ * adds nothing.
+ */
+export const traceRequests = (tracing: Tracing) =>
+  tracing.enabled
+    ? new Elysia({ name: "trace-requests" })
+        .wrap(
+          (handle, request) =>
+            ((...args: unknown[]) =>
+              tracedFetch(tracing, () =>
+                (handle as unknown as (...a: unknown[]) => Promise<Response>)(...args),
+              )(request)) as unknown as ReturnType<typeof handle>,
+        )
+        .onBeforeHandle({ as: "global" }, ({ request, route }) => nameRequestSpan(request.method, route))
+    : new Elysia({ name: "trace-requests" });

@@ -8,6 +8,7 @@
  */
 import pino from "pino";
 import type { LogLevel } from "../config.ts";
+import { logIds } from "./tracing.ts";
 
 export type Logger = pino.Logger;
 
@@ -36,6 +37,8 @@ export function createLogger(opts: LoggerOptions): Logger {
       base: opts.base,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      // Inside a span (tracing on), every line names it: `trace_id`, `span_id`.
+      mixin: () => logIds(),
     },
     destination,
   );

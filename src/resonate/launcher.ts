@@ -1,5 +1,6 @@
 import type { Resonate, ResonateHandle } from "@resonatehq/sdk";
 import type { InvocationOutcome } from "../observability/metrics.ts";
+import { traceTags } from "../observability/tracing.ts";
 import type { DurableFunction } from "./contract.ts";
 import { invocationOf } from "./durable.ts";
 
@@ -35,9 +36,17 @@ function outcomeOf(error: unknown): InvocationOutcome {
   return "failed";
 }
 
-/** The root promise's tags: `tags` and `marks` together, or none. */
-const tagsOf = (opts: LaunchOptions): LaunchOptions["tags"] =>
-  opts.marks ? { ...opts.tags, ...opts.marks } : opts.tags;
+/**
+ * The root promise's tags: `tags` and `marks` together, and the active
+ * trace's `traceparent` (and `tracestate`) when tracing is on, so the
+ * workers that run it continue the trace; or none. The trace is a mark:
+ * a retried request, in a trace of its own, still joins the first start.
+ */
+function tagsOf(opts: LaunchOptions): LaunchOptions["tags"] {
+  const traced = traceTags();
+  if (traced.traceparent === undefined) return opts.marks ? { ...opts.tags, ...opts.marks } : opts.tags;
+  return { ...traced, ...opts.tags, ...opts.marks };
+}
 
 /**
  * Starts durable functions the way the deployment is laid out: by RPC to

@@ -1,0 +1,173 @@
+/**
+ * OpenTelemetry traces of one process: a tracer provider that batches
+ * spans to the OTLP/HTTP endpoint of the standard `OTEL_*` variables
+ * (`TracingSettings`), W3C trace context (`traceparent`, `tracestate`) as
+ * the propagator, and the active span kept across `await` by
+ * AsyncLocalStorage, on Bun and on Deno alike. With no endpoint nothing is
+ * registered: the API's calls find no provider and cost about 0.1 µs a span.
+ */
+import {
+  type Context,
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  type TextMapGetter,
+  trace,
+} from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter as JsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { OTLPTraceExporter as ProtobufExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type Sampler,
+  type SpanExporter,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+} from "@opentelemetry/sdk-trace";
+import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
+import type { TraceSampler, TracingSettings } from "../config.ts";
+
+/** The name spans of this project are made under (their instrumentation scope). */
+export const TRACER_NAME = "resonate-bun-edge";
+
+/** A process's tracing: on, with a provider to flush at exit, or off. */
+export interface Tracing {
+  readonly enabled: boolean;
+  /** Sends what is still batched, and stops; resolves at once when off. */
+  shutdown(): Promise<void>;
+}
+
+/** Tracing off: nothing registered. */
+export const TRACING_OFF: Tracing = { enabled: false, shutdown: async () => {} };
+
+function samplerOf(name: TraceSampler, ratio: number): Sampler {
+  switch (name) {
+    case "always_on":
+      return new AlwaysOnSampler();
+    case "always_off":
+      return new AlwaysOffSampler();
+    case "traceidratio":
+      return new TraceIdRatioBasedSampler(ratio);
+    case "parentbased_always_on":
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case "parentbased_always_off":
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case "parentbased_traceidratio":
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
+  }
+}
+
+/**
+ * Starts tracing for a process whose service is `service` (`api`, a worker
+ * group), unless `OTEL_SERVICE_NAME` names it. `exporter` replaces the OTLP
+ * one (tests keep spans in memory).
+ */
+export function startTracing(
+  settings: TracingSettings | undefined,
+  service: string,
+  exporter?: SpanExporter,
+): Tracing {
+  if (!settings) return TRACING_OFF;
+  const resource = detectResources({ detectors: [envDetector] }).merge(
+    resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName ?? service }),
+  );
+  const provider = new TracerProvider({
+    resource,
+    sampler: samplerOf(settings.sampler, settings.samplerRatio),
+    spanProcessors: [
+      new BatchSpanProcessor({
+        exporter:
+          exporter ??
+          (settings.protocol === "http/json"
+            ? new JsonExporter({ url: settings.endpoint })
+            : new ProtobufExporter({ url: settings.endpoint })),
+        scheduledDelayMillis: settings.batch.scheduledDelayMs,
+        exportTimeoutMillis: settings.batch.exportTimeoutMs,
+        maxQueueSize: settings.batch.maxQueueSize,
+        maxExportBatchSize: settings.batch.maxExportBatchSize,
+      }),
+    ],
+  });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  trace.setGlobalTracerProvider(provider);
+  return { enabled: true, shutdown: () => provider.shutdown() };
+}
+
+const headerGetter: TextMapGetter<Headers> = {
+  keys: (headers) => [...headers.keys()],
+  get: (headers, key) => headers.get(key) ?? undefined,
+};
+
+/**
+ * Runs `fetch` for `request` inside a server span that continues the
+ * request's `traceparent` (or starts a trace), named by its method until
+ * the route names it (`nameRequestSpan`); a 5xx or a throw marks it an
+ * error. With tracing off it is `fetch` itself.
+ */
+export function tracedFetch(
+  tracing: Tracing,
+  fetch: (request: Request) => Promise<Response>,
+): (request: Request) => Promise<Response> {
+  if (!tracing.enabled) return fetch;
+  const tracer = trace.getTracer(TRACER_NAME);
+  return (request) => {
+    const parent = propagation.extract(ROOT_CONTEXT, request.headers, headerGetter);
+    const url = new URL(request.url);
+    const span = tracer.startSpan(
+      request.method,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          "http.request.method": request.method,
+          "url.path": url.pathname,
+          "url.scheme": url.protocol.slice(0, -1),
+        },
+      },
+      parent,
+    );
+    return context.with(trace.setSpan(parent, span), async () => {
+      try {
+        const response = await fetch(request);
+        span.setAttribute("http.response.status_code", response.status);
+        if (response.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        return response;
+      } catch (error) {
+        span.recordException(error as Error);
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  };
+}
+
+/** Names the active request span after its route (`POST /jobs`), as the route is known only once matched. */
+export function nameRequestSpan(method: string, route: string): void {
+  const span = trace.getActiveSpan();
+  if (!span) return;
+  span.updateName(`${method} ${route}`);
+  span.setAttribute("http.route", route);
+}
+
+/** The active span's context as `traceparent` (and `tracestate`) tags; none when no span is active. */
+export function traceTags(active: Context = context.active()): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  propagation.inject(active, carrier);
+  return carrier;
+}
+
+/** The ids a log line carries inside a span: `trace_id`, `span_id`; none outside one. */
+export function logIds(span: Span | undefined = trace.getActiveSpan()): Record<string, string> {
+  const ids = span?.spanContext();
+  return ids && trace.isSpanContextValid(ids) ? { trace_id: ids.traceId, span_id: ids.spanId } : {};
+}

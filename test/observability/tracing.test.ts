@@ -1,0 +1,253 @@
+/**
+ * OpenTelemetry traces from the standard `OTEL_*` variables: what each
+ * setting may say, and an API process that exports its request spans over
+ * OTLP/HTTP to a receiver this test runs, continuing the caller's
+ * `traceparent` into the job's root promise and its log lines.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import {
+  type ApiProcess,
+  getPromise,
+  type System,
+  spawnApi,
+  startSystem,
+  waitFor,
+} from "../../harness/index.ts";
+import { ConfigError, loadConfig } from "../../src/config.ts";
+import { startTracing, TRACING_OFF, tracedFetch } from "../../src/observability/tracing.ts";
+import { TEST_API_AUTH } from "../support/api-auth.ts";
+import { call } from "../support/http.ts";
+import { E2E_TIMEOUT, runId } from "../support/processes.ts";
+import { TEST_SECRET } from "../support/secrets.ts";
+
+describe("tracing settings (OTEL_*)", () => {
+  test("off unless an OTLP endpoint is set, and off with OTEL_SDK_DISABLED=true whatever else is set", () => {
+    expect(loadConfig({}).tracing).toBeUndefined();
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318", OTEL_SDK_DISABLED: "TRUE" }).tracing,
+    ).toBeUndefined();
+    expect(startTracing(undefined, "api")).toBe(TRACING_OFF);
+    const fetch = async () => new Response();
+    expect(tracedFetch(TRACING_OFF, fetch)).toBe(fetch);
+  });
+
+  test("the standard defaults: /v1/traces under the endpoint, http/protobuf, parent-based always-on, the batch sizes of the specification", () => {
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/" }).tracing).toEqual({
+      endpoint: "http://collector:4318/v1/traces",
+      protocol: "http/protobuf",
+      serviceName: undefined,
+      sampler: "parentbased_always_on",
+      samplerRatio: 1,
+      batch: { scheduledDelayMs: 5000, exportTimeoutMs: 30000, maxQueueSize: 2048, maxExportBatchSize: 512 },
+    });
+  });
+
+  test("the traces-only variables win over the general ones, and the traces endpoint is taken as given", () => {
+    expect(
+      loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://a:4318",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://b:4318/custom",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/json",
+        OTEL_SERVICE_NAME: "edge-api",
+        OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG: "0.1",
+      }).tracing,
+    ).toMatchObject({
+      endpoint: "http://b:4318/custom",
+      protocol: "http/json",
+      serviceName: "edge-api",
+      sampler: "parentbased_traceidratio",
+      samplerRatio: 0.1,
+    });
+  });
+
+  const bad: [Record<string, string>, string][] = [
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" },
+      'OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL, got "collector:4318"',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: "http://c", OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" },
+      'OTEL_EXPORTER_OTLP_PROTOCOL must be one of http/protobuf, http/json, got "grpc"',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: "http://c", OTEL_TRACES_SAMPLER: "jaeger_remote" },
+      'OTEL_TRACES_SAMPLER must be one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio, got "jaeger_remote"',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: "http://c", OTEL_TRACES_SAMPLER_ARG: "1.5" },
+      'OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1, got "1.5"',
+    ],
+    [
+      { OTEL_EXPORTER_OTLP_ENDPOINT: "http://c", OTEL_BSP_SCHEDULE_DELAY: "soon" },
+      'OTEL_BSP_SCHEDULE_DELAY must be a whole number from 0 to 3600000, got "soon"',
+    ],
+    [
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://c",
+        OTEL_BSP_MAX_QUEUE_SIZE: "10",
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "20",
+      },
+      "OTEL_BSP_MAX_EXPORT_BATCH_SIZE (20) must not be above OTEL_BSP_MAX_QUEUE_SIZE (10)",
+    ],
+  ];
+  for (const [env, message] of bad) {
+    test(`refuses ${JSON.stringify(env)} with an error that names the setting`, () => {
+      expect(() => loadConfig(env)).toThrow(new ConfigError(message));
+    });
+  }
+});
+
+/** An OTLP/HTTP receiver on `/v1/traces`: what arrived, as JSON (`http/json`) or as the bytes' content type. */
+function startReceiver() {
+  const requests: { type: string; body: unknown }[] = [];
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(request) {
+      if (new URL(request.url).pathname !== "/v1/traces" || request.method !== "POST")
+        return new Response("not found", { status: 404 });
+      const type = request.headers.get("content-type") ?? "";
+      requests.push({
+        type,
+        body: type.includes("json") ? await request.json() : await request.arrayBuffer(),
+      });
+      return Response.json({});
+    },
+  });
+  return { url: `http://127.0.0.1:${server.port}`, requests, stop: () => server.stop(true) };
+}
+
+interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  attributes: { key: string; value: { stringValue?: string; intValue?: string | number } }[];
+}
+
+/** Every span received as JSON, with the `service.name` of its resource. */
+function spansOf(requests: { type: string; body: unknown }[]): (OtlpSpan & { service: string })[] {
+  type Body = {
+    resourceSpans: {
+      resource: { attributes: { key: string; value: { stringValue?: string } }[] };
+      scopeSpans: { spans: OtlpSpan[] }[];
+    }[];
+  };
+  return requests
+    .filter((r) => r.type.includes("json"))
+    .flatMap((r) =>
+      (r.body as Body).resourceSpans.flatMap((rs) => {
+        const service = rs.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue ?? "";
+        return rs.scopeSpans.flatMap((ss) => ss.spans.map((span) => ({ ...span, service })));
+      }),
+    );
+}
+
+describe("an API process with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
+  const receiver = startReceiver();
+  let system: System;
+  let api: ApiProcess;
+
+  beforeAll(async () => {
+    system = await startSystem({ apiAuth: TEST_API_AUTH, webhookSecret: TEST_SECRET });
+    api = await spawnApi({
+      env: {
+        ...system.env,
+        ...TEST_API_AUTH.env,
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_BSP_SCHEDULE_DELAY: "50",
+      },
+    });
+  }, E2E_TIMEOUT);
+
+  afterAll(async () => {
+    await api?.stop();
+    await system?.stop();
+    receiver.stop();
+  }, E2E_TIMEOUT);
+
+  test(
+    "POST /jobs with a traceparent: a server span in that trace, its parent the caller's span, named after the route, from service api; the root promise carries the trace; the request's log line names it",
+    async () => {
+      const traceId = crypto.randomUUID().replaceAll("-", "");
+      const callerSpan = traceId.slice(0, 16);
+      const orderId = `traced-${runId()}`;
+      const res = await call(
+        api,
+        "POST",
+        "/jobs",
+        { order_id: orderId, items: [{ sku: "sku-1", qty: 1 }] },
+        { traceparent: `00-${traceId}-${callerSpan}-01` },
+      );
+      expect(res.status).toBe(202);
+      const span = await waitFor(
+        () => spansOf(receiver.requests).find((s) => s.traceId === traceId && s.name === "POST /jobs"),
+        { timeout: 10_000, message: "the request span exported" },
+      );
+      expect(span.parentSpanId).toBe(callerSpan);
+      expect(span.service).toBe("api");
+      expect(span.kind).toBe(2); // SERVER
+      const attribute = (key: string) => span.attributes.find((a) => a.key === key)?.value;
+      expect(attribute("http.route")?.stringValue).toBe("/jobs");
+      expect(Number(attribute("http.response.status_code")?.intValue)).toBe(202);
+
+      const root = await getPromise(system.resonateUrl, `order:${orderId}`);
+      expect(root?.tags?.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+
+      const line = api
+        .output()
+        .split("\n")
+        .find((l) => l.includes('"msg":"request"') && l.includes(traceId));
+      expect(line).toBeDefined();
+      expect(JSON.parse(line as string)).toMatchObject({ trace_id: traceId, route: "/jobs", status: 202 });
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "a request with no traceparent starts a trace of its own",
+    async () => {
+      const before = new Set(spansOf(receiver.requests).map((s) => s.traceId));
+      expect((await call(api, "GET", "/jobs?limit=1")).status).toBe(200);
+      const span = await waitFor(
+        () => spansOf(receiver.requests).find((s) => s.name === "GET /jobs" && !before.has(s.traceId)),
+        { timeout: 10_000, message: "the request span exported" },
+      );
+      expect(span.parentSpanId ?? "").toBe("");
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "an API process on Deno exports too, and with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf its spans arrive as protobuf",
+    async () => {
+      const protobuf = startReceiver();
+      await using other = await spawnApi({
+        runtime: "deno",
+        env: {
+          ...system.env,
+          ...TEST_API_AUTH.env,
+          OTEL_EXPORTER_OTLP_ENDPOINT: protobuf.url,
+          OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
+          OTEL_BSP_SCHEDULE_DELAY: "50",
+        },
+      });
+      try {
+        expect((await call(other, "GET", "/jobs?limit=1")).status).toBe(200);
+        const got = await waitFor(() => protobuf.requests[0], {
+          timeout: 10_000,
+          message: "a protobuf export",
+        });
+        expect(got.type).toBe("application/x-protobuf");
+        expect((got.body as ArrayBuffer).byteLength).toBeGreaterThan(0);
+      } finally {
+        protobuf.stop();
+      }
+    },
+    E2E_TIMEOUT,
+  );
+});
