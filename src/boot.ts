@@ -95,7 +95,7 @@ export async function bootApi(listen: Listen): Promise<BootedApi> {
       ? { address: pushAddress(config.resonatePush.host, push.port, pid) }
       : undefined,
   );
-  const { resonate, streamOpen, search } = client;
+  const { resonate, streamOpen, search, traces } = client;
   receive = client.receive;
   if (push && config.resonatePush)
     log.info(
@@ -106,7 +106,11 @@ export async function bootApi(listen: Listen): Promise<BootedApi> {
   const closers: { close(): Promise<void> }[] = [];
   const targets = targetsFor(config, group);
   if (config.colocated) {
-    observeFunctions(resonate, { metrics: metrics.functions, log });
+    observeFunctions(resonate, {
+      metrics: metrics.functions,
+      log,
+      traces: tracing.enabled ? traces : undefined,
+    });
     for (const g of GROUPS) closers.push(await registerGroup(resonate, g, config, targets));
   }
   const draining = new AbortController();

@@ -15,6 +15,7 @@ import { observeFunctions } from "../src/observability/functions.ts";
 import { createLogger } from "../src/observability/logger.ts";
 import { WorkerMetrics } from "../src/observability/metrics.ts";
 import { type MetricsServer, serveMetrics } from "../src/observability/metrics-server.ts";
+import { startTracing } from "../src/observability/tracing.ts";
 import { exitWithParent } from "../src/parent-process.ts";
 import { uniquePid } from "../src/resonate/identity.ts";
 import { resonateClient } from "../src/resonate/network.ts";
@@ -39,10 +40,15 @@ if (!config.resonateUrl) {
 }
 
 const pid = config.workerPid ?? uniquePid(group);
-const { resonate, streamOpen, handOff } = resonateClient(config, group, pid);
+const { resonate, streamOpen, handOff, traces } = resonateClient(config, group, pid);
 const metrics = new WorkerMetrics();
 const log = createLogger({ level: config.logLevel, base: { service: "worker", group, pid } });
-observeFunctions(resonate, { metrics: metrics.functions, log });
+const tracing = startTracing(config.tracing, group);
+observeFunctions(resonate, {
+  metrics: metrics.functions,
+  log,
+  traces: tracing.enabled ? traces : undefined,
+});
 const resources = await registerGroup(resonate, group, config, targetsFor(config));
 let metricsServer: MetricsServer | undefined;
 if (config.metricsPort !== undefined) {
@@ -89,6 +95,7 @@ async function shutdown(signal: string) {
   await resonate.stop();
   await resources.close();
   await metricsServer?.stop();
+  await tracing.shutdown();
   clearTimeout(cut);
   log.info({ held_at_start: heldAtStart, released, ms: Date.now() - started }, "stopped");
   process.exit(0);

@@ -6,11 +6,22 @@
  * count on the client it runs on (`observeFunctions`), so a client without
  * an observer runs its functions exactly as registered.
  */
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  type Span,
+  SpanStatusCode,
+  type Context as TraceContext,
+  trace,
+} from "@opentelemetry/api";
 import type { Context, Resonate } from "@resonatehq/sdk";
 import { BoundedMap } from "../bounded-map.ts";
 import type { Implementation } from "../resonate/contract.ts";
+import type { RunTraces } from "../resonate/network.ts";
 import type { Logger } from "./logger.ts";
 import type { FunctionMetrics, RunKind, RunOutcome } from "./metrics.ts";
+import { TRACER_NAME } from "./tracing.ts";
 
 /** Where the wrapper finds the observer: a dependency of the Resonate client (`ctx.getDependency`). */
 const DEPENDENCY = "observability:functions";
@@ -23,11 +34,41 @@ interface FunctionObserver {
   log: Logger;
   /** Runs of each workflow id in this process so far. */
   runs: BoundedMap<string, number>;
+  /** With tracing on: the trace tags of a promise this process took, which its run's span continues. */
+  traceOf?: ((id: string) => Readonly<Record<string, string>> | undefined) | undefined;
+  /** The spans of workflow runs under way, by promise id, ended when the run stops to wait. */
+  openRuns: Map<string, Span>;
 }
 
-/** Logs and counts the runs of every function registered through `register` on `resonate`. */
-export function observeFunctions(resonate: Resonate, opts: { metrics: FunctionMetrics; log: Logger }): void {
-  const observer: FunctionObserver = { ...opts, runs: new BoundedMap(REMEMBERED_RUNS) };
+/**
+ * Logs and counts the runs of every function registered through `register`
+ * on `resonate`; with `traceOf` (tracing on), each run is also a span in the
+ * trace its promise's tags name.
+ */
+export function observeFunctions(
+  resonate: Resonate,
+  opts: {
+    metrics: FunctionMetrics;
+    log: Logger;
+    /** With tracing on: the client's `traces`. */
+    traces?: RunTraces | undefined;
+  },
+): void {
+  const observer: FunctionObserver = {
+    metrics: opts.metrics,
+    log: opts.log,
+    traceOf: opts.traces?.traceOf,
+    runs: new BoundedMap(REMEMBERED_RUNS),
+    openRuns: new Map(),
+  };
+  // A run that stops to wait ends there; the run that resumes it is a span of its own.
+  opts.traces?.onBlocked((id) => {
+    const span = observer.openRuns.get(id);
+    if (!span) return;
+    observer.openRuns.delete(id);
+    span.setAttribute("resonate.suspended", true);
+    span.end();
+  });
   resonate.setDependency(DEPENDENCY, observer);
 }
 
@@ -76,6 +117,76 @@ function startRun(
       "function end",
     );
   };
+}
+
+/**
+ * A span for one run of `name`, in the trace its promise's tags name (a
+ * trace of its own when they name none): `run <name>`, with the promise,
+ * the workflow, and the run or attempt number. `undefined` with tracing off.
+ */
+function startRunSpan(
+  observer: FunctionObserver,
+  name: string,
+  ctx: Context,
+  count: { attempt: number } | { run: number },
+): { span: Span; active: TraceContext } | undefined {
+  if (!observer.traceOf) return undefined;
+  const parent = propagation.extract(ROOT_CONTEXT, observer.traceOf(ctx.id) ?? {});
+  const span = trace.getTracer(TRACER_NAME).startSpan(
+    `run ${name}`,
+    {
+      attributes: {
+        "resonate.function": name,
+        "resonate.promise_id": ctx.id,
+        "resonate.workflow_id": ctx.originId,
+        ...("attempt" in count
+          ? { "resonate.attempt": count.attempt, "resonate.retry": count.attempt > 1 }
+          : { "resonate.run": count.run, "resonate.replay": count.run > 1 }),
+      },
+    },
+    parent,
+  );
+  return { span, active: trace.setSpan(parent, span) };
+}
+
+/** Ends a run's span: an error when the run rejected. */
+function endRunSpan(traced: { span: Span } | undefined, error?: unknown): void {
+  if (!traced) return;
+  if (error !== undefined) {
+    traced.span.recordException(error instanceof Error ? error : new Error(String(error)));
+    traced.span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  traced.span.end();
+}
+
+/**
+ * `it`, each of its steps taken with `active` as the current trace context,
+ * so what the workflow starts between two yields (an RPC, a step) is in its
+ * run's span: a generator's body runs only while it is being stepped.
+ */
+function* inContext<T, R>(active: TraceContext, it: Generator<T, R, unknown>): Generator<T, R, unknown> {
+  let resume: { value: unknown } | { error: unknown } = { value: undefined };
+  let done = false;
+  try {
+    for (;;) {
+      const sent: { value: unknown } | { error: unknown } = resume;
+      const step: IteratorResult<T, R> = context.with(
+        active,
+        (): IteratorResult<T, R> => ("error" in sent ? it.throw(sent.error) : it.next(sent.value)),
+      );
+      if (step.done) {
+        done = true;
+        return step.value;
+      }
+      try {
+        resume = { value: yield step.value };
+      } catch (error) {
+        resume = { error };
+      }
+    }
+  } finally {
+    if (!done) it.return(undefined as R);
+  }
 }
 
 /** Counts an attempt of a step of `name`; attempts after the first are retries. */
@@ -128,14 +239,22 @@ export function observed<Args extends unknown[], Result>(
       const run = (observer.runs.get(ctx.id) ?? 0) + 1;
       observer.runs.set(ctx.id, run);
       const end = startRun(observer, name, ctx, { run });
+      const traced = startRunSpan(observer, name, ctx, { run });
+      if (traced) observer.openRuns.set(ctx.id, traced.span);
       let result: Result;
       try {
-        result = yield* workflow(ctx, ...args);
+        result = traced
+          ? yield* inContext(traced.active, workflow(ctx, ...args))
+          : yield* workflow(ctx, ...args);
       } catch (error) {
         end("rejected", error);
+        observer.openRuns.delete(ctx.id);
+        endRunSpan(traced, error);
         throw error;
       }
       end("resolved");
+      observer.openRuns.delete(ctx.id);
+      endRunSpan(traced);
       return result;
     }, impl);
   }
@@ -145,12 +264,17 @@ export function observed<Args extends unknown[], Result>(
     // A leaf function is one step: the SDK retries it whole, with the attempt on its context.
     countAttempt(observer.metrics, name, ctx.info.attempt);
     const end = startRun(observer, name, ctx, { attempt: ctx.info.attempt });
+    const traced = startRunSpan(observer, name, ctx, { attempt: ctx.info.attempt });
     try {
-      const result = (await impl(ctx, ...args)) as Result;
+      const result = (await (traced
+        ? context.with(traced.active, () => impl(ctx, ...args))
+        : impl(ctx, ...args))) as Result;
       end("resolved");
+      endRunSpan(traced);
       return result;
     } catch (error) {
       end("rejected", error);
+      endRunSpan(traced, error);
       throw error;
     }
   }, impl);

@@ -9,6 +9,7 @@
  */
 import type { Context, Resonate } from "@resonatehq/sdk";
 import { observed } from "../observability/functions.ts";
+import { traceTags } from "../observability/tracing.ts";
 
 type Options = ReturnType<Resonate["options"]>;
 
@@ -34,10 +35,18 @@ export function durableFunction<Args extends unknown[], Result>(
   return Object.freeze({ name, version });
 }
 
-/** `opts` at `version`: the contract, not the caller, says which version new work starts at. */
+/**
+ * `opts` at `version`: the contract, not the caller, says which version new
+ * work starts at. Inside a traced run, the call's promise is also tagged
+ * with the run's span (`traceparent`), so the run it starts is in the same
+ * trace; the run's own tags win over nothing the caller set.
+ */
 function withVersion(opts: Options, version: number): Options {
-  if (opts.version === version) return opts;
-  return Object.assign(Object.create(Object.getPrototypeOf(opts)) as Options, opts, { version });
+  const traced = traceTags();
+  const untraced = traced.traceparent === undefined;
+  if (opts.version === version && untraced) return opts;
+  const tags = untraced ? opts.tags : { ...traced, ...opts.tags };
+  return Object.assign(Object.create(Object.getPrototypeOf(opts)) as Options, opts, { version, tags });
 }
 
 /** A generator workflow, or a leaf that returns (a promise of) its result. */

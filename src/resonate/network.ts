@@ -48,6 +48,7 @@ export function resonateClient(
     streamOpen: inner instanceof SocketNetwork ? inner.opened : Promise.resolve(),
     receive: (message) => (inner instanceof SocketNetwork ? inner.receive(message) : undefined),
     search: promiseSearch(network),
+    traces: { traceOf: (id) => network.traceOf(id), onBlocked: (listener) => network.onBlocked(listener) },
     handOff: (deadline) =>
       handOffTasks(
         network,
@@ -55,6 +56,12 @@ export function resonateClient(
         deadline,
       ),
   };
+}
+
+/** The trace tags of a promise whose task this process took (`traceparent`), and when a run stops to wait. */
+export interface RunTraces {
+  traceOf(id: string): Readonly<Record<string, string>> | undefined;
+  onBlocked(listener: (id: string) => void): void;
 }
 
 /** A process's Resonate client, and when it can be sent messages. */
@@ -69,6 +76,8 @@ export interface ResonateClient {
   streamOpen: Promise<void>;
   /** Hands a message that came another way (HTTP push) to the SDK, as one from the stream. */
   receive(message: Message): void;
+  /** What the spans of this process's runs need to know of its tasks (`RunTraces`). */
+  traces: RunTraces;
   /** `promise.search` through the same network (the in-process one answers 501). */
   search: PromiseSearch;
   /**

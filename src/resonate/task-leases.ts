@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Message, Network, Request, Response } from "@resonatehq/sdk";
+import { BoundedMap } from "../bounded-map.ts";
 import { PROTOCOL_VERSION } from "./search.ts";
 
 /** A task this process holds: acquired by its pid, at this version. */
@@ -116,9 +117,19 @@ export class TaskLeases {
  * one heartbeat per origin that lists them, or none when it holds nothing;
  * the SDK gets one `200` back either way, or the first failure.
  */
+/** Promises whose trace tags this process keeps: the ones it acquired lately. */
+const TRACED_PROMISES = 10_000;
+
+/** The W3C trace context tags of a promise (`traceparent`, `tracestate`), as the API and workflows tag them. */
+export type TraceTags = Readonly<Record<string, string>>;
+
 export class HeartbeatingNetwork implements Network {
   readonly leases: TaskLeases;
   readonly #inner: Network;
+  /** id → the trace tags of a promise whose task this process created or acquired (none for an untraced one). */
+  readonly #traces = new BoundedMap<string, TraceTags>(TRACED_PROMISES);
+  /** Told the root promise of each task this process suspends: its run stopped there. */
+  readonly #blocked: ((id: string) => void)[] = [];
 
   constructor(inner: Network, pid: string) {
     this.#inner = inner;
@@ -158,6 +169,11 @@ export class HeartbeatingNetwork implements Network {
         data: {},
       };
     }
+    if (req.kind === "task.suspend") {
+      const awaiter = (req.data as { actions?: { data?: { awaiter?: unknown } }[] }).actions?.[0]?.data
+        ?.awaiter;
+      if (typeof awaiter === "string") for (const listener of this.#blocked) listener(awaiter);
+    }
     let res: Response;
     try {
       res = await this.#inner.send(req);
@@ -166,8 +182,31 @@ export class HeartbeatingNetwork implements Network {
       throw error;
     }
     this.leases.answered(req, res);
+    if ((req.kind === "task.acquire" || req.kind === "task.create") && res.head.status === 200)
+      this.#noteTrace((res.data as { promise?: unknown }).promise);
     return res;
   }) as Network["send"];
+
+  /** Calls `listener` with a task's root promise id whenever its run stops to wait (`task.suspend`). */
+  onBlocked(listener: (id: string) => void): void {
+    this.#blocked.push(listener);
+  }
+
+  /** The trace tags of promise `id`, if its task came through this process and it carries any. */
+  traceOf(id: string): TraceTags | undefined {
+    return this.#traces.get(id);
+  }
+
+  #noteTrace(promise: unknown): void {
+    const { id, tags } = (promise ?? {}) as { id?: unknown; tags?: Record<string, unknown> };
+    if (typeof id !== "string" || typeof tags?.traceparent !== "string") return;
+    this.#traces.set(
+      id,
+      typeof tags.tracestate === "string"
+        ? { traceparent: tags.traceparent, tracestate: tags.tracestate }
+        : { traceparent: tags.traceparent },
+    );
+  }
 }
 
 /** What a stopping worker did with the tasks it held. */

@@ -16,7 +16,7 @@ import {
 import { ConfigError, loadConfig } from "../../src/config.ts";
 import { startTracing, TRACING_OFF, tracedFetch } from "../../src/observability/tracing.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
-import { call } from "../support/http.ts";
+import { call, jobDone } from "../support/http.ts";
 import { E2E_TIMEOUT, runId } from "../support/processes.ts";
 import { TEST_SECRET } from "../support/secrets.ts";
 
@@ -246,6 +246,70 @@ describe("an API process with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
         expect((got.body as ArrayBuffer).byteLength).toBeGreaterThan(0);
       } finally {
         protobuf.stop();
+      }
+    },
+    E2E_TIMEOUT,
+  );
+});
+
+describe("one order, every process exporting", () => {
+  const receiver = startReceiver();
+  let system: System;
+
+  beforeAll(async () => {
+    system = await startSystem({
+      apiAuth: TEST_API_AUTH,
+      webhookSecret: TEST_SECRET,
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_BSP_SCHEDULE_DELAY: "50",
+      },
+    });
+  }, E2E_TIMEOUT);
+
+  afterAll(async () => {
+    await system?.stop();
+    receiver.stop();
+  }, E2E_TIMEOUT);
+
+  test(
+    "one trace: the API's POST /jobs, process_order's runs in the order worker under it, and the db worker's runs under those",
+    async () => {
+      const traceId = crypto.randomUUID().replaceAll("-", "");
+      const orderId = `traced-${runId()}`;
+      const res = await call(
+        system.api,
+        "POST",
+        "/jobs",
+        { order_id: orderId, items: [{ sku: "sku-3", qty: 1 }] },
+        { traceparent: `00-${traceId}-${traceId.slice(16)}-01` },
+      );
+      expect(res.status).toBe(202);
+      await jobDone(system.api, `order:${orderId}`);
+      const inTrace = () => spansOf(receiver.requests).filter((s) => s.traceId === traceId);
+      const spans = await waitFor(
+        () => {
+          const all = inTrace();
+          const finished = all.some((s) => s.name === "run process_order");
+          return finished && all.some((s) => s.service === "db") ? all : undefined;
+        },
+        { timeout: 15_000, message: "spans of the api, the order worker and the db worker" },
+      );
+      const request = spans.find((s) => s.name === "POST /jobs" && s.service === "api");
+      expect(request).toBeDefined();
+      const runs = spans.filter((s) => s.name === "run process_order");
+      expect(runs.length).toBeGreaterThan(0);
+      for (const run of runs) {
+        expect(run.service).toBe("order-workers");
+        expect(run.parentSpanId).toBe(request?.spanId);
+      }
+      const dbRuns = spans.filter((s) => s.service === "db");
+      expect(dbRuns.length).toBeGreaterThan(0);
+      const runIds = new Set(runs.map((r) => r.spanId));
+      for (const db of dbRuns) {
+        expect(db.name).toStartWith("run ");
+        expect(runIds.has(db.parentSpanId ?? "")).toBe(true);
       }
     },
     E2E_TIMEOUT,
