@@ -1,4 +1,5 @@
 /** HTTP clients for the third parties the order workflow calls. Every call carries an idempotency key. */
+import { traceTags } from "../src/observability/tracing.ts";
 
 export interface ChargeRequest {
   idempotencyKey: string;
@@ -48,7 +49,8 @@ export class ThirdPartyError extends Error {
 async function post<T>(service: string, url: string, idempotencyKey: string, body: unknown): Promise<T> {
   const res = await fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json", "idempotency-key": idempotencyKey },
+    // Inside a traced step, the provider is told the trace (W3C `traceparent`); nothing otherwise.
+    headers: { "content-type": "application/json", "idempotency-key": idempotencyKey, ...traceTags() },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(10_000),
   });

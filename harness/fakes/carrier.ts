@@ -1,6 +1,7 @@
 import { Database } from "bun:sqlite";
 import { jsonReply } from "../http-reply.ts";
 import { apiError, fingerprint, idempotentReply, randomId, readJsonObject } from "./http.ts";
+import { ReceivedTraces } from "./traces.ts";
 
 export interface Shipment {
   id: string;
@@ -18,6 +19,8 @@ export interface Shipment {
  */
 export class Carrier {
   readonly #db: Database;
+  /** The `traceparent` of each shipment request, by order. */
+  readonly traces = new ReceivedTraces();
 
   constructor(opts: { ledgerPath: string }) {
     this.#db = new Database(opts.ledgerPath, { create: true, strict: true });
@@ -45,6 +48,7 @@ export class Carrier {
     if (typeof body.order_id !== "string" || body.order_id === "") {
       return apiError(400, "invalid_request", "order_id is required");
     }
+    this.traces.record("POST /v1/shipments", body.order_id, req.headers);
     const print = fingerprint(body);
     const outcome = this.#db.transaction(() => {
       const existing = this.#db

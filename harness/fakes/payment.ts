@@ -9,6 +9,7 @@ import {
   randomId,
   readJsonObject,
 } from "./http.ts";
+import { ReceivedTraces } from "./traces.ts";
 
 /** Options of the fake payment provider. */
 export interface PaymentProviderOptions {
@@ -80,6 +81,8 @@ export class PaymentProvider {
   /** Where webhooks go; may be changed while running (e.g. once the API's port is known). */
   webhookUrl: string;
   readonly #db: Database;
+  /** The `traceparent` of each charge request, by order. */
+  readonly traces = new ReceivedTraces();
   readonly #opts: Required<PaymentProviderOptions>;
   readonly #webhook: Webhook;
 
@@ -125,6 +128,7 @@ export class PaymentProvider {
     const body = await readJsonObject(req);
     if (typeof body === "string") return apiError(400, "invalid_request", body);
     const { amount_cents, currency, order_id, source, callback } = body;
+    if (typeof order_id === "string") this.traces.record("POST /v1/charges", order_id, req.headers);
     if (!Number.isSafeInteger(amount_cents) || (amount_cents as number) <= 0) {
       return apiError(400, "invalid_request", "amount_cents must be a positive integer");
     }

@@ -201,17 +201,45 @@ type Step = (ctx: Context, ...args: unknown[]) => unknown;
  * Counts the attempts of the `ctx.run` steps of this run. The SDK calls a
  * step with a context of its own whose `info.attempt` says which attempt it
  * is; the step keeps its name, which the SDK records in the step's promise.
- * A step that is a generator (a local sub-workflow) is left as it is.
+ * The SDK calls a step only when it runs now, never for a result it
+ * replays, so with tracing on (`run`: the run's span) each attempt is a
+ * span of its own (`step <name>`, or `step` for an anonymous function,
+ * with the step's promise id), a retry marked with its attempt, and
+ * what the step calls (a third party) is inside it. A step that is a
+ * generator (a local sub-workflow) is left as it is.
  */
-function countSteps(ctx: Context, name: string, metrics: FunctionMetrics): void {
-  const run = ctx.run;
+function countSteps(ctx: Context, name: string, metrics: FunctionMetrics, run?: TraceContext): void {
+  const original = ctx.run;
   const counted = (func: unknown, ...args: unknown[]) => {
-    if (typeof func !== "function" || isGeneratorFunction(func)) return run(func as string, ...args);
+    if (typeof func !== "function" || isGeneratorFunction(func)) return original(func as string, ...args);
     const step: Step = (stepCtx, ...stepArgs) => {
       countAttempt(metrics, name, stepCtx.info.attempt);
-      return (func as Step)(stepCtx, ...stepArgs);
+      if (!run) return (func as Step)(stepCtx, ...stepArgs);
+      const attempt = stepCtx.info.attempt;
+      const span = trace.getTracer(TRACER_NAME).startSpan(
+        (func as Step).name ? `step ${(func as Step).name}` : "step",
+        {
+          attributes: {
+            "resonate.function": name,
+            "resonate.promise_id": stepCtx.id,
+            "resonate.attempt": attempt,
+            "resonate.retry": attempt > 1,
+          },
+        },
+        run,
+      );
+      return context.with(trace.setSpan(run, span), async () => {
+        try {
+          const result = await (func as Step)(stepCtx, ...stepArgs);
+          span.end();
+          return result;
+        } catch (error) {
+          endRunSpan({ span }, error);
+          throw error;
+        }
+      });
     };
-    return run(namedAs(step, func), ...args);
+    return original(namedAs(step, func), ...args);
   };
   // The context is this run's own (the SDK builds one per run), so nothing else sees the change.
   (ctx as { run: unknown }).run = counted;
@@ -235,12 +263,12 @@ export function observed<Args extends unknown[], Result>(
     return namedAs(function* (ctx: Context, ...args: Args): Generator<unknown, Result, unknown> {
       const observer = ctx.getDependency<FunctionObserver>(DEPENDENCY);
       if (!observer) return yield* workflow(ctx, ...args);
-      countSteps(ctx, name, observer.metrics);
       const run = (observer.runs.get(ctx.id) ?? 0) + 1;
       observer.runs.set(ctx.id, run);
       const end = startRun(observer, name, ctx, { run });
       const traced = startRunSpan(observer, name, ctx, { run });
       if (traced) observer.openRuns.set(ctx.id, traced.span);
+      countSteps(ctx, name, observer.metrics, traced?.active);
       let result: Result;
       try {
         result = traced

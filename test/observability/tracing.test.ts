@@ -274,7 +274,7 @@ describe("one order, every process exporting", () => {
   }, E2E_TIMEOUT);
 
   test(
-    "one trace: the API's POST /jobs, process_order's runs in the order worker under it, and the db worker's runs under those",
+    "one trace: the API's POST /jobs, process_order's runs in the order worker under it, the db worker's runs and the order's steps under those, and the charge and the shipment carrying their step's span to the fakes",
     async () => {
       const traceId = crypto.randomUUID().replaceAll("-", "");
       const orderId = `traced-${runId()}`;
@@ -287,14 +287,23 @@ describe("one order, every process exporting", () => {
       );
       expect(res.status).toBe(202);
       await jobDone(system.api, `order:${orderId}`);
-      const inTrace = () => spansOf(receiver.requests).filter((s) => s.traceId === traceId);
+      const sandbox = system.sandbox;
+      if (!sandbox) throw new Error("the system started no sandbox");
+      const received = () => [...sandbox.payment.traces.for(orderId), ...sandbox.carrier.traces.for(orderId)];
+      const parentOf = (traceparent: string | null) => traceparent?.split("-")[2] ?? "";
+      // Every span is exported within the batch delay of its end: wait until the fakes' callers are among them.
       const spans = await waitFor(
         () => {
-          const all = inTrace();
+          const all = spansOf(receiver.requests).filter((s) => s.traceId === traceId);
+          const ids = new Set(all.map((s) => s.spanId));
           const finished = all.some((s) => s.name === "run process_order");
-          return finished && all.some((s) => s.service === "db") ? all : undefined;
+          const callers = received().every((r) => ids.has(parentOf(r.traceparent)));
+          return finished && callers && all.some((s) => s.service === "db") ? all : undefined;
         },
-        { timeout: 15_000, message: "spans of the api, the order worker and the db worker" },
+        {
+          timeout: 15_000,
+          message: "spans of the api, the order worker, the db worker and the fakes' callers",
+        },
       );
       const request = spans.find((s) => s.name === "POST /jobs" && s.service === "api");
       expect(request).toBeDefined();
@@ -311,6 +320,20 @@ describe("one order, every process exporting", () => {
         expect(db.name).toStartWith("run ");
         expect(runIds.has(db.parentSpanId ?? "")).toBe(true);
       }
+      const steps = spans.filter((s) => s.name.startsWith("step"));
+      for (const step of steps) {
+        expect(step.service).toBe("order-workers");
+        expect(runIds.has(step.parentSpanId ?? "")).toBe(true);
+      }
+      const stepIds = new Set(steps.map((s) => s.spanId));
+      for (const call of received()) {
+        const [, trace, parent] =
+          /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$/.exec(call.traceparent ?? "") ?? [];
+        expect({ route: call.route, trace }).toEqual({ route: call.route, trace: traceId });
+        expect(stepIds.has(parent ?? "")).toBe(true);
+      }
+      expect(sandbox.payment.traces.for(orderId).map((r) => r.route)).toContain("POST /v1/charges");
+      expect(sandbox.carrier.traces.for(orderId).map((r) => r.route)).toContain("POST /v1/shipments");
     },
     E2E_TIMEOUT,
   );
