@@ -3,6 +3,7 @@ import type { Caller } from "../auth/service.ts";
 import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
 import { conflict, errorMessage, notFound } from "../errors.ts";
 import { cancelRequested, isCanceledResult, Next, Orders } from "../functions.ts";
+import { linkToTrace } from "../observability/tracing.ts";
 import type { DurableFunction } from "../resonate/contract.ts";
 import { decodeValue, findPromise, jobStatus, type PromiseState } from "../resonate/durable.ts";
 import { createEntry, startedAt } from "./entries.ts";
@@ -70,6 +71,7 @@ export async function readJob(deps: Deps, id: string, caller: Caller): Promise<P
   if (!JOB_ID.test(id)) throw notFound(`job ${id}`);
   const promise = await readPromise(deps, id, `job ${id}`);
   if (!visibleTo(promise, caller)) throw notFound(`job ${id}`);
+  linkToTrace(promise.tags);
   return promise;
 }
 

@@ -166,6 +166,56 @@ export function traceTags(active: Context = context.active()): Record<string, st
   return carrier;
 }
 
+/** The span context a promise's trace tags name, if they name a valid one. */
+function tracedBy(tags: Readonly<Record<string, string>> | undefined) {
+  if (!tags?.traceparent) return undefined;
+  const named = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, tags));
+  return named && trace.isSpanContextValid(named) ? named : undefined;
+}
+
+/**
+ * Links the active span (a request's) to the trace a job's root promise
+ * tags name: a read, a wait, an event stream or a cancel of the job, each
+ * in a trace of its own, found from the job's. Nothing outside a span.
+ */
+export function linkToTrace(tags: Readonly<Record<string, string>> | undefined): void {
+  const span = trace.getActiveSpan();
+  const job = span && tracedBy(tags);
+  if (span && job) span.addLink({ context: job, attributes: { "resonate.link": "job" } });
+}
+
+/**
+ * Runs `fn` in a span named `name` inside the trace `tags` name (a job's),
+ * linked to the active span (the request that brought it, in its sender's
+ * trace): a webhook that settles a promise of the job shows in the job's
+ * trace. Without a traced job, or outside a span, it is `fn()`.
+ */
+export async function inTraceOf<T>(
+  tags: Readonly<Record<string, string>> | undefined,
+  name: string,
+  attributes: Record<string, string>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const request = trace.getActiveSpan();
+  if (!request || !tracedBy(tags)) return fn();
+  const parent = propagation.extract(ROOT_CONTEXT, tags ?? {});
+  const span = trace
+    .getTracer(TRACER_NAME)
+    .startSpan(name, { attributes, links: [{ context: request.spanContext() }] }, parent);
+  try {
+    return await context.with(trace.setSpan(parent, span), fn);
+  } catch (error) {
+    span.recordException(error instanceof Error ? error : new Error(String(error)));
+    span.setStatus({ code: SpanStatusCode.ERROR });
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+/** Whether the current code runs inside a span: tracing is on and a request or a run is traced. */
+export const traced = (): boolean => trace.getActiveSpan() !== undefined;
+
 /** The ids a log line carries inside a span: `trace_id`, `span_id`; none outside one. */
 export function logIds(span: Span | undefined = trace.getActiveSpan()): Record<string, string> {
   const ids = span?.spanContext();

@@ -6,8 +6,10 @@ import { conflict, HttpError, notFound, unavailable, unprocessable } from "../er
 import { jobId } from "../jobs/service.ts";
 import type { DeliveryOutcome } from "../observability/metrics.ts";
 import { touchPromise, touchWorkflow } from "../observability/request-context.ts";
+import { inTraceOf, traced } from "../observability/tracing.ts";
 import { shipJobId } from "../orders/service.ts";
 import { decodeValue, encodeValue, isNotFound } from "../resonate/durable.ts";
+import { originOf } from "../resonate/task-leases.ts";
 import { approvalPromiseId } from "./approval.ts";
 import type { Accepted, ApprovalWebhook, PaymentWebhook } from "./model.ts";
 
@@ -104,6 +106,20 @@ export function parseBody<T>(schema: TSchema, raw: string): T {
  * canceled or was settled by a cancel of its job, is a 409.
  */
 async function settleOnce<T extends { webhook_id: string }>(
+  deps: Deps,
+  promiseId: string,
+  value: T,
+  agrees: (stored: T) => boolean,
+): Promise<boolean> {
+  // Traced: the settle is a span in the job's trace (its root promise's tags), linked to the delivery's request.
+  if (!traced()) return settle(deps, promiseId, value, agrees);
+  const root = await deps.resonate.promises.get(originOf(promiseId)).catch(() => undefined);
+  return inTraceOf(root?.tags, `settle ${promiseId}`, { "resonate.promise_id": promiseId }, () =>
+    settle(deps, promiseId, value, agrees),
+  );
+}
+
+async function settle<T extends { webhook_id: string }>(
   deps: Deps,
   promiseId: string,
   value: T,

@@ -123,6 +123,7 @@ interface OtlpSpan {
   traceId: string;
   spanId: string;
   parentSpanId?: string;
+  links?: { traceId: string; spanId: string }[];
   name: string;
   kind: number;
   attributes: { key: string; value: { stringValue?: string; intValue?: string | number } }[];
@@ -204,6 +205,32 @@ describe("an API process with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
         .find((l) => l.includes('"msg":"request"') && l.includes(traceId));
       expect(line).toBeDefined();
       expect(JSON.parse(line as string)).toMatchObject({ trace_id: traceId, route: "/jobs", status: 202 });
+    },
+    E2E_TIMEOUT,
+  );
+
+  test(
+    "GET /jobs/:id, in a trace of its own, is linked to the job's trace",
+    async () => {
+      const traceId = crypto.randomUUID().replaceAll("-", "");
+      const orderId = `linked-${runId()}`;
+      const started = await call(
+        api,
+        "POST",
+        "/jobs",
+        { order_id: orderId, items: [{ sku: "sku-2", qty: 1 }] },
+        { traceparent: `00-${traceId}-${traceId.slice(0, 16)}-01` },
+      );
+      expect(started.status).toBe(202);
+      expect((await call(api, "GET", `/jobs/order:${orderId}`)).status).toBe(200);
+      const read = await waitFor(
+        () =>
+          spansOf(receiver.requests).find(
+            (s) => s.name === "GET /jobs/:id" && s.links?.some((l) => l.traceId === traceId),
+          ),
+        { timeout: 10_000, message: "the read's span, linked to the job's trace" },
+      );
+      expect(read.traceId).not.toBe(traceId);
     },
     E2E_TIMEOUT,
   );
@@ -298,7 +325,8 @@ describe("one order, every process exporting", () => {
           const ids = new Set(all.map((s) => s.spanId));
           const finished = all.some((s) => s.name === "run process_order");
           const callers = received().every((r) => ids.has(parentOf(r.traceparent)));
-          return finished && callers && all.some((s) => s.service === "db") ? all : undefined;
+          const settled = all.some((s) => s.name.startsWith(`settle order:${orderId}.`));
+          return finished && callers && settled && all.some((s) => s.service === "db") ? all : undefined;
         },
         {
           timeout: 15_000,
@@ -332,6 +360,13 @@ describe("one order, every process exporting", () => {
         expect({ route: call.route, trace }).toEqual({ route: call.route, trace: traceId });
         expect(stepIds.has(parent ?? "")).toBe(true);
       }
+      // The payment webhook settled a promise of the job: a span in the job's trace, linked to the delivery's request.
+      const settle = spans.find((s) => s.name.startsWith(`settle order:${orderId}.`));
+      expect(settle?.service).toBe("api");
+      const delivery = spansOf(receiver.requests).find(
+        (s) => s.name === "POST /webhooks/payment" && s.spanId === settle?.links?.[0]?.spanId,
+      );
+      expect(delivery).toBeDefined();
       expect(sandbox.payment.traces.for(orderId).map((r) => r.route)).toContain("POST /v1/charges");
       expect(sandbox.carrier.traces.for(orderId).map((r) => r.route)).toContain("POST /v1/shipments");
     },
