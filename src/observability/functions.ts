@@ -21,7 +21,7 @@ import type { Implementation } from "../resonate/contract.ts";
 import type { RunTraces } from "../resonate/network.ts";
 import type { Logger } from "./logger.ts";
 import type { FunctionMetrics, RunKind, RunOutcome } from "./metrics.ts";
-import { TRACER_NAME } from "./tracing.ts";
+import { logIds, TRACER_NAME } from "./tracing.ts";
 
 /** Where the wrapper finds the observer: a dependency of the Resonate client (`ctx.getDependency`). */
 const DEPENDENCY = "observability:functions";
@@ -96,9 +96,17 @@ function startRun(
   name: string,
   ctx: Context,
   count: { attempt: number } | { run: number },
+  span?: Span,
 ): (outcome: RunOutcome, error?: unknown) => void {
   const startedAt = performance.now();
-  const fields = { function: name, id: ctx.id, workflow_id: ctx.originId, ...count };
+  // The run's lines name its span (`trace_id`, `span_id`) when it has one.
+  const fields = {
+    function: name,
+    id: ctx.id,
+    workflow_id: ctx.originId,
+    ...count,
+    ...(span ? logIds(span) : {}),
+  };
   const run: RunKind =
     "attempt" in count ? (count.attempt > 1 ? "retry" : "first") : count.run > 1 ? "replay" : "first";
   observer.metrics.starts.inc({ function: name, run });
@@ -265,8 +273,8 @@ export function observed<Args extends unknown[], Result>(
       if (!observer) return yield* workflow(ctx, ...args);
       const run = (observer.runs.get(ctx.id) ?? 0) + 1;
       observer.runs.set(ctx.id, run);
-      const end = startRun(observer, name, ctx, { run });
       const traced = startRunSpan(observer, name, ctx, { run });
+      const end = startRun(observer, name, ctx, { run }, traced?.span);
       if (traced) observer.openRuns.set(ctx.id, traced.span);
       countSteps(ctx, name, observer.metrics, traced?.active);
       let result: Result;
@@ -291,8 +299,8 @@ export function observed<Args extends unknown[], Result>(
     if (!observer) return (await impl(ctx, ...args)) as Result;
     // A leaf function is one step: the SDK retries it whole, with the attempt on its context.
     countAttempt(observer.metrics, name, ctx.info.attempt);
-    const end = startRun(observer, name, ctx, { attempt: ctx.info.attempt });
     const traced = startRunSpan(observer, name, ctx, { attempt: ctx.info.attempt });
+    const end = startRun(observer, name, ctx, { attempt: ctx.info.attempt }, traced?.span);
     try {
       const result = (await (traced
         ? context.with(traced.active, () => impl(ctx, ...args))

@@ -367,6 +367,17 @@ describe("one order, every process exporting", () => {
         (s) => s.name === "POST /webhooks/payment" && s.spanId === settle?.links?.[0]?.spanId,
       );
       expect(delivery).toBeDefined();
+      // The order worker's log lines of a run name its span.
+      const line = system.workers.processes
+        .flatMap((p) => p.output().split("\n"))
+        .find(
+          (l) =>
+            l.includes('"function":"process_order"') &&
+            l.includes(`order:${orderId}`) &&
+            l.includes('"msg":"function end"'),
+        );
+      expect(line && JSON.parse(line)).toMatchObject({ trace_id: traceId });
+      expect(runIds.has((line && JSON.parse(line).span_id) ?? "")).toBe(true);
       expect(sandbox.payment.traces.for(orderId).map((r) => r.route)).toContain("POST /v1/charges");
       expect(sandbox.carrier.traces.for(orderId).map((r) => r.route)).toContain("POST /v1/shipments");
     },
