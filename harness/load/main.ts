@@ -41,6 +41,7 @@ import {
 import { DEFAULT_SYNCHRONOUS, SYNCHRONOUS_MODES, type Synchronous } from "../server/log.ts";
 import { API_RUNTIMES, type ApiRuntime } from "../service.ts";
 import { renderHtml } from "./html.ts";
+import { startOtlpSink } from "./otlp-sink.ts";
 import { apiMetricsTable, ratio, table } from "./report.ts";
 import { measure, type RunSettings, type ServerRun } from "./run.ts";
 import { runningSystem, type ServerSettings, startLoadSystem } from "./system.ts";
@@ -93,6 +94,7 @@ function readPlan(args: string[]): LoadPlan {
       storage: { type: "enum", values: STORAGE_CHOICES },
       "messages-poll-interval": { type: "number", min: 1, integer: true, unit: "ms" },
       delivery: { type: "enum", values: DELIVERY_CHOICES, default: "stream" },
+      "trace-ratio": { type: "number", min: 0, max: 1 },
       "api-runtime": { type: "enum", values: API_RUNTIMES },
       "quote-timeout-ms": { type: "number", min: 1, default: 5000 },
       "max-waiting": { type: "number", min: 1, default: 200 },
@@ -111,6 +113,8 @@ function readPlan(args: string[]): LoadPlan {
   if (values.colocated && (values["kill-workers"] || values.url)) {
     fail("--colocated starts its own API with no workers; it goes with neither --kill-workers nor --url");
   }
+  if (values["trace-ratio"] !== undefined && values.url)
+    fail("--trace-ratio turns tracing on in the system this tool starts; it does not go with --url");
   if (values.delivery !== "stream" && values.url)
     fail("--delivery sets how the server this tool starts reaches its API; it does not go with --url");
   for (const flag of ["server", "storage", "synchronous", "messages-poll-interval"] as const) {
@@ -194,6 +198,7 @@ function readPlan(args: string[]): LoadPlan {
       findCapacity: values["find-capacity"],
       quoteTimeoutMs: values["quote-timeout-ms"],
       maxWaiting: values["max-waiting"],
+      traceRatio: values["trace-ratio"],
     },
     json: values.json,
     html: values.html,
@@ -229,10 +234,14 @@ async function runLoad(plan: LoadPlan): Promise<number> {
   console.log(header(plan));
   /** Each server's run, by its name (`harness`, `real`, `real-postgres`). */
   const results: { name: string | null; run: ServerRun }[] = [];
+  const sink = settings.traceRatio === undefined ? undefined : startOtlpSink();
+  const tracing = sink && { endpoint: sink.url, ratio: settings.traceRatio as number };
+  if (tracing)
+    console.log(`load: tracing on, new traces sampled at ${tracing.ratio}, spans to ${tracing.endpoint}`);
   for (const server of servers.length > 0 ? servers : [undefined]) {
     // Each server gets a system of its own, started fresh and stopped before the next one starts.
     const system = server
-      ? await startLoadSystem(server, settings)
+      ? await startLoadSystem(server, { ...settings, tracing })
       : runningSystem(plan.url as string, plan.token);
     try {
       if (server)
@@ -246,6 +255,7 @@ async function runLoad(plan: LoadPlan): Promise<number> {
     }
   }
 
+  sink?.stop();
   const phases = results.flatMap(({ run }) => run.phases);
   const failures = results.flatMap(({ name, run }) =>
     run.failures.map((f) => (both && name ? `${name}: ${f}` : f)),
@@ -294,6 +304,7 @@ async function runLoad(plan: LoadPlan): Promise<number> {
     colocated: settings.colocated,
     kill_workers: settings.killWorkers,
     warmup_s: settings.warmupS,
+    tracing: sink ? { trace_ratio: settings.traceRatio, ...sink.counts() } : null,
     ...(both
       ? {
           by_server: Object.fromEntries(results.map(({ name, run }) => [name, run.report])),

@@ -20,6 +20,8 @@ export interface RunSettings extends SystemSettings {
   shape: { rate?: number; concurrency?: number };
   killWorkers: boolean;
   findCapacity: boolean;
+  /** `--trace-ratio`: every process exports spans to a counting OTLP sink, sampling new traces at this ratio. */
+  traceRatio?: number | undefined;
 }
 
 const SKUS = Array.from({ length: 100 }, (_, i) => `sku-${i + 1}`);

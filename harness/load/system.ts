@@ -36,6 +36,8 @@ export interface SystemSettings {
   /** API processes on the one port. */
   apiProcesses: number;
   pricingWorkers: number;
+  /** Every process exports its spans to `endpoint`, sampling new traces at `ratio` (`--trace-ratio`); none when undefined. */
+  tracing?: { endpoint: string; ratio: number } | undefined;
 }
 
 /** Who the load tool is to an API it starts: an operator (`sub` load), as the harness tools are wherever no user is named. */
@@ -98,6 +100,13 @@ export async function startLoadSystem(server: ServerSettings, s: SystemSettings)
       QUOTE_MAX_WAITING: String(s.maxWaiting),
       RESONATE_TTL_MS: "1000",
       BENCH_ROUTES: "1",
+      ...(s.tracing
+        ? {
+            OTEL_EXPORTER_OTLP_ENDPOINT: s.tracing.endpoint,
+            OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG: String(s.tracing.ratio),
+          }
+        : {}),
     },
   });
   const started = system.server;
