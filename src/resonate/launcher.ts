@@ -68,14 +68,6 @@ export class Launcher {
     version: number,
     tags: LaunchOptions["tags"],
   ): ReturnType<Resonate["options"]> {
-    // Tags name callers, who are unbounded: tagged options are built each time, not kept.
-    if (tags)
-      return this.resonate.options({
-        ...(target === undefined ? {} : { target }),
-        timeout,
-        version,
-        tags: { ...tags },
-      });
     const key = `${target ?? ""}\n${timeout}\n${version}`;
     let options = this.#options.get(key);
     if (!options) {
@@ -84,7 +76,11 @@ export class Launcher {
       );
       this.#options.set(key, options);
     }
-    return options;
+    // Tags name callers and traces, which are unbounded: tagged options are a copy of the kept ones, not kept.
+    if (!tags) return options;
+    return Object.assign(Object.create(Object.getPrototypeOf(options)) as typeof options, options, {
+      tags: { ...tags },
+    });
   }
 
   /** Starts `fn(...args)` under `id` at `fn`'s version, or joins the invocation already there; resolves once it is durably created. */
