@@ -14,6 +14,7 @@ import {
   waitFor,
 } from "../../harness/index.ts";
 import { ConfigError, loadConfig } from "../../src/config.ts";
+import { Orders } from "../../src/functions.ts";
 import { startTracing, TRACING_OFF, tracedFetch } from "../../src/observability/tracing.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { call, jobDone } from "../support/http.ts";
@@ -279,6 +280,9 @@ describe("an API process with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
   );
 });
 
+/** The name of a run span of the order workflow. */
+const PROCESS_ORDER_RUN = `run ${Orders.processOrder.name}`;
+
 describe("one order, every process exporting", () => {
   const receiver = startReceiver();
   let system: System;
@@ -323,7 +327,7 @@ describe("one order, every process exporting", () => {
         () => {
           const all = spansOf(receiver.requests).filter((s) => s.traceId === traceId);
           const ids = new Set(all.map((s) => s.spanId));
-          const finished = all.some((s) => s.name === "run process_order");
+          const finished = all.some((s) => s.name === PROCESS_ORDER_RUN);
           const callers = received().every((r) => ids.has(parentOf(r.traceparent)));
           const settled = all.some((s) => s.name.startsWith(`settle order:${orderId}.`));
           return finished && callers && settled && all.some((s) => s.service === "db") ? all : undefined;
@@ -335,7 +339,7 @@ describe("one order, every process exporting", () => {
       );
       const request = spans.find((s) => s.name === "POST /jobs" && s.service === "api");
       expect(request).toBeDefined();
-      const runs = spans.filter((s) => s.name === "run process_order");
+      const runs = spans.filter((s) => s.name === PROCESS_ORDER_RUN);
       expect(runs.length).toBeGreaterThan(0);
       for (const run of runs) {
         expect(run.service).toBe("order-workers");
@@ -372,7 +376,7 @@ describe("one order, every process exporting", () => {
         .flatMap((p) => p.output().split("\n"))
         .find(
           (l) =>
-            l.includes('"function":"process_order"') &&
+            l.includes(`"function":"${Orders.processOrder.name}"`) &&
             l.includes(`order:${orderId}`) &&
             l.includes('"msg":"function end"'),
         );
