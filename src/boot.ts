@@ -72,21 +72,30 @@ export async function bootApi(listen: Listen): Promise<BootedApi> {
   const group = "api";
   const pid = config.apiPid ?? uniquePid(group);
   const log = createLogger({ level: config.logLevel, base: { service: "api", pid } });
-  const tracing = startTracing(config.tracing, "api");
+  const tracing = await startTracing(config.tracing, "api");
   const metrics = new ApiMetrics();
   let receive: (message: Message) => void = () => {};
-  const push =
-    config.resonatePush &&
-    listen(
-      { port: config.resonatePush.port, hostname: config.resonatePush.host },
-      pushReceiver({
-        pid,
-        token: config.resonatePush.token,
-        receive: (message) => receive(message),
-        warn: (message) => log.warn({ event: "resonate_push_refused" }, message),
-        counted: (outcome) => metrics.resonatePushes.inc({ outcome }),
-      }),
-    );
+  let push: ReturnType<Listen> | undefined;
+  if (config.resonatePush) {
+    const at = { port: config.resonatePush.port, hostname: config.resonatePush.host };
+    try {
+      push = listen(
+        at,
+        pushReceiver({
+          pid,
+          token: config.resonatePush.token,
+          receive: (message) => receive(message),
+          warn: (message) => log.warn({ event: "resonate_push_refused" }, message),
+          counted: (outcome) => metrics.resonatePushes.inc({ outcome }),
+        }),
+      );
+    } catch (error) {
+      console.error(
+        `api: cannot listen for pushes on ${at.hostname}:${at.port} (RESONATE_PUSH_HOST, RESONATE_PUSH_PORT): ${error}`,
+      );
+      process.exit(2);
+    }
+  }
   const client = resonateClient(
     config,
     group,

@@ -286,7 +286,7 @@ function metricsPort(env: Env): number | undefined {
 }
 
 /** RESONATE_PUSH_*: a host turns HTTP push on, and then a token of at least 16 characters is required. */
-function pushSettings(env: Env): PushSettings | undefined {
+function pushSettings(env: Env, apiProcesses: number): PushSettings | undefined {
   const host = env.RESONATE_PUSH_HOST?.trim() || undefined;
   const token = env.RESONATE_PUSH_TOKEN || undefined;
   if (host === undefined) {
@@ -299,12 +299,21 @@ function pushSettings(env: Env): PushSettings | undefined {
     throw new ConfigError(
       "RESONATE_PUSH_TOKEN is required with RESONATE_PUSH_HOST: at least 16 characters, no spaces (the Resonate server's --transports-http-push-auth-token)",
     );
-  return { host: host.replace(/^\[(.*)\]$/, "$1"), port: int(env, "RESONATE_PUSH_PORT", 0, 65535), token };
+  const port = int(env, "RESONATE_PUSH_PORT", 0, 65535);
+  if (port !== 0 && apiProcesses > 1)
+    throw new ConfigError(
+      `RESONATE_PUSH_PORT=${port} with API_PROCESSES=${apiProcesses}: each process needs a push port of its own; leave it 0`,
+    );
+  return { host: host.replace(/^\[(.*)\]$/, "$1"), port, token };
 }
 
 /** OTEL_*: see `TracingSettings`. */
 function tracingSettings(env: Env): TracingSettings | undefined {
   if ((env.OTEL_SDK_DISABLED ?? "").trim().toLowerCase() === "true") return undefined;
+  const exporter = (env.OTEL_TRACES_EXPORTER || "otlp").trim();
+  if (exporter === "none") return undefined;
+  if (exporter !== "otlp")
+    throw new ConfigError(`OTEL_TRACES_EXPORTER must be otlp or none, got "${exporter}"`);
   const traces = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
   const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
   const given = traces || base;
@@ -437,7 +446,7 @@ export function loadConfig(env: Env = process.env): Config {
     resonateTtlMs: int(env, "RESONATE_TTL_MS", 500, 3_600_000),
     resonateToken: env.RESONATE_TOKEN || undefined,
     resonateTimeoutMs: int(env, "RESONATE_TIMEOUT", 1, 600_000),
-    resonatePush: pushSettings(env),
+    resonatePush: pushSettings(env, int(env, "API_PROCESSES", 1, 64)),
     paymentUrl: url(env, "PAYMENT_URL", `${sandbox}/payment`) as string,
     carrierUrl: url(env, "CARRIER_URL", `${sandbox}/carrier`) as string,
     pricingDelayMs: int(env, "PRICING_DELAY_MS", 0, 600_000),

@@ -43,7 +43,7 @@ const pid = config.workerPid ?? uniquePid(group);
 const { resonate, streamOpen, handOff, traces } = resonateClient(config, group, pid);
 const metrics = new WorkerMetrics();
 const log = createLogger({ level: config.logLevel, base: { service: "worker", group, pid } });
-const tracing = startTracing(config.tracing, group);
+const tracing = await startTracing(config.tracing, group);
 observeFunctions(resonate, {
   metrics: metrics.functions,
   log,

@@ -157,6 +157,20 @@ function startRunSpan(
   return { span, active: trace.setSpan(parent, span) };
 }
 
+/** Runs whose spans may stay open at once; past it the oldest is ended (a run the SDK dropped without a word). */
+const OPEN_RUNS = 10_000;
+
+/** Keeps a workflow run's span until the run ends or stops to wait. */
+function keepOpen(observer: FunctionObserver, id: string, span: Span): void {
+  observer.openRuns.get(id)?.end();
+  observer.openRuns.set(id, span);
+  if (observer.openRuns.size <= OPEN_RUNS) return;
+  const [oldest, stale] = observer.openRuns.entries().next().value as [string, Span];
+  observer.openRuns.delete(oldest);
+  stale.setAttribute("resonate.abandoned", true);
+  stale.end();
+}
+
 /** Ends a run's span: an error when the run rejected. */
 function endRunSpan(traced: { span: Span } | undefined, error?: unknown): void {
   if (!traced) return;
@@ -168,33 +182,19 @@ function endRunSpan(traced: { span: Span } | undefined, error?: unknown): void {
 }
 
 /**
- * `it`, each of its steps taken with `active` as the current trace context,
- * so what the workflow starts between two yields (an RPC, a step) is in its
- * run's span: a generator's body runs only while it is being stepped.
+ * `it`, each of its steps (`next`, `throw`, `return`) taken with `active`
+ * as the current trace context, so what the workflow starts between two
+ * yields (an RPC, a step) is in its run's span: a generator's body runs
+ * only while it is being stepped. `yield*` delegates to it as to `it`.
  */
-function* inContext<T, R>(active: TraceContext, it: Generator<T, R, unknown>): Generator<T, R, unknown> {
-  let resume: { value: unknown } | { error: unknown } = { value: undefined };
-  let done = false;
-  try {
-    for (;;) {
-      const sent: { value: unknown } | { error: unknown } = resume;
-      const step: IteratorResult<T, R> = context.with(
-        active,
-        (): IteratorResult<T, R> => ("error" in sent ? it.throw(sent.error) : it.next(sent.value)),
-      );
-      if (step.done) {
-        done = true;
-        return step.value;
-      }
-      try {
-        resume = { value: yield step.value };
-      } catch (error) {
-        resume = { error };
-      }
-    }
-  } finally {
-    if (!done) it.return(undefined as R);
-  }
+function inContext<T, R>(active: TraceContext, it: Generator<T, R, unknown>): Iterable<T, R, unknown> {
+  const within: Iterator<T, R, unknown> & Iterable<T, R, unknown> = {
+    next: (...value: [] | [unknown]) => context.with(active, () => it.next(...value)),
+    throw: (error: unknown) => context.with(active, () => it.throw(error)),
+    return: (value?: R) => context.with(active, () => it.return(value as R)),
+    [Symbol.iterator]: () => within,
+  };
+  return within;
 }
 
 /** Counts an attempt of a step of `name`; attempts after the first are retries. */
@@ -275,7 +275,7 @@ export function observed<Args extends unknown[], Result>(
       observer.runs.set(ctx.id, run);
       const traced = startRunSpan(observer, name, ctx, { run });
       const end = startRun(observer, name, ctx, { run }, traced?.span);
-      if (traced) observer.openRuns.set(ctx.id, traced.span);
+      if (traced) keepOpen(observer, ctx.id, traced.span);
       countSteps(ctx, name, observer.metrics, traced?.active);
       let result: Result;
       try {

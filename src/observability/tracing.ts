@@ -17,23 +17,7 @@ import {
   type TextMapGetter,
   trace,
 } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter as JsonExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { OTLPTraceExporter as ProtobufExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  type Sampler,
-  type SpanExporter,
-  TraceIdRatioBasedSampler,
-  TracerProvider,
-} from "@opentelemetry/sdk-trace";
-import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
-import type { TraceSampler, TracingSettings } from "../config.ts";
+import type { TracingSettings } from "../config.ts";
 
 /** The name spans of this project are made under (their instrumentation scope). */
 export const TRACER_NAME = "resonate-bun-edge";
@@ -48,58 +32,20 @@ export interface Tracing {
 /** Tracing off: nothing registered. */
 export const TRACING_OFF: Tracing = { enabled: false, shutdown: async () => {} };
 
-function samplerOf(name: TraceSampler, ratio: number): Sampler {
-  switch (name) {
-    case "always_on":
-      return new AlwaysOnSampler();
-    case "always_off":
-      return new AlwaysOffSampler();
-    case "traceidratio":
-      return new TraceIdRatioBasedSampler(ratio);
-    case "parentbased_always_on":
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-    case "parentbased_always_off":
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
-    case "parentbased_traceidratio":
-      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
-  }
-}
-
 /**
  * Starts tracing for a process whose service is `service` (`api`, a worker
- * group), unless `OTEL_SERVICE_NAME` names it. `exporter` replaces the OTLP
- * one (tests keep spans in memory).
+ * group), unless `OTEL_SERVICE_NAME` names it; `exporter` replaces the OTLP
+ * one. The SDK is loaded only here, when tracing is on: it takes 60 to 100
+ * ms to load, which every process would pay at start otherwise.
  */
-export function startTracing(
+export async function startTracing(
   settings: TracingSettings | undefined,
   service: string,
-  exporter?: SpanExporter,
-): Tracing {
+  exporter?: import("@opentelemetry/sdk-trace").SpanExporter,
+): Promise<Tracing> {
   if (!settings) return TRACING_OFF;
-  const resource = detectResources({ detectors: [envDetector] }).merge(
-    resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName ?? service }),
-  );
-  const provider = new TracerProvider({
-    resource,
-    sampler: samplerOf(settings.sampler, settings.samplerRatio),
-    spanProcessors: [
-      new BatchSpanProcessor({
-        exporter:
-          exporter ??
-          (settings.protocol === "http/json"
-            ? new JsonExporter({ url: settings.endpoint })
-            : new ProtobufExporter({ url: settings.endpoint })),
-        scheduledDelayMillis: settings.batch.scheduledDelayMs,
-        exportTimeoutMillis: settings.batch.exportTimeoutMs,
-        maxQueueSize: settings.batch.maxQueueSize,
-        maxExportBatchSize: settings.batch.maxExportBatchSize,
-      }),
-    ],
-  });
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  trace.setGlobalTracerProvider(provider);
-  return { enabled: true, shutdown: () => provider.shutdown() };
+  const { registerTracing } = await import("./tracing-sdk.ts");
+  return registerTracing(settings, service, exporter);
 }
 
 const headerGetter: TextMapGetter<Headers> = {

@@ -22,12 +22,16 @@ import { E2E_TIMEOUT, runId } from "../support/processes.ts";
 import { TEST_SECRET } from "../support/secrets.ts";
 
 describe("tracing settings (OTEL_*)", () => {
-  test("off unless an OTLP endpoint is set, and off with OTEL_SDK_DISABLED=true whatever else is set", () => {
+  test("off unless an OTLP endpoint is set, and off with OTEL_SDK_DISABLED=true whatever else is set", async () => {
     expect(loadConfig({}).tracing).toBeUndefined();
     expect(
       loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318", OTEL_SDK_DISABLED: "TRUE" }).tracing,
     ).toBeUndefined();
-    expect(startTracing(undefined, "api")).toBe(TRACING_OFF);
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318", OTEL_TRACES_EXPORTER: "none" })
+        .tracing,
+    ).toBeUndefined();
+    expect(await startTracing(undefined, "api")).toBe(TRACING_OFF);
     const fetch = async () => new Response();
     expect(tracedFetch(TRACING_OFF, fetch)).toBe(fetch);
   });
