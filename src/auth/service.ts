@@ -188,11 +188,6 @@ export async function callerAuth(settings: AuthSettings, now: () => number = Dat
   const skewMs = settings.clockSkewSeconds * 1_000;
   return {
     async authenticate(authorization) {
-      if (authorization) {
-        const known = verified.get(authorization);
-        const at = now();
-        if (known && at >= known.from && at < known.until) return known.caller;
-      }
       if (!authorization)
         throw unauthorized("unauthorized", "a bearer token is required: Authorization: Bearer <token>");
       const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(authorization);
@@ -202,6 +197,10 @@ export async function callerAuth(settings: AuthSettings, now: () => number = Dat
           "the Authorization header must be Bearer <token>",
           "invalid_request",
         );
+      const token = match[1] as string;
+      const known = verified.get(token);
+      const at = now();
+      if (known && at >= known.from && at < known.until) return known.caller;
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(match[1] as string, keys, {
@@ -213,12 +212,12 @@ export async function callerAuth(settings: AuthSettings, now: () => number = Dat
       }
       if (typeof payload.sub !== "string" || payload.sub === "")
         throw unauthorized("invalid_token", "the token's sub claim is missing or invalid", "invalid_token");
-      const caller: Caller = {
+      const caller: Caller = Object.freeze({
         sub: payload.sub,
         operator: scopesOf(payload).includes(settings.operatorScope),
         unchecked: false,
-      };
-      verified.set(authorization, {
+      });
+      verified.set(token, {
         caller,
         from: typeof payload.nbf === "number" ? payload.nbf * 1_000 - skewMs : Number.NEGATIVE_INFINITY,
         // `exp` is required, so jose let in no token without one.

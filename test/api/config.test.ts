@@ -111,6 +111,15 @@ describe("configuration from the environment", () => {
     [{ RESONATE_PUSH_HOST: "127.0.0.1", RESONATE_PUSH_TOKEN: "a token with spaces" }, PUSH_TOKEN_REQUIRED],
     [{ RESONATE_PUSH_TOKEN: "0123456789abcdef" }, "RESONATE_PUSH_TOKEN is set without RESONATE_PUSH_HOST"],
     [
+      {
+        RESONATE_PUSH_HOST: "127.0.0.1",
+        RESONATE_PUSH_TOKEN: "0123456789abcdef",
+        RESONATE_PUSH_PORT: "9100",
+        API_PROCESSES: "2",
+      },
+      "RESONATE_PUSH_PORT=9100 with API_PROCESSES=2: each process needs a push port of its own; leave it 0",
+    ],
+    [
       { RESONATE_PUSH_HOST: "http://api:9000", RESONATE_PUSH_TOKEN: "0123456789abcdef" },
       'RESONATE_PUSH_HOST must be a host name or an IP address, got "http://api:9000"',
     ],
