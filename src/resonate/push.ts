@@ -49,6 +49,25 @@ export function pushAddress(host: string, port: number, pid: string): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}${pushPath(pid)}`;
 }
 
+/** The body as text, read chunk by chunk and given up past `limit` bytes (`undefined`), declared length or not. */
+async function readAtMost(request: Request, limit: number): Promise<string | undefined> {
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      void reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 /** `fetch`-style handler of a process's push listener, for `Bun.serve` and `Deno.serve` alike. */
 export function pushReceiver(opts: PushReceiverOptions): (request: Request) => Promise<Response> {
   const path = pushPath(opts.pid);
@@ -80,14 +99,13 @@ export function pushReceiver(opts: PushReceiverOptions): (request: Request) => P
     }
     const length = Number(request.headers.get("content-length") ?? 0);
     if (length > maxBodyBytes) return json("too_large", 413, `a message is at most ${maxBodyBytes} bytes`);
-    let text: string;
+    let text: string | undefined;
     try {
-      text = await request.text();
+      text = await readAtMost(request, maxBodyBytes);
     } catch (error) {
       return json("invalid", 400, `body could not be read: ${String(error)}`);
     }
-    if (text.length > maxBodyBytes)
-      return json("too_large", 413, `a message is at most ${maxBodyBytes} bytes`);
+    if (text === undefined) return json("too_large", 413, `a message is at most ${maxBodyBytes} bytes`);
     let message: unknown;
     try {
       message = JSON.parse(text);

@@ -46,7 +46,11 @@ const unblock = {
     },
   },
 };
-const post = (body: string, headers: Record<string, string> = {}, url = address) =>
+const post = (
+  body: string | ReadableStream<Uint8Array>,
+  headers: Record<string, string> = {},
+  url = address,
+) =>
   fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}`, ...headers },
@@ -121,6 +125,21 @@ describe("the API's HTTP push listener", () => {
     {
       name: "a body past the limit: 413",
       send: () => post(JSON.stringify({ ...unblock, pad: "x".repeat(5_000) })),
+      status: 413,
+      outcome: "too_large",
+      error: /at most 4096 bytes/,
+    },
+    {
+      name: "a chunked body (no Content-Length) past the limit: 413, read no further",
+      send: () =>
+        post(
+          new ReadableStream<Uint8Array>({
+            start(controller) {
+              for (let i = 0; i < 10; i++) controller.enqueue(new TextEncoder().encode("x".repeat(1_000)));
+              controller.close();
+            },
+          }),
+        ),
       status: 413,
       outcome: "too_large",
       error: /at most 4096 bytes/,
