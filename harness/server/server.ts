@@ -370,6 +370,7 @@ export class ProtocolServer {
       // Messages produced before the reset are dropped, and the state file is emptied before
       // anything applied after the reset is written.
       this.#generation++;
+      // A push under way is not cut short: the real server's loop waits it out too, holding up what follows.
       // Nothing is read back from SQLite until the reset is folded into it (see #written).
       this.#readableFrom = Number.POSITIVE_INFINITY;
       this.#outbox.clear();
@@ -602,11 +603,13 @@ export class ProtocolServer {
    */
   async #send(taken: OutboxEntry[], generation: number): Promise<void> {
     const metrics = this.#opts.metrics;
+    // This run's own: a stop aborts it, and a start after that does not revive the run.
+    const stopped = this.#stopPush.signal;
     try {
       for (const entry of taken) {
-        if (this.#failed || !this.#started || generation !== this.#generation) return;
+        if (this.#failed || stopped.aborted || generation !== this.#generation) return;
         if (!entry.address.startsWith("poll://") && isHttpAddress(entry.address)) {
-          await this.#push.send(entry.address, entry.message, this.#stopPush.signal);
+          await this.#push.send(entry.address, entry.message, stopped);
         } else {
           const delivered = this.hub.deliver(entry.address, entry.message);
           metrics?.deliveries.inc({ status: delivered ? "success" : "error" });
