@@ -139,12 +139,8 @@ export interface ResonateServerOptions {
   maxConnections?: number;
   /** Accept `debug.*` requests. */
   debug?: boolean;
-  /**
-   * The token the server sends with every HTTP push
-   * (`--transports-http-push-auth-mode bearer --transports-http-push-auth-token`),
-   * which the API's push listener asks for (`RESONATE_PUSH_TOKEN`). Default: pushes carry none.
-   */
-  pushToken?: string;
+  /** How the server pushes messages to `http(s)` addresses (`--transports-http-push-*`, the same flags on both servers). */
+  push?: PushOptions;
   /**
    * A real `resonate` binary to run instead of ours; defaults to the
    * `RESONATE_BIN` environment variable.
@@ -171,6 +167,22 @@ export interface ResonateServerOptions {
    * removes) or as the path of a PEM file. Default: no tokens checked.
    */
   auth?: ResonateAuthOptions;
+}
+
+/** The HTTP push settings a test or a launcher gives the server; each has the default of `SERVER_TUNING` or the server's own. */
+export interface PushOptions {
+  /**
+   * The token the server sends with every push (`--transports-http-push-auth-mode bearer
+   * --transports-http-push-auth-token`), which the API's push listener asks for
+   * (`RESONATE_PUSH_TOKEN`). Default: pushes carry none.
+   */
+  token?: string;
+  /** `--transports-http-push-auth-header`: where the token goes. Default `Authorization`. */
+  header?: string;
+  /** `--transports-http-push-enabled`. Default true. */
+  enabled?: boolean;
+  /** `--transports-http-push-request-timeout` (ms). Default `SERVER_TUNING.pushRequestTimeoutMs`. */
+  requestTimeoutMs?: number;
 }
 
 /** The key and the claims a server with tokens checks; see `harness/jwt.ts` for keys and tokens. */
@@ -201,7 +213,7 @@ export interface ResonateServer extends AsyncDisposable {
   readonly metricsUrl: string | undefined;
   /** Whether it checks tokens (`auth` was given). */
   readonly authenticated: boolean;
-  /** The bearer token its HTTP pushes carry, when `pushToken` was given. */
+  /** The bearer token its HTTP pushes carry, when `push.token` was given. */
   readonly pushToken: string | undefined;
   /** The current server process. */
   readonly process: ChildProcess;
@@ -278,10 +290,12 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     "--transports-http-push-connect-timeout",
     String(SERVER_TUNING.pushConnectTimeoutMs),
     "--transports-http-push-request-timeout",
-    String(SERVER_TUNING.pushRequestTimeoutMs),
-    ...(opts.pushToken
-      ? ["--transports-http-push-auth-mode", "bearer", "--transports-http-push-auth-token", opts.pushToken]
+    String(opts.push?.requestTimeoutMs ?? SERVER_TUNING.pushRequestTimeoutMs),
+    ...(opts.push?.enabled === false ? ["--transports-http-push-enabled", "false"] : []),
+    ...(opts.push?.token
+      ? ["--transports-http-push-auth-mode", "bearer", "--transports-http-push-auth-token", opts.push.token]
       : []),
+    ...(opts.push?.header ? ["--transports-http-push-auth-header", opts.push.header] : []),
   ];
 
   const launch = async (): Promise<ChildProcess> => {
@@ -376,7 +390,7 @@ export async function startResonateServer(opts: ResonateServerOptions = {}): Pro
     tracePath: opts.tracePath,
     metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
     authenticated: publicKeyPath !== undefined,
-    pushToken: opts.pushToken,
+    pushToken: opts.push?.token,
     get process() {
       return current;
     },

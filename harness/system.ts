@@ -342,7 +342,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
           startResonateServer({
             dbPath,
             ...serverOptions,
-            ...(pushToken ? { pushToken } : {}),
+            ...(pushToken ? { push: { ...serverOptions.push, token: pushToken } } : {}),
             ...(auth
               ? {
                   auth: {

@@ -104,6 +104,13 @@ describe("tracing settings (OTEL_*)", () => {
   }
 });
 
+/** The settings of a process that exports to `url` over `protocol`, each batch 50 ms after its first span. */
+const exportingTo = (url: string, protocol: "http/json" | "http/protobuf") => ({
+  OTEL_EXPORTER_OTLP_ENDPOINT: url,
+  OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+  OTEL_BSP_SCHEDULE_DELAY: "50",
+});
+
 /** An OTLP/HTTP receiver on `/v1/traces`: what arrived, as JSON (`http/json`) or as the bytes' content type. */
 function startReceiver() {
   const requests: { type: string; body: unknown }[] = [];
@@ -163,9 +170,7 @@ describe("an API process with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
       env: {
         ...system.env,
         ...TEST_API_AUTH.env,
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-        OTEL_BSP_SCHEDULE_DELAY: "50",
+        ...exportingTo(receiver.url, "http/json"),
       },
     });
   }, E2E_TIMEOUT);
@@ -263,9 +268,7 @@ describe("an API process with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
         env: {
           ...system.env,
           ...TEST_API_AUTH.env,
-          OTEL_EXPORTER_OTLP_ENDPOINT: protobuf.url,
-          OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
-          OTEL_BSP_SCHEDULE_DELAY: "50",
+          ...exportingTo(protobuf.url, "http/protobuf"),
         },
       });
       try {
@@ -296,9 +299,7 @@ describe("one order, every process exporting", () => {
       apiAuth: TEST_API_AUTH,
       webhookSecret: TEST_SECRET,
       env: {
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-        OTEL_BSP_SCHEDULE_DELAY: "50",
+        ...exportingTo(receiver.url, "http/json"),
       },
     });
   }, E2E_TIMEOUT);

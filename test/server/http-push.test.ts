@@ -1,21 +1,14 @@
 /**
  * HTTP push: a message whose address is an `http(s)://` URL is POSTed there
  * by the delivery loop, once, one push after the other, as the real server
- * v0.9.8 does. The tests that start their server with `startResonateServer`
- * run on the real one too (`RESONATE_BIN`); those that need the push flags,
- * which it does not pass, start ours (`harness/server/main.ts`) with them.
+ * v0.9.8 does. Each test runs on the real server too (`RESONATE_BIN`) but
+ * those that read our server's own log lines or refusals, which start ours.
  */
 import { describe, expect, test } from "bun:test";
-import { join, resolve } from "node:path";
-import {
-  type PromiseRecord,
-  protocolCall,
-  spawnProcess,
-  startResonateServer,
-  waitFor,
-} from "../../harness/index.ts";
+import { resolve } from "node:path";
+import { type PromiseRecord, protocolCall, startResonateServer, waitFor } from "../../harness/index.ts";
 import { E2E_TIMEOUT, openMessageStream, runId } from "../support/processes.ts";
-import { tempDbPaths, tempDir } from "../support/temp.ts";
+import { tempDbPaths } from "../support/temp.ts";
 
 const SERVER_MAIN = resolve(import.meta.dir, "../../harness/server/main.ts");
 
@@ -55,46 +48,6 @@ function startReceiver(
     /** The pushes of the unblock for promise `id`. */
     unblocks: (id: string) => pushes.filter((p) => p.body.data.promise?.id === id),
     [Symbol.asyncDispose]: () => server.stop(true),
-  };
-}
-
-/**
- * Our server with `flags` added to what `startResonateServer` gives it (a
- * fresh state file, a 1 ms delivery loop): for the push flags, which that
- * function does not pass. `output()` is what it printed.
- */
-async function startOurServer(flags: string[]) {
-  const dir = tempDir("http-push-");
-  const child = spawnProcess({
-    name: "resonate-server",
-    cmd: [
-      process.execPath,
-      SERVER_MAIN,
-      "--port",
-      "0",
-      "--db",
-      join(dir.path, "resonate.db"),
-      "--messages-poll-interval",
-      "1",
-      ...flags,
-    ],
-    readyLine: /^resonate server listening on (http:\/\/\S+)/,
-  });
-  let url: string;
-  try {
-    url = (await child.ready)[1] as string;
-  } catch (error) {
-    await child.stop();
-    dir.remove();
-    throw error;
-  }
-  return {
-    url,
-    output: () => child.output(),
-    [Symbol.asyncDispose]: async () => {
-      await child.stop();
-      dir.remove();
-    },
   };
 }
 
@@ -175,8 +128,7 @@ describe("resonate server: HTTP push to http(s) addresses", () => {
     "with --transports-http-push-auth-mode bearer each push carries Authorization: Bearer <token>",
     async () => {
       await using receiver = startReceiver();
-      // startResonateServer's pushToken: the same flags on either server.
-      await using server = await startResonateServer({ pushToken: "t" });
+      await using server = await startResonateServer({ push: { token: "t" } });
       const push = await pushedUnblock(server, receiver);
       expect(push.headers.get("authorization")).toBe("Bearer t");
     },
@@ -187,14 +139,7 @@ describe("resonate server: HTTP push to http(s) addresses", () => {
     "with --transports-http-push-auth-header the token goes in that header and no Authorization is sent",
     async () => {
       await using receiver = startReceiver();
-      await using server = await startOurServer([
-        "--transports-http-push-auth-mode",
-        "bearer",
-        "--transports-http-push-auth-token",
-        "t",
-        "--transports-http-push-auth-header",
-        "X-Push-Token",
-      ]);
+      await using server = await startResonateServer({ push: { token: "t", header: "X-Push-Token" } });
       const push = await pushedUnblock(server, receiver);
       expect(push.headers.get("x-push-token")).toBe("Bearer t");
       expect(push.headers.get("authorization")).toBeNull();
@@ -244,7 +189,8 @@ describe("resonate server: HTTP push to http(s) addresses", () => {
         if (push.path === "/hang") await Bun.sleep(1_000);
         return new Response(null, { status: 204 });
       });
-      await using server = await startOurServer(["--transports-http-push-request-timeout", "200"]);
+      // Our server's log line is asserted below: the real one words it otherwise.
+      await using server = await startResonateServer({ kind: "harness", push: { requestTimeoutMs: 200 } });
       const run = runId();
       const hanging = `push:${run}-hang`;
       const later = `push:${run}-later`;
@@ -254,7 +200,7 @@ describe("resonate server: HTTP push to http(s) addresses", () => {
       await settle(server, later);
       await waitFor(() => receiver.unblocks(later).length > 0, { timeout: 1_500, message: "the later push" });
       expect(receiver.pushes.map((p) => p.path)).toEqual(["/hang", "/ok"]);
-      expect(server.output()).toContain(
+      expect(server.process.output()).toContain(
         `HTTP push delivery failed (address ${receiver.url("/hang")}, timeout)`,
       );
     },
@@ -301,7 +247,7 @@ describe("resonate server: HTTP push to http(s) addresses", () => {
     "an address of another scheme (gcps://p/t, ftp://x) is still refused, as a listener and as a target",
     async () => {
       // The real server v0.9.8 accepts gcps:// (and drops its messages: its Pub/Sub transport is off by default).
-      await using server = await startOurServer([]);
+      await using server = await startResonateServer({ kind: "harness" });
       for (const address of ["gcps://p/t", "ftp://x"]) {
         const listener = await listen(server, `push:${runId()}`, address);
         expect({ status: listener.status, data: listener.body.data }).toEqual({
@@ -327,7 +273,8 @@ describe("resonate server: HTTP push to http(s) addresses", () => {
     "with --transports-http-push-enabled false an http address is accepted and its message dropped",
     async () => {
       await using receiver = startReceiver();
-      await using server = await startOurServer(["--transports-http-push-enabled", "false"]);
+      // Our server's log line is asserted below: the real one words it otherwise.
+      await using server = await startResonateServer({ kind: "harness", push: { enabled: false } });
       const run = runId();
       const pushed = `push:${run}-dropped`;
       const streamed = `push:${run}-stream`;
@@ -343,10 +290,13 @@ describe("resonate server: HTTP push to http(s) addresses", () => {
         await settle(server, streamed);
         await waitFor(() => streamedArrived, { timeout: 1_500, message: "the stream's unblock" });
         expect(receiver.pushes).toEqual([]);
-        await waitFor(() => server.output().includes("HTTP push transport disabled, message dropped"), {
-          timeout: 1_500,
-          message: "the warning",
-        });
+        await waitFor(
+          () => server.process.output().includes("HTTP push transport disabled, message dropped"),
+          {
+            timeout: 1_500,
+            message: "the warning",
+          },
+        );
       } finally {
         stream.close();
       }
