@@ -1,5 +1,6 @@
 import { type AnyElysia, Elysia } from "elysia";
 import { HttpError, preview } from "./errors.ts";
+import { readAtMost } from "./read-body.ts";
 
 /** Methods Elysia routes itself; a request with any other (TRACE, CONNECT, …) never reaches a route or `onError`. */
 const ROUTED_METHODS = new Set(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]);
@@ -26,43 +27,21 @@ const tooLarge = (limit: number) =>
 async function readLimited(request: Request, limit: number, timeoutMs: number): Promise<string> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new HttpError(
-            408,
-            "request_timeout",
-            `the request body did not arrive within ${timeoutMs} ms`,
-            undefined,
-            {
-              connection: "close",
-            },
-          ),
-        ),
-      timeoutMs,
-    );
+  const text = await readAtMost(request, limit, {
+    ms: timeoutMs,
+    error: () =>
+      new HttpError(
+        408,
+        "request_timeout",
+        `the request body did not arrive within ${timeoutMs} ms`,
+        undefined,
+        {
+          connection: "close",
+        },
+      ),
   });
-  try {
-    for (;;) {
-      const { done, value } = await Promise.race([reader.read(), expired]);
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) throw tooLarge(limit);
-      chunks.push(value);
-    }
-  } catch (error) {
-    void reader.cancel().catch(() => {});
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+  if (text === undefined) throw tooLarge(limit);
+  return text;
 }
 
 /**

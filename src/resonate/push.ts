@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { isMessage, type Message } from "@resonatehq/sdk";
+import { readAtMost } from "../read-body.ts";
 
 /**
  * The receiving end of the Resonate server's HTTP push: when a process
@@ -47,25 +48,6 @@ export function pushPath(pid: string): string {
 /** The address a process registers: `http://host:port/messages/<pid>` (IPv6 hosts in brackets). */
 export function pushAddress(host: string, port: number, pid: string): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}${pushPath(pid)}`;
-}
-
-/** The body as text, read chunk by chunk and given up past `limit` bytes (`undefined`), declared length or not. */
-async function readAtMost(request: Request, limit: number): Promise<string | undefined> {
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      void reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** `fetch`-style handler of a process's push listener, for `Bun.serve` and `Deno.serve` alike. */
