@@ -17,6 +17,13 @@ export class BoundedMap<K, V> {
     }
   }
 
+  /** The entry under `key`, which is forgotten. */
+  take(key: K): V | undefined {
+    const value = this.#entries.get(key);
+    this.#entries.delete(key);
+    return value;
+  }
+
   get size(): number {
     return this.#entries.size;
   }

@@ -11,6 +11,7 @@ import {
   propagation,
   ROOT_CONTEXT,
   type Span,
+  SpanKind,
   SpanStatusCode,
   type Context as TraceContext,
   trace,
@@ -21,7 +22,7 @@ import type { Implementation } from "../resonate/contract.ts";
 import type { RunTraces } from "../resonate/network.ts";
 import type { Logger } from "./logger.ts";
 import type { FunctionMetrics, RunKind, RunOutcome } from "./metrics.ts";
-import { logIds, TRACER_NAME } from "./tracing.ts";
+import { logIds, spanContextOf, TRACER_NAME, traceTags } from "./tracing.ts";
 
 /** Where the wrapper finds the observer: a dependency of the Resonate client (`ctx.getDependency`). */
 const DEPENDENCY = "observability:functions";
@@ -38,6 +39,10 @@ interface FunctionObserver {
   traceOf?: ((id: string) => Readonly<Record<string, string>> | undefined) | undefined;
   /** The spans of workflow runs under way, by promise id, ended when the run stops to wait. */
   openRuns: Map<string, Span>;
+  /** RPC spans by the `traceparent` their promise was sent with, until the server says whether it created it. */
+  rpcs: BoundedMap<string, Span>;
+  /** Pending step promises: id → the `traceparent` of the run that created it, told apart from this run's. */
+  stepTraces: BoundedMap<string, string>;
 }
 
 /**
@@ -60,7 +65,20 @@ export function observeFunctions(
     traceOf: opts.traces?.traceOf,
     runs: new BoundedMap(REMEMBERED_RUNS),
     openRuns: new Map(),
+    rpcs: new BoundedMap(OPEN_RUNS),
+    stepTraces: new BoundedMap(OPEN_RUNS),
   };
+  // An RPC's span is kept when its promise is new, and dropped unended (never exported) when a replay found it made.
+  opts.traces?.onTracedPromise(({ id, sent, stored }) => {
+    const rpc = sent === undefined ? undefined : observer.rpcs.take(sent);
+    if (!rpc) {
+      if (stored !== undefined) observer.stepTraces.set(id, stored);
+      return;
+    }
+    if (stored !== sent) return;
+    rpc.setAttribute("resonate.promise_id", id);
+    rpc.end();
+  });
   // A run that stops to wait ends there; the run that resumes it is a span of its own.
   opts.traces?.onBlocked((id) => {
     const span = observer.openRuns.get(id);
@@ -213,17 +231,24 @@ type Step = (ctx: Context, ...args: unknown[]) => unknown;
  * replays, so with tracing on (`run`: the run's span) each attempt is a
  * span of its own (`step <name>`, or `step` for an anonymous function,
  * with the step's promise id), a retry marked with its attempt, and
- * what the step calls (a third party) is inside it. A step that is a
- * generator (a local sub-workflow) is left as it is.
+ * what the step calls (a third party) is inside it. A step's promise is
+ * tagged with the run's span, so a step that an earlier run began and
+ * never ended (its process died) is told apart when it runs again: a
+ * retry, `resonate.rerun`, linked to that run. A step that is a generator
+ * (a local sub-workflow) is left as it is.
  */
-function countSteps(ctx: Context, name: string, metrics: FunctionMetrics, run?: TraceContext): void {
+function countSteps(ctx: Context, name: string, observer: FunctionObserver, run?: TraceContext): void {
   const original = ctx.run;
+  const runTags = run ? traceTags(run) : undefined;
   const counted = (func: unknown, ...args: unknown[]) => {
     if (typeof func !== "function" || isGeneratorFunction(func)) return original(func as string, ...args);
     const step: Step = (stepCtx, ...stepArgs) => {
-      countAttempt(metrics, name, stepCtx.info.attempt);
+      countAttempt(observer.metrics, name, stepCtx.info.attempt);
       if (!run) return (func as Step)(stepCtx, ...stepArgs);
       const attempt = stepCtx.info.attempt;
+      const createdBy = observer.stepTraces.take(stepCtx.id);
+      const earlier = createdBy !== runTags?.traceparent ? createdBy : undefined;
+      const earlierRun = earlier && spanContextOf({ traceparent: earlier });
       const span = trace.getTracer(TRACER_NAME).startSpan(
         (func as Step).name ? `step ${(func as Step).name}` : "step",
         {
@@ -231,8 +256,10 @@ function countSteps(ctx: Context, name: string, metrics: FunctionMetrics, run?: 
             "resonate.function": name,
             "resonate.promise_id": stepCtx.id,
             "resonate.attempt": attempt,
-            "resonate.retry": attempt > 1,
+            "resonate.retry": attempt > 1 || earlier !== undefined,
+            ...(earlier !== undefined ? { "resonate.rerun": true } : {}),
           },
+          links: earlierRun ? [{ context: earlierRun, attributes: { "resonate.link": "earlier run" } }] : [],
         },
         run,
       );
@@ -247,10 +274,50 @@ function countSteps(ctx: Context, name: string, metrics: FunctionMetrics, run?: 
         }
       });
     };
-    return original(namedAs(step, func), ...args);
+    return original(namedAs(step, func), ...(runTags ? tagged(ctx, args, runTags) : args));
   };
   // The context is this run's own (the SDK builds one per run), so nothing else sees the change.
   (ctx as { run: unknown }).run = counted;
+}
+
+/** A step's arguments with `tags` added to its options (the SDK's options object is their last one, when given). */
+function tagged(ctx: Context, args: unknown[], tags: Record<string, string>): unknown[] {
+  const defaults = ctx.options();
+  const last = args.at(-1);
+  if (
+    typeof last !== "object" ||
+    last === null ||
+    Object.getPrototypeOf(last) !== Object.getPrototypeOf(defaults)
+  )
+    return [...args, ctx.options({ tags })];
+  const given = last as typeof defaults;
+  const opts = Object.assign(Object.create(Object.getPrototypeOf(given)) as typeof defaults, given, {
+    tags: { ...tags, ...given.tags },
+  });
+  return [...args.slice(0, -1), opts];
+}
+
+/**
+ * The tags of an RPC that a traced run makes to `callee`: the context of a
+ * span of its own (`rpc <callee>`) under the run's, which the callee's run
+ * continues. The span is ended, and exported, only if the server says the
+ * call's promise is new; a replay that makes the call again finds it made
+ * and its span is dropped. Outside a traced run, the active context's tags.
+ */
+export function rpcTraceTags(ctx: Context, callee: string): Record<string, string> {
+  const observer = ctx.getDependency<FunctionObserver>(DEPENDENCY);
+  const active = context.active();
+  if (!observer?.traceOf || !trace.getSpan(active)) return traceTags(active);
+  const span = trace
+    .getTracer(TRACER_NAME)
+    .startSpan(
+      `rpc ${callee}`,
+      { kind: SpanKind.CLIENT, attributes: { "resonate.function": callee, "resonate.caller": ctx.id } },
+      active,
+    );
+  const tags = traceTags(trace.setSpan(active, span));
+  if (tags.traceparent) observer.rpcs.set(tags.traceparent, span);
+  return tags;
 }
 
 /**
@@ -276,7 +343,7 @@ export function observed<Args extends unknown[], Result>(
       const traced = startRunSpan(observer, name, ctx, { run });
       const end = startRun(observer, name, ctx, { run }, traced?.span);
       if (traced) keepOpen(observer, ctx.id, traced.span);
-      countSteps(ctx, name, observer.metrics, traced?.active);
+      countSteps(ctx, name, observer, traced?.active);
       let result: Result;
       try {
         result = traced

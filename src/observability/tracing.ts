@@ -113,7 +113,7 @@ export function traceTags(active: Context = context.active()): Record<string, st
 }
 
 /** The span context a promise's trace tags name, if they name a valid one. */
-function tracedBy(tags: Readonly<Record<string, string>> | undefined) {
+export function spanContextOf(tags: Readonly<Record<string, string>> | undefined) {
   if (!tags?.traceparent) return undefined;
   const named = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, tags));
   return named && trace.isSpanContextValid(named) ? named : undefined;
@@ -126,7 +126,7 @@ function tracedBy(tags: Readonly<Record<string, string>> | undefined) {
  */
 export function linkToTrace(tags: Readonly<Record<string, string>> | undefined): void {
   const span = trace.getActiveSpan();
-  const job = span && tracedBy(tags);
+  const job = span && spanContextOf(tags);
   if (span && job) span.addLink({ context: job, attributes: { "resonate.link": "job" } });
 }
 
@@ -143,7 +143,7 @@ export async function inTraceOf<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   const request = trace.getActiveSpan();
-  if (!request || !tracedBy(tags)) return fn();
+  if (!request || !spanContextOf(tags)) return fn();
   const parent = propagation.extract(ROOT_CONTEXT, tags ?? {});
   const span = trace
     .getTracer(TRACER_NAME)

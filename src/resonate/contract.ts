@@ -8,7 +8,7 @@
  * version a promise was started with (one without it releases the task).
  */
 import type { Context, Resonate } from "@resonatehq/sdk";
-import { observed } from "../observability/functions.ts";
+import { observed, rpcTraceTags } from "../observability/functions.ts";
 import { traceTags } from "../observability/tracing.ts";
 
 type Options = ReturnType<Resonate["options"]>;
@@ -37,12 +37,11 @@ export function durableFunction<Args extends unknown[], Result>(
 
 /**
  * `opts` at `version`: the contract, not the caller, says which version new
- * work starts at. Inside a traced run, the call's promise is also tagged
- * with the run's span (`traceparent`), so the run it starts is in the same
- * trace; the run's own tags win over nothing the caller set.
+ * work starts at. Inside a traced run or request, the call's promise is
+ * also tagged with `traced` (a `traceparent`: the call's span), so the run
+ * it starts is in the same trace; the tags the caller set win.
  */
-function withVersion(opts: Options, version: number): Options {
-  const traced = traceTags();
+function withVersion(opts: Options, version: number, traced: Record<string, string> = traceTags()): Options {
   const untraced = traced.traceparent === undefined;
   if (opts.version === version && untraced) return opts;
   const tags = untraced ? opts.tags : { ...traced, ...opts.tags };
@@ -74,7 +73,7 @@ export function rpc<Args extends unknown[], Result>(
   args: Args,
   opts: Options,
 ) {
-  return ctx.rpc<Result>(fn.name, ...args, withVersion(opts, fn.version));
+  return ctx.rpc<Result>(fn.name, ...args, withVersion(opts, fn.version, rpcTraceTags(ctx, fn.name)));
 }
 
 /** `resonate.rpc` of a contract, from outside any workflow: runs `fn` under `id` and waits for it. */

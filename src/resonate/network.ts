@@ -13,7 +13,7 @@ import type { Config } from "../config.ts";
 import { useFastEncoder } from "./codec.ts";
 import type { EventStream } from "./http-client.ts";
 import { type PromiseSearch, promiseSearch } from "./search.ts";
-import { type HandOff, HeartbeatingNetwork, handOffTasks } from "./task-leases.ts";
+import { type HandOff, HeartbeatingNetwork, handOffTasks, type TracedPromise } from "./task-leases.ts";
 import { defaultTransport, type Transport } from "./transport.ts";
 
 /**
@@ -48,7 +48,11 @@ export function resonateClient(
     streamOpen: inner instanceof SocketNetwork ? inner.opened : Promise.resolve(),
     receive: (message) => (inner instanceof SocketNetwork ? inner.receive(message) : undefined),
     search: promiseSearch(network),
-    traces: { traceOf: (id) => network.traceOf(id), onBlocked: (listener) => network.onBlocked(listener) },
+    traces: {
+      traceOf: (id) => network.traceOf(id),
+      onBlocked: (listener) => network.onBlocked(listener),
+      onTracedPromise: (listener) => network.onTracedPromise(listener),
+    },
     handOff: (deadline) =>
       handOffTasks(
         network,
@@ -58,10 +62,15 @@ export function resonateClient(
   };
 }
 
-/** The trace tags of a promise whose task this process took (`traceparent`), and when a run stops to wait. */
+/**
+ * The trace tags of a promise whose task this process took (`traceparent`),
+ * when a run stops to wait, and which traced promises a run's requests
+ * created (`TracedPromise`).
+ */
 export interface RunTraces {
   traceOf(id: string): Readonly<Record<string, string>> | undefined;
   onBlocked(listener: (id: string) => void): void;
+  onTracedPromise(listener: (created: TracedPromise) => void): void;
 }
 
 /** A process's Resonate client, and when it can be sent messages. */

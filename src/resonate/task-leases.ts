@@ -107,6 +107,26 @@ export class TaskLeases {
   }
 }
 
+/** Promises whose trace tags this process keeps: the ones it acquired lately. */
+const TRACED_PROMISES = 10_000;
+
+/** The W3C trace context tags of a promise (`traceparent`, `tracestate`), as the API and workflows tag them. */
+export type TraceTags = Readonly<Record<string, string>>;
+
+/**
+ * A traced promise of a run of this process, as the server answered: one
+ * a run asked to create (`sent`: its `traceparent`), or one the server
+ * sent along unasked (`sent` undefined: a pending promise that a task's
+ * acquire or a later answer preloads). `stored` is the `traceparent` the
+ * promise carries: `sent` when this request created it, an earlier run's
+ * when that run had.
+ */
+export interface TracedPromise {
+  id: string;
+  sent: string | undefined;
+  stored: string | undefined;
+}
+
 /**
  * `network` with heartbeats that name their tasks. SDK 0.11.4 heartbeats
  * with `task.heartbeat {pid, tasks: []}`: the real Resonate server v0.9.8
@@ -117,12 +137,6 @@ export class TaskLeases {
  * one heartbeat per origin that lists them, or none when it holds nothing;
  * the SDK gets one `200` back either way, or the first failure.
  */
-/** Promises whose trace tags this process keeps: the ones it acquired lately. */
-const TRACED_PROMISES = 10_000;
-
-/** The W3C trace context tags of a promise (`traceparent`, `tracestate`), as the API and workflows tag them. */
-export type TraceTags = Readonly<Record<string, string>>;
-
 export class HeartbeatingNetwork implements Network {
   readonly leases: TaskLeases;
   readonly #inner: Network;
@@ -130,6 +144,8 @@ export class HeartbeatingNetwork implements Network {
   readonly #traces = new BoundedMap<string, TraceTags>(TRACED_PROMISES);
   /** Told the root promise of each task this process suspends: its run stopped there. */
   readonly #blocked: ((id: string) => void)[] = [];
+  /** Told each traced promise a run asked to create, once the server answered (`TracedPromise`). */
+  readonly #tracedPromises: ((created: TracedPromise) => void)[] = [];
 
   constructor(inner: Network, pid: string) {
     this.#inner = inner;
@@ -184,8 +200,21 @@ export class HeartbeatingNetwork implements Network {
     this.leases.answered(req, res);
     if ((req.kind === "task.acquire" || req.kind === "task.create") && res.head.status === 200)
       this.#noteTrace((res.data as { promise?: unknown }).promise);
+    if (this.#tracedPromises.length > 0) {
+      if (req.kind === "task.fence") this.#noteCreate(req, res);
+      this.#notePreload(res);
+    }
     return res;
   }) as Network["send"];
+
+  /**
+   * Calls `listener` for each promise a run asks to create with a
+   * `traceparent` tag, once it is answered, and for each pending traced
+   * promise an answer preloads.
+   */
+  onTracedPromise(listener: (created: TracedPromise) => void): void {
+    this.#tracedPromises.push(listener);
+  }
 
   /** Calls `listener` with a task's root promise id whenever its run stops to wait (`task.suspend`). */
   onBlocked(listener: (id: string) => void): void {
@@ -195,6 +224,41 @@ export class HeartbeatingNetwork implements Network {
   /** The trace tags of promise `id`, if its task came through this process and it carries any. */
   traceOf(id: string): TraceTags | undefined {
     return this.#traces.get(id);
+  }
+
+  /** A fenced `promise.create` (how a run creates its steps' and RPCs' promises), if it was traced and answered 200. */
+  #noteCreate(req: Request, res: Response): void {
+    const inner = (
+      req.data as { action?: { kind?: unknown; data?: { id?: unknown; tags?: Record<string, unknown> } } }
+    ).action;
+    const sent = inner?.data?.tags?.traceparent;
+    if (inner?.kind !== "promise.create" || typeof sent !== "string" || typeof inner.data?.id !== "string")
+      return;
+    const answer = (
+      res.data as {
+        action?: { head?: { status?: unknown }; data?: { promise?: { tags?: Record<string, unknown> } } };
+      }
+    ).action;
+    if (res.head.status !== 200 || answer?.head?.status !== 200) return;
+    const stored = answer.data?.promise?.tags?.traceparent;
+    const created: TracedPromise = {
+      id: inner.data.id,
+      sent,
+      stored: typeof stored === "string" ? stored : undefined,
+    };
+    for (const listener of this.#tracedPromises) listener(created);
+  }
+
+  /** The pending traced promises an answer (an acquire's, a suspend's, a fence's) sends along. */
+  #notePreload(res: Response): void {
+    const preload = (res.data as { preload?: unknown } | undefined)?.preload;
+    if (res.head.status >= 400 || !Array.isArray(preload)) return;
+    for (const promise of preload as { id?: unknown; state?: unknown; tags?: Record<string, unknown> }[]) {
+      const stored = promise?.tags?.traceparent;
+      if (promise?.state !== "pending" || typeof promise.id !== "string" || typeof stored !== "string")
+        continue;
+      for (const listener of this.#tracedPromises) listener({ id: promise.id, sent: undefined, stored });
+    }
   }
 
   #noteTrace(promise: unknown): void {

@@ -14,10 +14,11 @@ import {
   waitFor,
 } from "../../harness/index.ts";
 import { ConfigError, loadConfig } from "../../src/config.ts";
-import { Orders } from "../../src/functions.ts";
+import { Db, Orders } from "../../src/functions.ts";
 import { startTracing, TRACING_OFF, tracedFetch } from "../../src/observability/tracing.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { call, jobDone } from "../support/http.ts";
+import { attribute, exportingTo, spansOf, startReceiver } from "../support/otlp.ts";
 import { E2E_TIMEOUT, runId } from "../support/processes.ts";
 import { TEST_SECRET } from "../support/secrets.ts";
 
@@ -103,61 +104,6 @@ describe("tracing settings (OTEL_*)", () => {
     });
   }
 });
-
-/** The settings of a process that exports to `url` over `protocol`, each batch 50 ms after its first span. */
-const exportingTo = (url: string, protocol: "http/json" | "http/protobuf") => ({
-  OTEL_EXPORTER_OTLP_ENDPOINT: url,
-  OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
-  OTEL_BSP_SCHEDULE_DELAY: "50",
-});
-
-/** An OTLP/HTTP receiver on `/v1/traces`: what arrived, as JSON (`http/json`) or as the bytes' content type. */
-function startReceiver() {
-  const requests: { type: string; body: unknown }[] = [];
-  const server = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    async fetch(request) {
-      if (new URL(request.url).pathname !== "/v1/traces" || request.method !== "POST")
-        return new Response("not found", { status: 404 });
-      const type = request.headers.get("content-type") ?? "";
-      requests.push({
-        type,
-        body: type.includes("json") ? await request.json() : await request.arrayBuffer(),
-      });
-      return Response.json({});
-    },
-  });
-  return { url: `http://127.0.0.1:${server.port}`, requests, stop: () => server.stop(true) };
-}
-
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  links?: { traceId: string; spanId: string }[];
-  name: string;
-  kind: number;
-  attributes: { key: string; value: { stringValue?: string; intValue?: string | number } }[];
-}
-
-/** Every span received as JSON, with the `service.name` of its resource. */
-function spansOf(requests: { type: string; body: unknown }[]): (OtlpSpan & { service: string })[] {
-  type Body = {
-    resourceSpans: {
-      resource: { attributes: { key: string; value: { stringValue?: string } }[] };
-      scopeSpans: { spans: OtlpSpan[] }[];
-    }[];
-  };
-  return requests
-    .filter((r) => r.type.includes("json"))
-    .flatMap((r) =>
-      (r.body as Body).resourceSpans.flatMap((rs) => {
-        const service = rs.resource.attributes.find((a) => a.key === "service.name")?.value.stringValue ?? "";
-        return rs.scopeSpans.flatMap((ss) => ss.spans.map((span) => ({ ...span, service })));
-      }),
-    );
-}
 
 describe("an API process with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
   const receiver = startReceiver();
@@ -310,7 +256,7 @@ describe("one order, every process exporting", () => {
   }, E2E_TIMEOUT);
 
   test(
-    "one trace: the API's POST /jobs, process_order's runs in the order worker under it, the db worker's runs and the order's steps under those, and the charge and the shipment carrying their step's span to the fakes",
+    "one trace: the API's POST /jobs, process_order's runs in the order worker under it, its steps and one span per RPC under those, the db worker's runs under the RPCs, and the charge and the shipment carrying their step's span to the fakes",
     async () => {
       const traceId = crypto.randomUUID().replaceAll("-", "");
       const orderId = `traced-${runId()}`;
@@ -335,7 +281,9 @@ describe("one order, every process exporting", () => {
           const finished = all.some((s) => s.name === PROCESS_ORDER_RUN);
           const callers = received().every((r) => ids.has(parentOf(r.traceparent)));
           const settled = all.some((s) => s.name.startsWith(`settle order:${orderId}.`));
-          return finished && callers && settled && all.some((s) => s.service === "db") ? all : undefined;
+          const dbRuns = all.filter((s) => s.service === "db");
+          const called = dbRuns.length > 0 && dbRuns.every((s) => ids.has(s.parentSpanId ?? ""));
+          return finished && callers && settled && called ? all : undefined;
         },
         {
           timeout: 15_000,
@@ -350,12 +298,22 @@ describe("one order, every process exporting", () => {
         expect(run.service).toBe("order-workers");
         expect(run.parentSpanId).toBe(request?.spanId);
       }
+      const runIds = new Set(runs.map((r) => r.spanId));
+      // Each RPC is one span under the run that made it, however often replays made the call again.
+      const rpcs = spans.filter((s) => s.name.startsWith("rpc "));
+      expect(rpcs.map((r) => r.name)).toContain(`rpc ${Db.reserveStock.name}`);
+      for (const rpc of rpcs) {
+        expect(rpc.service).toBe("order-workers");
+        expect(runIds.has(rpc.parentSpanId ?? "")).toBe(true);
+      }
+      const called = rpcs.map((r) => attribute(r, "resonate.promise_id"));
+      expect(new Set(called).size).toBe(rpcs.length);
       const dbRuns = spans.filter((s) => s.service === "db");
       expect(dbRuns.length).toBeGreaterThan(0);
-      const runIds = new Set(runs.map((r) => r.spanId));
+      const rpcIds = new Set(rpcs.map((r) => r.spanId));
       for (const db of dbRuns) {
         expect(db.name).toStartWith("run ");
-        expect(runIds.has(db.parentSpanId ?? "")).toBe(true);
+        expect(rpcIds.has(db.parentSpanId ?? "")).toBe(true);
       }
       const steps = spans.filter((s) => s.name.startsWith("step"));
       for (const step of steps) {
