@@ -20,12 +20,11 @@
  * the first failing run's status; Ctrl-C or SIGTERM stops schemathesis and
  * the system.
  */
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { exitWithParent } from "../../src/parent-process.ts";
 import { API_AUTH_DEFAULTS } from "../api-auth.ts";
 import { dieWithParent } from "../process.ts";
+import { ensurePythonTool, type PythonTool, type Run, runToEnd } from "../python-tool.ts";
 import { type System, startSystem } from "../system.ts";
 
 const HERE = import.meta.dir;
@@ -70,57 +69,26 @@ export const CONTRACT_DEFAULTS = {
 
 const venv = join(CONTRACT_DEFAULTS.cacheDir, "venv");
 const st = join(venv, "bin", "st");
-/** The hash of the requirements the virtualenv was made from. */
-const stamp = join(venv, ".requirements-sha256");
+const SCHEMATHESIS: PythonTool = {
+  name: "schemathesis",
+  version: CONTRACT_DEFAULTS.version,
+  python: CONTRACT_DEFAULTS.python,
+  venv,
+  requirements: CONTRACT_DEFAULTS.requirements,
+  versionCommand: ["st", "--version"],
+};
 
 const log = (line: string) => console.log(`contract: ${line}`);
 
-/** Runs a command to its end with its output captured; throws with that output if it fails. */
-async function run(cmd: string[]): Promise<string> {
-  const child = Bun.spawn({ cmd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  current = child;
-  const [out, err, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
-  if (code !== 0) throw new Error(`${cmd.join(" ")} exited with ${code}:\n${out}${err}`);
-  return out;
-}
-
-/** Makes the virtualenv and installs the pinned schemathesis, unless it is there from the same requirements. */
-async function ensureSchemathesis(): Promise<void> {
-  const wanted = createHash("sha256").update(readFileSync(CONTRACT_DEFAULTS.requirements)).digest("hex");
-  if (existsSync(st) && existsSync(stamp) && readFileSync(stamp, "utf8").trim() === wanted) {
-    log(`schemathesis ${CONTRACT_DEFAULTS.version} is installed in ${venv}`);
-    return;
-  }
-  log(`installing schemathesis ${CONTRACT_DEFAULTS.version} in ${venv}`);
-  mkdirSync(CONTRACT_DEFAULTS.cacheDir, { recursive: true });
-  await run([CONTRACT_DEFAULTS.python, "-m", "venv", "--clear", venv]);
-  await run([
-    join(venv, "bin", "python"),
-    "-m",
-    "pip",
-    "install",
-    "--quiet",
-    "--disable-pip-version-check",
-    "--no-input",
-    "--require-hashes",
-    "--no-deps",
-    "-r",
-    CONTRACT_DEFAULTS.requirements,
-  ]);
-  const version = (await run([st, "--version"])).trim();
-  if (!version.endsWith(` ${CONTRACT_DEFAULTS.version}`)) {
-    throw new Error(`expected schemathesis ${CONTRACT_DEFAULTS.version}, the virtualenv has "${version}"`);
-  }
-  // Written last: an install cut short is made again next time.
-  writeFileSync(stamp, `${wanted}\n`);
-}
-
 /** The child running now: making the virtualenv, pip, or schemathesis. */
 let current: ReturnType<typeof Bun.spawn> | undefined;
+
+/** Runs a command to its end with its output captured; throws with that output if it fails. */
+const run: Run = (cmd) =>
+  runToEnd(cmd, (child) => {
+    current = child;
+  });
+
 let starting: Promise<System> | undefined;
 let stopping: Promise<never> | undefined;
 const aborter = new AbortController();
@@ -241,7 +209,7 @@ process.on("SIGTERM", () => void finish(143, "SIGTERM"));
 exitWithParent(() => finish(1), true);
 
 try {
-  await ensureSchemathesis();
+  await ensurePythonTool(SCHEMATHESIS, run, log);
   log("starting the system");
   starting = startSystem({
     mode: "distributed",
