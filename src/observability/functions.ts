@@ -14,6 +14,7 @@ import {
   SpanKind,
   SpanStatusCode,
   type Context as TraceContext,
+  type Tracer,
   trace,
 } from "@opentelemetry/api";
 import type { Context, Resonate } from "@resonatehq/sdk";
@@ -37,6 +38,8 @@ interface FunctionObserver {
   runs: BoundedMap<string, number>;
   /** With tracing on: the trace tags of a promise this process took, which its run's span continues. */
   traceOf?: ((id: string) => Readonly<Record<string, string>> | undefined) | undefined;
+  /** The tracer this process's spans are made with, got once (each `getTracer` is a lookup). */
+  tracer: Tracer;
   /** The spans of workflow runs under way, by promise id, ended when the run stops to wait. */
   openRuns: Map<string, Span>;
   /** RPC spans by the `traceparent` their promise was sent with, until the server says whether it created it. */
@@ -63,6 +66,7 @@ export function observeFunctions(
     metrics: opts.metrics,
     log: opts.log,
     traceOf: opts.traces?.traceOf,
+    tracer: trace.getTracer(TRACER_NAME),
     runs: new BoundedMap(REMEMBERED_RUNS),
     openRuns: new Map(),
     rpcs: new BoundedMap(OPEN_RUNS),
@@ -158,7 +162,7 @@ function startRunSpan(
 ): { span: Span; active: TraceContext } | undefined {
   if (!observer.traceOf) return undefined;
   const parent = propagation.extract(ROOT_CONTEXT, observer.traceOf(ctx.id) ?? {});
-  const span = trace.getTracer(TRACER_NAME).startSpan(
+  const span = observer.tracer.startSpan(
     `run ${name}`,
     {
       attributes: {
@@ -249,7 +253,7 @@ function countSteps(ctx: Context, name: string, observer: FunctionObserver, run?
       const createdBy = observer.stepTraces.take(stepCtx.id);
       const earlier = createdBy !== runTags?.traceparent ? createdBy : undefined;
       const earlierRun = earlier && spanContextOf({ traceparent: earlier });
-      const span = trace.getTracer(TRACER_NAME).startSpan(
+      const span = observer.tracer.startSpan(
         (func as Step).name ? `step ${(func as Step).name}` : "step",
         {
           attributes: {
@@ -308,13 +312,11 @@ export function rpcTraceTags(ctx: Context, callee: string): Record<string, strin
   const observer = ctx.getDependency<FunctionObserver>(DEPENDENCY);
   const active = context.active();
   if (!observer?.traceOf || !trace.getSpan(active)) return traceTags(active);
-  const span = trace
-    .getTracer(TRACER_NAME)
-    .startSpan(
-      `rpc ${callee}`,
-      { kind: SpanKind.CLIENT, attributes: { "resonate.function": callee, "resonate.caller": ctx.id } },
-      active,
-    );
+  const span = observer.tracer.startSpan(
+    `rpc ${callee}`,
+    { kind: SpanKind.CLIENT, attributes: { "resonate.function": callee, "resonate.caller": ctx.id } },
+    active,
+  );
   const tags = traceTags(trace.setSpan(active, span));
   if (tags.traceparent) observer.rpcs.set(tags.traceparent, span);
   return tags;
