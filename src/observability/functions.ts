@@ -38,6 +38,8 @@ interface FunctionObserver {
   runs: BoundedMap<string, number>;
   /** With tracing on: the trace tags of a promise this process took, which its run's span continues. */
   traceOf?: ((id: string) => Readonly<Record<string, string>> | undefined) | undefined;
+  /** With tracing on: the version at which this process took a task (`RunTraces.takenAt`). */
+  takenAt?: ((id: string) => number | undefined) | undefined;
   /** The tracer this process's spans are made with, got once (each `getTracer` is a lookup). */
   tracer: Tracer;
   /** The spans of workflow runs under way, by promise id, ended when the run stops to wait. */
@@ -66,6 +68,7 @@ export function observeFunctions(
     metrics: opts.metrics,
     log: opts.log,
     traceOf: opts.traces?.traceOf,
+    takenAt: opts.traces?.takenAt,
     tracer: trace.getTracer(TRACER_NAME),
     runs: new BoundedMap(REMEMBERED_RUNS),
     openRuns: new Map(),
@@ -162,6 +165,8 @@ function startRunSpan(
 ): { span: Span; active: TraceContext } | undefined {
   if (!observer.traceOf) return undefined;
   const parent = propagation.extract(ROOT_CONTEXT, observer.traceOf(ctx.id) ?? {});
+  // A leaf's task taken before (its holder died, or gave it back) runs again from its first attempt.
+  const rerun = "attempt" in count && (observer.takenAt?.(ctx.id) ?? 1) > 1;
   const span = observer.tracer.startSpan(
     `run ${name}`,
     {
@@ -170,8 +175,9 @@ function startRunSpan(
         "resonate.promise_id": ctx.id,
         "resonate.workflow_id": ctx.originId,
         ...("attempt" in count
-          ? { "resonate.attempt": count.attempt, "resonate.retry": count.attempt > 1 }
+          ? { "resonate.attempt": count.attempt, "resonate.retry": count.attempt > 1 || rerun }
           : { "resonate.run": count.run, "resonate.replay": count.run > 1 }),
+        ...(rerun ? { "resonate.rerun": true } : {}),
       },
     },
     parent,

@@ -50,6 +50,7 @@ export function resonateClient(
     search: promiseSearch(network),
     traces: {
       traceOf: (id) => network.traceOf(id),
+      takenAt: (id) => network.takenAt(id),
       onBlocked: (listener) => network.onBlocked(listener),
       onTracedPromise: (listener) => network.onTracedPromise(listener),
     },
@@ -69,6 +70,8 @@ export function resonateClient(
  */
 export interface RunTraces {
   traceOf(id: string): Readonly<Record<string, string>> | undefined;
+  /** The version at which this process took task `id` (above 1: someone took it before). */
+  takenAt(id: string): number | undefined;
   onBlocked(listener: (id: string) => void): void;
   onTracedPromise(listener: (created: TracedPromise) => void): void;
 }

@@ -142,6 +142,8 @@ export class HeartbeatingNetwork implements Network {
   readonly #inner: Network;
   /** id → the trace tags of a promise whose task this process created or acquired (none for an untraced one). */
   readonly #traces = new BoundedMap<string, TraceTags>(TRACED_PROMISES);
+  /** id → the version at which this process took a traced task. */
+  readonly #versions = new BoundedMap<string, number>(TRACED_PROMISES);
   /** Told the root promise of each task this process suspends: its run stopped there. */
   readonly #blocked: ((id: string) => void)[] = [];
   /** Told each traced promise a run asked to create, once the server answered (`TracedPromise`). */
@@ -199,7 +201,7 @@ export class HeartbeatingNetwork implements Network {
     }
     this.leases.answered(req, res);
     if ((req.kind === "task.acquire" || req.kind === "task.create") && res.head.status === 200)
-      this.#noteTrace((res.data as { promise?: unknown }).promise);
+      this.#noteTrace(res.data as { promise?: unknown; task?: { version?: unknown } });
     if (this.#tracedPromises.length > 0) {
       if (req.kind === "task.fence") this.#noteCreate(req, res);
       this.#notePreload(res);
@@ -224,6 +226,15 @@ export class HeartbeatingNetwork implements Network {
   /** The trace tags of promise `id`, if its task came through this process and it carries any. */
   traceOf(id: string): TraceTags | undefined {
     return this.#traces.get(id);
+  }
+
+  /**
+   * The version at which this process last took traced task `id`: 1 the
+   * first time anyone took it, more once it was taken before (a workflow
+   * resumed, or a task whose earlier holder died or gave it back).
+   */
+  takenAt(id: string): number | undefined {
+    return this.#versions.get(id);
   }
 
   /** A fenced `promise.create` (how a run creates its steps' and RPCs' promises), if it was traced and answered 200. */
@@ -261,7 +272,7 @@ export class HeartbeatingNetwork implements Network {
     }
   }
 
-  #noteTrace(promise: unknown): void {
+  #noteTrace({ promise, task }: { promise?: unknown; task?: { version?: unknown } }): void {
     const { id, tags } = (promise ?? {}) as { id?: unknown; tags?: Record<string, unknown> };
     if (typeof id !== "string" || typeof tags?.traceparent !== "string") return;
     this.#traces.set(
@@ -270,6 +281,7 @@ export class HeartbeatingNetwork implements Network {
         ? { traceparent: tags.traceparent, tracestate: tags.tracestate }
         : { traceparent: tags.traceparent },
     );
+    if (typeof task?.version === "number") this.#versions.set(id, task.version);
   }
 }
 

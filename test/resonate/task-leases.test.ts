@@ -221,6 +221,87 @@ describe("HeartbeatingNetwork: the SDK's heartbeats name the tasks this process 
   });
 });
 
+describe("HeartbeatingNetwork: what the spans of runs learn from the answers", () => {
+  const traceparent = (span: string) => `00-${"a".repeat(32)}-${span.repeat(16)}-01`;
+  /** A run's fenced `promise.create` of `id` tagged `sent`, answered with a promise tagged `stored`. */
+  const fencedCreate = async (id: string, sent: string, stored: string) => {
+    const { inner, network, send } = setup();
+    const told: unknown[] = [];
+    network.onTracedPromise((p) => told.push(p));
+    inner.answer = (req) =>
+      reply(req, 200, {
+        action: {
+          kind: "promise.create",
+          head: { corrId: "i", status: 200, version: VERSION },
+          data: { promise: { id, state: "pending", tags: { traceparent: stored } } },
+        },
+        preload: [],
+      });
+    await send({
+      kind: "task.fence",
+      head: head(),
+      data: {
+        id: "wf",
+        version: 1,
+        action: { kind: "promise.create", head: head("i"), data: { id, tags: { traceparent: sent } } },
+      },
+    });
+    return told;
+  };
+
+  test("a traced promise a run creates is reported with the traceparent it was sent and the one it carries", async () => {
+    expect(await fencedCreate("wf.1", traceparent("1"), traceparent("1"))).toEqual([
+      { id: "wf.1", sent: traceparent("1"), stored: traceparent("1") },
+    ]);
+    // An earlier run made it: the promise keeps that run's traceparent.
+    expect(await fencedCreate("wf.1", traceparent("2"), traceparent("1"))).toEqual([
+      { id: "wf.1", sent: traceparent("2"), stored: traceparent("1") },
+    ]);
+  });
+
+  test("an acquire's preload reports its pending traced promises, not its settled or untraced ones", async () => {
+    const { inner, network, send } = setup();
+    const told: unknown[] = [];
+    network.onTracedPromise((p) => told.push(p));
+    inner.answer = (req) =>
+      reply(req, 200, {
+        ...taskRecord("wf", 2),
+        preload: [
+          { id: "wf.0", state: "resolved", tags: { traceparent: traceparent("1") } },
+          { id: "wf.1", state: "pending", tags: { traceparent: traceparent("1") } },
+          { id: "wf.2", state: "pending", tags: {} },
+        ],
+      });
+    await send({ kind: "task.acquire", head: head(), data: { id: "wf", version: 1, pid: "p1", ttl: 1_000 } });
+    expect(told).toEqual([{ id: "wf.1", sent: undefined, stored: traceparent("1") }]);
+  });
+
+  test("a traced task's trace tags and the version it was taken at are kept; an untraced one's are not", async () => {
+    const { inner, network, send } = setup();
+    const answer = (id: string, tags: Record<string, string>) => {
+      inner.answer = (req) =>
+        reply(req, 200, { ...taskRecord(id, 2), promise: { id, timeoutAt: Date.now() + 60_000, tags } });
+    };
+    answer("leaf", { traceparent: traceparent("3") });
+    await send({
+      kind: "task.acquire",
+      head: head(),
+      data: { id: "leaf", version: 1, pid: "p1", ttl: 1_000 },
+    });
+    answer("plain", {});
+    await send({
+      kind: "task.acquire",
+      head: head(),
+      data: { id: "plain", version: 0, pid: "p1", ttl: 1_000 },
+    });
+    expect([network.traceOf("leaf"), network.takenAt("leaf")]).toEqual([
+      { traceparent: traceparent("3") },
+      2,
+    ]);
+    expect([network.traceOf("plain"), network.takenAt("plain")]).toEqual([undefined, undefined]);
+  });
+});
+
 describe("resonateClient in-process (no RESONATE_URL)", () => {
   test("a step four times the ttl keeps its lease on the local network and runs once", async () => {
     const { resonate } = resonateClient(
