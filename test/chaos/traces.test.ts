@@ -148,7 +148,7 @@ describe("traces while workers are killed inside an order's steps", () => {
           spansOfOrder(KILLED_RESERVE).find(
             (s) => s.name === `run ${Db.reserveStock.name}` && attribute(s, "resonate.rerun") === "true",
           ),
-        { timeout: 15_000, message: "reserve_stock's run after the kill" },
+        { timeout: 15_000, message: `${Db.reserveStock.name}'s run after the kill` },
       );
       expect(attribute(reserve, "resonate.retry")).toBe("true");
       expect(succeeded(reserve)).toBe(true);
