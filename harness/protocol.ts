@@ -1,9 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Network } from "@resonatehq/sdk";
-import { type PromiseSearch, promiseSearch } from "../src/resonate/search.ts";
+import { PROTOCOL_VERSION, type PromiseSearch, promiseSearch } from "../src/resonate/search.ts";
 
-/** The protocol version this project's SDK speaks. */
-export const PROTOCOL_VERSION = "2026-04-01";
+export { PROTOCOL_VERSION };
 
 /** A protocol reply: the HTTP status and the parsed envelope. */
 export interface ProtocolReply<T = unknown> {

@@ -4,10 +4,12 @@
  * request changes nothing.
  */
 
+import { PROTOCOL_VERSION } from "../../src/resonate/search.ts";
 import { originOf } from "../../src/resonate/task-leases.ts";
 import { isHttpAddress } from "./push.ts";
 
-export const PROTOCOL_VERSION = "2026-04-01";
+/** The protocol version this server speaks: the one the project's SDK sends. */
+export { PROTOCOL_VERSION };
 
 export interface Invalid {
   status: number;

@@ -7,7 +7,7 @@
  *   bun test test/recovery/auth.test.ts   (RESONATE_BIN=… for the real server)
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { protocolCall, type System, startSystem, waitFor } from "../../harness/index.ts";
+import { PROTOCOL_VERSION, protocolCall, type System, startSystem, waitFor } from "../../harness/index.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { answers200, call, jobDone, requestQuote } from "../support/http.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
@@ -34,7 +34,7 @@ async function adminGetTask(id: string) {
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
       kind: "task.get",
-      head: { corrId: "t", version: "2026-04-01", auth: system.resonateTokens?.admin },
+      head: { corrId: "t", version: PROTOCOL_VERSION, auth: system.resonateTokens?.admin },
       data: { id },
     }),
   });

@@ -1,9 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import type { Context, Message, Network, Request, Response } from "@resonatehq/sdk";
 import { resonateClient } from "../../src/resonate/network.ts";
+import { PROTOCOL_VERSION } from "../../src/resonate/search.ts";
 import { HeartbeatingNetwork, originOf } from "../../src/resonate/task-leases.ts";
 
-const VERSION = "2026-04-01";
+const VERSION = PROTOCOL_VERSION;
 const head = (corrId = "c") => ({ corrId, version: VERSION });
 
 type Answer = (req: Request) => Response | Promise<Response>;

@@ -1,5 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { getPromise, getTask, protocolCall, startResonateServer, waitFor } from "../../harness/index.ts";
+import {
+  getPromise,
+  getTask,
+  PROTOCOL_VERSION,
+  protocolCall,
+  startResonateServer,
+  waitFor,
+} from "../../harness/index.ts";
 import {
   clientResult,
   E2E_TIMEOUT,
@@ -109,7 +116,7 @@ describe("resonate server: kill -9 and restart on the same file loses nothing ac
         ttl: 600_000,
         action: {
           kind: "promise.create",
-          head: { corrId: "c", version: "2026-04-01" },
+          head: { corrId: "c", version: PROTOCOL_VERSION },
           data: {
             id: "root",
             timeoutAt: far,
@@ -131,7 +138,7 @@ describe("resonate server: kill -9 and restart on the same file loses nothing ac
         actions: [
           {
             kind: "promise.register_callback",
-            head: { corrId: "c", version: "2026-04-01" },
+            head: { corrId: "c", version: PROTOCOL_VERSION },
             data: { awaited: "root.1", awaiter: "root" },
           },
         ],
@@ -147,7 +154,7 @@ describe("resonate server: kill -9 and restart on the same file loses nothing ac
         ttl: 600_000,
         action: {
           kind: "promise.create",
-          head: { corrId: "c", version: "2026-04-01" },
+          head: { corrId: "c", version: PROTOCOL_VERSION },
           data: { id: "leased", timeoutAt: far, param: {}, tags: { "resonate:target": "poll://any@g" } },
         },
       });
@@ -230,7 +237,7 @@ describe("resonate server: kill -9 and restart on the same file loses nothing ac
     "a task acquired after a restart gets the promises of its branch preloaded, as before it",
     async () => {
       await using server = await startResonateServer(FAST);
-      const head = { corrId: "c", version: "2026-04-01" };
+      const head = { corrId: "c", version: PROTOCOL_VERSION };
       const created = await protocolCall(server.url, "task.create", {
         pid: "p1",
         ttl: 60_000,
@@ -289,7 +296,7 @@ describe("resonate server: kill -9 and restart on the same file loses nothing ac
           ttl: 4_000,
           action: {
             kind: "promise.create",
-            head: { corrId: "c", version: "2026-04-01" },
+            head: { corrId: "c", version: PROTOCOL_VERSION },
             data: {
               id,
               timeoutAt: Date.now() + 600_000,
