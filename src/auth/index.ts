@@ -1,23 +1,55 @@
+/**
+ * Who may call a route is declared with the route, through the `caller`
+ * macro of `callers(auth)`:
+ *
+ *   .post("/", handler, { caller: true, ... })                  any valid token
+ *   .get("/:id/orders", handler, { caller: { actsFor: "id" } }) only the user `id` names
+ *
+ * The declaration gives the route its OpenAPI `security` (and, for
+ * `actsFor`, the `x-acts-for` extension) and puts the verified `caller` in
+ * its handler's context. The check itself runs in `callersFirst`, earlier
+ * than any hook of the route could: Elysia runs a route's own parse hooks
+ * after the global one that reads bodies (src/http-rules.ts), so a route
+ * hook would see the body read before its caller. `callersFirst` checks,
+ * for the route that matched, what its declaration marked on it.
+ */
 import { type AnyElysia, Elysia } from "elysia";
-import { ACTS_FOR } from "./model.ts";
+import { ACTS_FOR, Secured } from "./model.ts";
 import { assertActsFor, type Caller, type CallerAuth } from "./service.ts";
+
+/** Who may call a route: any caller with a valid token, or (`actsFor`) only the user a path parameter names. */
+export type CallerRule = true | { actsFor: string };
 
 /** Callers verified, by request: by `callersFirst`, before anything else of the request is read. */
 const verified = new WeakMap<Request, Caller>();
 
-/** What a checked route asks of its caller: a valid token, and (`actsFor`) to be the user a path parameter names. */
-interface CallerRule {
-  actsFor?: string;
-}
+/**
+ * The `caller` macro: `{ caller: CallerRule }` on a route declares who may
+ * call it, gives it its OpenAPI `security`, and its handler the verified
+ * `caller`. The rule is checked again here, after `callersFirst` (a
+ * comparison), and in full for a request that reached none of its hooks.
+ */
+export const callers = (auth: CallerAuth) =>
+  new Elysia({ name: "callers" }).macro({
+    caller: (rule: CallerRule) => ({
+      detail: { security: Secured, ...(rule === true ? {} : { [ACTS_FOR]: rule.actsFor }) },
+      resolve: async ({ request, params }) => {
+        const caller =
+          verified.get(request) ?? (await auth.authenticate(request.headers.get("authorization")));
+        if (rule !== true) assertActsFor(caller, (params as Record<string, string>)[rule.actsFor] ?? "");
+        return { caller };
+      },
+    }),
+  });
 
 /**
- * Checks the caller of every route that declares `security`, before its
- * body is read (a global parse hook, to be used before the one that reads
+ * Checks the caller of every route declared with `caller`, before its body
+ * is read (a global parse hook, to be used before the one that reads
  * bodies, src/http-rules.ts) or, for a request without a body, before its
  * parameters are validated (a global transform hook): a request without a
- * valid token is a 401 whatever it carries, and one to a route that
- * declares `ACTS_FOR` from another `sub` is a 403; neither's body is read.
- * `app` is the whole API; its routes are read once, at the first request.
+ * valid token is a 401 whatever it carries, and one to a route of another
+ * user (`actsFor`) is a 403; neither's body is read. `app` is the whole
+ * API; the rules its routes declared are read once, at the first request.
  */
 export const callersFirst = (auth: CallerAuth, app: () => AnyElysia) => {
   let rules: Map<string, CallerRule> | undefined;
@@ -25,10 +57,11 @@ export const callersFirst = (auth: CallerAuth, app: () => AnyElysia) => {
     rules ??= new Map(
       app()
         .routes.map((r) => [r, r.hooks?.detail as Record<string, unknown> | undefined] as const)
-        .filter(([, detail]) => detail?.security)
+        // What the `caller` macro marked on the route.
+        .filter(([, detail]) => detail?.security === Secured)
         .map(([r, detail]) => {
           const actsFor = detail?.[ACTS_FOR];
-          return [`${r.method} ${r.path}`, typeof actsFor === "string" ? { actsFor } : {}] as const;
+          return [`${r.method} ${r.path}`, typeof actsFor === "string" ? { actsFor } : true] as const;
         }),
     );
     // A HEAD is answered by the GET route of its path.
@@ -44,7 +77,7 @@ export const callersFirst = (auth: CallerAuth, app: () => AnyElysia) => {
     const rule = ruleOf(request.method, route);
     if (!rule) return;
     return auth.authenticate(request.headers.get("authorization")).then((caller) => {
-      if (rule.actsFor) assertActsFor(caller, params?.[rule.actsFor] ?? "");
+      if (rule !== true) assertActsFor(caller, params?.[rule.actsFor] ?? "");
       verified.set(request, caller);
     });
   };
@@ -56,14 +89,3 @@ export const callersFirst = (auth: CallerAuth, app: () => AnyElysia) => {
       check(request, route, params as Record<string, string> | undefined),
     );
 };
-
-/**
- * Puts the `caller` that `callersFirst` verified in the context of every
- * route of the plugin that uses this (verifying it here for a request that
- * reached no hook of `callersFirst`). Unnamed on purpose: each feature that
- * uses it gets its own hook.
- */
-export const authenticated = (auth: CallerAuth) =>
-  new Elysia().derive({ as: "scoped" }, async ({ request }) => ({
-    caller: verified.get(request) ?? (await auth.authenticate(request.headers.get("authorization"))),
-  }));

@@ -1,4 +1,4 @@
-/** The OpenAPI security scheme of the API's callers, and the `security` a checked route declares in its `detail`. */
+/** The OpenAPI security scheme of the API's callers, and the `security` the `caller` macro gives a checked route. */
 export const SecuritySchemes = {
   bearer: {
     type: "http",
@@ -12,8 +12,9 @@ export const SecuritySchemes = {
 export const Secured: Record<string, string[]>[] = [{ bearer: [] }];
 
 /**
- * The `detail` key of a checked route that serves one caller only, naming
- * the path parameter that caller's `sub` must equal (`/users/:id/*`:
- * `"id"`); the document shows it as an extension of the operation.
+ * The `detail` key that the `caller` macro gives a route of one caller
+ * only (`actsFor`), naming the path parameter that caller's `sub` must
+ * equal (`/users/:id/*`: `"id"`); the document shows it as an extension of
+ * the operation.
  */
 export const ACTS_FOR = "x-acts-for";

@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { authenticated } from "../auth/index.ts";
+import { callers } from "../auth/index.ts";
 import type { CallerAuth } from "../auth/service.ts";
 import { ErrorBody, unprocessable } from "../errors.ts";
 import { QuoteModels } from "../quotes/model.ts";
@@ -20,7 +20,7 @@ export type { BaselineQuote };
  */
 export const benchRoutes = (auth: CallerAuth, gate: WaitGate, baseline: BaselineQuote) =>
   new Elysia({ name: "bench", prefix: "/bench" })
-    .use(authenticated(auth))
+    .use(callers(auth))
     .post(
       "/price-quote",
       ({ body }) => {
@@ -31,10 +31,12 @@ export const benchRoutes = (auth: CallerAuth, gate: WaitGate, baseline: Baseline
       {
         body: QuoteModels.request,
         response: { 200: QuoteModels.quote, 422: ErrorBody },
+        caller: true,
         detail: { hide: true },
       },
     )
     .get("/stats", () => memoryStats(gate), {
       response: { 200: BenchModels.stats },
+      caller: true,
       detail: { hide: true },
     });

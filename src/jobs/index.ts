@@ -1,6 +1,5 @@
 import { Elysia, t } from "elysia";
-import { authenticated } from "../auth/index.ts";
-import { Secured } from "../auth/model.ts";
+import { callers } from "../auth/index.ts";
 import type { CallerAuth } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { Links, linkTo, models, ResponseHeaders } from "../models.ts";
@@ -25,7 +24,7 @@ const readCanceledJob = {
 export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
   new Elysia({ name: "jobs", prefix: "/jobs" })
     .use(models)
-    .use(authenticated(auth))
+    .use(callers(auth))
     .post(
       "",
       async ({ body, caller, set, status }) => {
@@ -37,9 +36,9 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
         parse: "json",
         body: "JobSubmission",
         response: { 202: "JobStarted", 400: "Error", 409: "Error", 415: "Error", 422: "Error" },
+        caller: true,
         detail: {
           operationId: "submitJob",
-          security: Secured,
           summary: "Submit an order for processing",
           tags: ["jobs"],
           responses: {
@@ -55,9 +54,9 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
     .get("", ({ query, caller }) => listJobs(deps, caller, query), {
       query: JobListModels.query,
       response: { 200: JobListModels.page, 400: "Error", 422: "Error", 501: "Error" },
+      caller: true,
       detail: {
         operationId: "listJobs",
-        security: Secured,
         summary: "The caller's jobs (every caller's for an operator), a page at a time",
         description:
           "Newest first (by when this API started each job), through Resonate's promise.search by the kind and owner each job is started with. A page may hold fewer than `limit` jobs and still have a `next_cursor`.",
@@ -78,9 +77,9 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
         params: JobModels.jobParams,
         headers: JobModels.waitHeaders,
         response: { 200: "Job", 404: "Error", 422: "Error" },
+        caller: true,
         detail: {
           operationId: "getJob",
-          security: Secured,
           summary: "Read a job's status, or wait for it to settle (Prefer: wait=<s>)",
           tags: ["jobs"],
           responses: {
@@ -117,9 +116,9 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
         params: JobModels.jobParams,
         headers: JobModels.eventHeaders,
         response: { 200: JobModels.events, 204: t.Void(), 404: "Error", 422: "Error" },
+        caller: true,
         detail: {
           operationId: "jobEvents",
-          security: Secured,
           summary: "A Server-Sent Events stream of the job's status changes, ending when it settles",
           tags: ["jobs"],
           responses: {
@@ -156,9 +155,9 @@ export const jobRoutes = (deps: Deps, auth: CallerAuth) =>
           415: "Error",
           422: "Error",
         },
+        caller: true,
         detail: {
           operationId: "cancelJob",
-          security: Secured,
           summary: "Ask an order's or an approval's workflow to stop, undoing what it did",
           tags: ["jobs"],
           responses: {

@@ -1,6 +1,5 @@
 import { Elysia } from "elysia";
-import { authenticated } from "../auth/index.ts";
-import { Secured } from "../auth/model.ts";
+import { callers } from "../auth/index.ts";
 import type { CallerAuth } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { Links, linkTo, models, ResponseHeaders } from "../models.ts";
@@ -10,7 +9,7 @@ import { startApproval } from "./service.ts";
 export const orderRoutes = (deps: Deps, auth: CallerAuth) =>
   new Elysia({ name: "orders", prefix: "/orders" })
     .use(models)
-    .use(authenticated(auth))
+    .use(callers(auth))
     .post(
       "/:id/approve-and-ship",
       async ({ params, caller, set, status }) => {
@@ -21,9 +20,9 @@ export const orderRoutes = (deps: Deps, auth: CallerAuth) =>
       {
         params: OrderModels.params,
         response: { 202: "ApprovalPending", 404: "Error", 409: "Error", 422: "Error" },
+        caller: true,
         detail: {
           operationId: "approveAndShip",
-          security: Secured,
           summary: "Hold an order until the approval webhook decides, then ship it",
           tags: ["orders"],
           responses: {

@@ -1,6 +1,5 @@
 import { Elysia } from "elysia";
-import { authenticated } from "../auth/index.ts";
-import { Secured } from "../auth/model.ts";
+import { callers } from "../auth/index.ts";
 import type { CallerAuth } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { linkTo, models, ResponseHeaders, unavailableResponse } from "../models.ts";
@@ -42,7 +41,7 @@ export const quoteRoutes = (
   };
   return new Elysia({ name: "quotes", prefix: "/price-quote" })
     .use(models)
-    .use(authenticated(auth))
+    .use(callers(auth))
     .post(
       "",
       async ({ body, headers, request, set, status }) => {
@@ -69,9 +68,9 @@ export const quoteRoutes = (
           503: "Error",
           504: "Error",
         },
+        caller: true,
         detail: {
           operationId: "requestQuote",
-          security: Secured,
           summary: "Price quote within a deadline",
           tags: ["quotes"],
           responses: {
@@ -91,9 +90,9 @@ export const quoteRoutes = (
       {
         params: QuoteModels.params,
         response: { 200: "Quote", 202: "QuotePending", 404: "Error", 422: "Error", 504: "Error" },
+        caller: true,
         detail: {
           operationId: "getQuote",
-          security: Secured,
           summary: "A quote that was still pending",
           tags: ["quotes"],
           responses: { 202: pendingResponse },

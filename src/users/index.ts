@@ -1,6 +1,5 @@
 import { Elysia } from "elysia";
-import { authenticated } from "../auth/index.ts";
-import { ACTS_FOR, Secured } from "../auth/model.ts";
+import { callers } from "../auth/index.ts";
 import type { CallerAuth } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { Links, linkTo, models, ResponseHeaders } from "../models.ts";
@@ -19,8 +18,8 @@ const listOrdersLink = {
 export const userRoutes = (deps: Deps, auth: CallerAuth) =>
   new Elysia({ name: "users", prefix: "/users" })
     .use(models)
-    // A user's routes are that user's own (ACTS_FOR in each detail): checked before the body or the Idempotency-Key is read.
-    .use(authenticated(auth))
+    // A user's routes are that user's own (`actsFor`): checked before the body or the Idempotency-Key is read.
+    .use(callers(auth))
     .post(
       "/:id/orders",
       async ({ params, body, caller, request, set, status }) => {
@@ -44,10 +43,9 @@ export const userRoutes = (deps: Deps, auth: CallerAuth) =>
           415: "Error",
           422: "Error",
         },
+        caller: { actsFor: "id" },
         detail: {
           operationId: "placeOrder",
-          security: Secured,
-          [ACTS_FOR]: "id",
           summary: "Place an order (business group, which reads and writes through the db group)",
           tags: ["users"],
           responses: {
@@ -69,10 +67,9 @@ export const userRoutes = (deps: Deps, auth: CallerAuth) =>
       {
         params: UserModels.params,
         response: { 200: "UserOrders", 403: "Error", 422: "Error" },
+        caller: { actsFor: "id" },
         detail: {
           operationId: "listOrders",
-          security: Secured,
-          [ACTS_FOR]: "id",
           summary: "A user's orders, read through the db group",
           tags: ["users"],
         },
