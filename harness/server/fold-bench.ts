@@ -19,7 +19,8 @@ import { IndexedEngine } from "./engine.ts";
 import type { Request } from "./engine-types.ts";
 import { encodeRecord } from "./log.ts";
 import { SERVER_DEFAULTS } from "./server.ts";
-import { commitOps, openTables, outboxEntry, type StoreOp, Tables } from "./store.ts";
+import { commitOps, openTables, outboxEntry, Tables } from "./store.ts";
+import type { StoreOp } from "./store-ops.ts";
 
 const positiveInteger = (fallback: number) =>
   ({ type: "number", min: 1, integer: true, expected: "a positive integer", default: fallback }) as const;

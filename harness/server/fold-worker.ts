@@ -3,7 +3,8 @@ import { closeSync, fdatasyncSync, openSync, readFileSync, readlinkSync } from "
 import { setPriority } from "node:os";
 import { dirname } from "node:path";
 import { type FolderReply, type FolderRequest, fillZeros, segmentRecords, syncDir } from "./log.ts";
-import { LastWrites, openTables, type StoreOp, Tables } from "./store.ts";
+import { LastWrites, openTables, Tables } from "./store.ts";
+import type { StoreOp } from "./store-ops.ts";
 
 /**
  * The commit log's folding thread: folds sealed segments into the SQLite

@@ -9,7 +9,7 @@ import {
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import type { StoreOp } from "./store.ts";
+import type { StoreOp } from "./store-ops.ts";
 
 /**
  * The commit log: the part of the state file that every acknowledged

@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { parseFlags } from "../cli.ts";
 import { tempDir } from "../scope.ts";
 import { ProtocolServer, SERVER_DEFAULTS } from "./server.ts";
-import { openTables, type StoreOp, Tables } from "./store.ts";
+import { openTables, Tables } from "./store.ts";
+import type { StoreOp } from "./store-ops.ts";
 import { PROTOCOL_VERSION } from "./validate.ts";
 
 const count = (fallback: number) =>

@@ -8,7 +8,8 @@ import { CommitLog, DEFAULT_SYNCHRONOUS, type Synchronous } from "./log.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { HTTP_PUSH_DEFAULTS, HttpPush, type HttpPushOptions, isHttpAddress } from "./push.ts";
 import { type NumberSources, parseKeepingNumbers, parseSearch, SEARCH_KINDS, search } from "./search.ts";
-import { ColdStore, commitOps, type OutboxEntry, outboxEntry, recover, type StoreOp } from "./store.ts";
+import { ColdStore, commitOps, type OutboxEntry, outboxEntry, recover } from "./store.ts";
+import type { StoreOp } from "./store-ops.ts";
 import { PROTOCOL_VERSION, validateData, validateEnvelope, validateKind } from "./validate.ts";
 
 /** Settings of a protocol server; the defaults are the real Resonate server's. */

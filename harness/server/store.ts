@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite";
 import type { IndexedEngine } from "./engine.ts";
 import type { Change, EnginePromise, EngineSchedule, EngineTask, Message } from "./engine-types.ts";
 import { readSegments } from "./log.ts";
+import { type PromiseRow, type StoreOp, TABLES, type Table, type TaskRow } from "./store-ops.ts";
 
 /** A message the engine produced that no process has received yet. */
 export interface OutboxEntry {
@@ -52,57 +53,6 @@ export const SCHEMA_VERSION = 2;
 
 /** The tables of JSON records that version 0 kept WITHOUT ROWID. */
 const RECORD_TABLES = ["promises", "tasks", "schedules"] as const;
-
-interface PromiseRow {
-  id: string;
-  state: EnginePromise["state"];
-  param: EnginePromise["param"];
-  value: EnginePromise["value"];
-  tags: Record<string, string>;
-  timeoutAt: number;
-  createdAt: number;
-  settledAt: number | null;
-  callbacks: string[];
-  listeners: string[];
-}
-
-interface TaskRow {
-  id: string;
-  state: EngineTask["state"];
-  version: number;
-  pid?: string;
-  ttl?: number;
-  resumes: string[];
-}
-
-const TABLES = [
-  "promises",
-  "tasks",
-  "schedules",
-  "promise_timeouts",
-  "task_timeouts",
-  "schedule_timeouts",
-  "outbox",
-] as const;
-type Table = (typeof TABLES)[number];
-
-/**
- * One write of a commit. A commit is a list of these, worked out from the
- * engine's state by `commitOps`, appended to the commit log as one record,
- * and later folded into the tables by `Tables.fold`. Every write sets a
- * row to its whole current value (or removes it), so applying a row's
- * last write is the same as applying all of them in order.
- */
-export type StoreOp =
-  | ["put", "promises", string, PromiseRow]
-  | ["put", "tasks", string, TaskRow]
-  | ["put", "schedules", string, EngineSchedule]
-  | ["del", Table, string]
-  | ["ptimeout", string, number]
-  | ["ttimeout", string, 0 | 1, number]
-  | ["stimeout", string, number]
-  | ["outbox", string, string, Message]
-  | ["reset"];
 
 /** Opens the SQLite file, creating its tables, with the settings every connection uses. */
 export function openTables(path: string): Database {

@@ -19,7 +19,6 @@ import {
 } from "@opentelemetry/api";
 import type { Context, Resonate } from "@resonatehq/sdk";
 import { BoundedMap } from "../bounded-map.ts";
-import type { Implementation } from "../resonate/contract.ts";
 import type { RunTraces } from "../resonate/network.ts";
 import type { Logger } from "./logger.ts";
 import type { FunctionMetrics, RunKind, RunOutcome } from "./metrics.ts";
@@ -30,6 +29,12 @@ const DEPENDENCY = "observability:functions";
 
 /** Workflow ids whose runs this process remembers, to tell a first run from a replay. */
 const REMEMBERED_RUNS = 10_000;
+
+/** A durable function's code: a generator workflow, or a leaf that returns (a promise of) its result. */
+export type Implementation<Args extends unknown[], Result> = (
+  ctx: Context,
+  ...args: Args
+) => Generator<unknown, Result, unknown> | Promise<Result> | Result;
 
 interface FunctionObserver {
   metrics: FunctionMetrics;

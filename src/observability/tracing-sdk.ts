@@ -17,7 +17,6 @@ import {
 } from "@opentelemetry/sdk-trace";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { TraceSampler, TracingSettings } from "../config.ts";
-import type { Tracing } from "./tracing.ts";
 
 function samplerOf(name: TraceSampler, ratio: number): Sampler {
   switch (name) {
@@ -41,7 +40,7 @@ export function registerTracing(
   settings: TracingSettings,
   service: string,
   exporter?: SpanExporter,
-): Tracing {
+): { readonly enabled: true; shutdown(): Promise<void> } {
   const resource = detectResources({ detectors: [envDetector] }).merge(
     resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName ?? service }),
   );

@@ -8,7 +8,7 @@
  * version a promise was started with (one without it releases the task).
  */
 import type { Context, Resonate } from "@resonatehq/sdk";
-import { observed, rpcTraceTags } from "../observability/functions.ts";
+import { type Implementation, observed, rpcTraceTags } from "../observability/functions.ts";
 import { traceTags } from "../observability/tracing.ts";
 
 type Options = ReturnType<Resonate["options"]>;
@@ -48,11 +48,7 @@ function withVersion(opts: Options, version: number, traced: Record<string, stri
   return Object.assign(Object.create(Object.getPrototypeOf(opts)) as Options, opts, { version, tags });
 }
 
-/** A generator workflow, or a leaf that returns (a promise of) its result. */
-export type Implementation<Args extends unknown[], Result> = (
-  ctx: Context,
-  ...args: Args
-) => Generator<unknown, Result, unknown> | Promise<Result> | Result;
+export type { Implementation };
 
 /**
  * Registers `impl` as `fn` on this process's Resonate client, its runs and

@@ -87,6 +87,55 @@ describe("import direction", () => {
   });
 });
 
+/**
+ * The loops in the import graph of `files` (repo-relative), each as the
+ * files it runs through, from the first one found back to itself. A
+ * type-only import counts: it ties the two files as much as any.
+ */
+export function circles(files: Record<string, string>): string[][] {
+  const edges = new Map(
+    Object.entries(files).map(([file, code]) => [
+      file,
+      importsOf(code)
+        .map((spec) => relative(ROOT, resolve(ROOT, dirname(file), spec)))
+        .filter((target) => target in files),
+    ]),
+  );
+  const found: string[][] = [];
+  const done = new Set<string>();
+  const visit = (file: string, path: string[]) => {
+    const at = path.indexOf(file);
+    if (at !== -1) {
+      found.push([...path.slice(at), file]);
+      return;
+    }
+    if (done.has(file)) return;
+    for (const next of edges.get(file) ?? []) visit(next, [...path, file]);
+    done.add(file);
+  };
+  for (const file of edges.keys()) visit(file, []);
+  return found;
+}
+
+describe("import circles", () => {
+  test("the checker finds a loop through type-only imports, and none in a chain", () => {
+    const a = `import type { B } from "./b.ts";`;
+    expect(circles({ "src/a.ts": a, "src/b.ts": `import { a } from "./a.ts";` })).toEqual([
+      ["src/a.ts", "src/b.ts", "src/a.ts"],
+    ]);
+    expect(circles({ "src/a.ts": a, "src/b.ts": `import { c } from "./c.ts";`, "src/c.ts": "" })).toEqual([]);
+  });
+
+  test("no files of src/, workers/ or the harness import each other in a loop", () => {
+    const files = Object.fromEntries(
+      ["src", "workers", "harness"]
+        .flatMap(sources)
+        .map((file) => [file, readFileSync(join(ROOT, file), "utf8")]),
+    );
+    expect(circles(files)).toEqual([]);
+  });
+});
+
 describe("durable function names", () => {
   const contracts = [Pricing, Orders, Business, Db, Earlier].flatMap((group) => Object.values(group));
   const names = [...new Set(contracts.map((fn) => fn.name))];

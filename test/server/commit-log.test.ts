@@ -15,7 +15,8 @@ import {
   SYNCHRONOUS_MODES,
   segmentFiles,
 } from "../../harness/server/log.ts";
-import { openTables, recover, SCHEMA_VERSION, type StoreOp, Tables } from "../../harness/server/store.ts";
+import { openTables, recover, SCHEMA_VERSION, Tables } from "../../harness/server/store.ts";
+import type { StoreOp } from "../../harness/server/store-ops.ts";
 import { tempDbPaths } from "../support/temp.ts";
 
 const dbPath = tempDbPaths("commit-log-");
