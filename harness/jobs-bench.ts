@@ -13,7 +13,7 @@
  * walk through every page again. Prints the median and the 99th
  * percentile (ms).
  */
-import { exitWithParent } from "../src/parent-process.ts";
+import { exitWithParent } from "../core/parent-process.ts";
 import { parseFlags } from "./cli.ts";
 import { startSystem } from "./system.ts";
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Network } from "@resonatehq/sdk";
-import { PROTOCOL_VERSION, type PromiseSearch, promiseSearch } from "../src/resonate/search.ts";
+import { PROTOCOL_VERSION, type PromiseSearch, promiseSearch } from "../core/resonate/search.ts";
 
 export { PROTOCOL_VERSION };
 

@@ -32,8 +32,8 @@
  * everything in flight.
  */
 import { join } from "node:path";
-import { ConfigError, GROUPS, loadConfig } from "../src/config.ts";
-import { exitWithParent } from "../src/parent-process.ts";
+import { ConfigError, GROUPS, loadConfig } from "../core/config.ts";
+import { exitWithParent } from "../core/parent-process.ts";
 import { API_AUTH_DEFAULTS, writeDevToken } from "./api-auth.ts";
 import { defaultStorage, type Storage } from "./resonate-server.ts";
 import { API_RUNTIMES, isApiRuntime } from "./service.ts";

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { GROUPS } from "../src/config.ts";
+import { GROUPS } from "../core/config.ts";
 import { type ApiAuth, apiAuthIn } from "./api-auth.ts";
 import { type Sandbox, startSandbox } from "./fakes/sandbox.ts";
 import { authKeysIn, signToken } from "./jwt.ts";

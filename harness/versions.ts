@@ -10,7 +10,7 @@
  * removing its registration from the workers, once this says nothing of it
  * is pending (docs/deploying.md#changing-a-workflow).
  */
-import { pendingVersions } from "../src/resonate/versions.ts";
+import { pendingVersions } from "../core/resonate/versions.ts";
 import { parseFlags } from "./cli.ts";
 import { httpPromiseSearch } from "./protocol.ts";
 

@@ -1,4 +1,5 @@
 import { type AnyElysia, Elysia } from "elysia";
+import { TRACING_OFF, type Tracing } from "../core/observability/tracing.ts";
 import { callersFirst } from "./auth/index.ts";
 import type { CallerAuth } from "./auth/service.ts";
 import { type BaselineQuote, benchRoutes } from "./bench/index.ts";
@@ -10,7 +11,6 @@ import { httpRules } from "./http-rules.ts";
 import { jobRoutes } from "./jobs/index.ts";
 import { metricsRoutes } from "./metrics/index.ts";
 import { observeRequests, traceRequests } from "./observability/http.ts";
-import { TRACING_OFF, type Tracing } from "./observability/tracing.ts";
 import { orderRoutes } from "./orders/index.ts";
 import { quoteRoutes } from "./quotes/index.ts";
 import { WaitGate } from "./quotes/service.ts";

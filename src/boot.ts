@@ -6,19 +6,19 @@
  */
 
 import type { Message } from "@resonatehq/sdk";
+import { ConfigError, GROUPS, loadConfig, requireCallerAuth, targetsFor } from "../core/config.ts";
+import { observeFunctions } from "../core/observability/functions.ts";
+import { createLogger, type Logger } from "../core/observability/logger.ts";
+import { ApiMetrics } from "../core/observability/metrics.ts";
+import { startTracing } from "../core/observability/tracing.ts";
+import { exitWithParent } from "../core/parent-process.ts";
+import { uniquePid } from "../core/resonate/identity.ts";
+import { resonateClient } from "../core/resonate/network.ts";
 import { baselineQuote } from "../workers/pricing.ts";
 import { registerGroup } from "../workers/register.ts";
 import { createApp } from "./app.ts";
 import { type CallerAuth, callerAuth } from "./auth/service.ts";
-import { ConfigError, GROUPS, loadConfig, requireCallerAuth, targetsFor } from "./config.ts";
 import { makeDeps } from "./deps.ts";
-import { observeFunctions } from "./observability/functions.ts";
-import { createLogger, type Logger } from "./observability/logger.ts";
-import { ApiMetrics } from "./observability/metrics.ts";
-import { startTracing } from "./observability/tracing.ts";
-import { exitWithParent } from "./parent-process.ts";
-import { uniquePid } from "./resonate/identity.ts";
-import { resonateClient } from "./resonate/network.ts";
 import { pushAddress, pushReceiver } from "./resonate/push.ts";
 
 export interface BootedApi {

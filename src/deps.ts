@@ -1,16 +1,16 @@
 import type { Resonate } from "@resonatehq/sdk";
-import { BoundedMap } from "./bounded-map.ts";
-import type { Config, Targets } from "./config.ts";
+import { BoundedMap } from "../core/bounded-map.ts";
+import type { Config, Targets } from "../core/config.ts";
+import { cancelRequested } from "../core/functions.ts";
+import { type Logger, silentLogger } from "../core/observability/logger.ts";
+import { ApiMetrics } from "../core/observability/metrics.ts";
+import type { DurableFunction } from "../core/resonate/contract.ts";
+import { isNotFound } from "../core/resonate/durable.ts";
+import { type PromiseSearch, PromiseSearchError } from "../core/resonate/search.ts";
 import { notFound } from "./errors.ts";
-import { cancelRequested } from "./functions.ts";
 import { invocationObserver } from "./observability/invocations.ts";
-import { type Logger, silentLogger } from "./observability/logger.ts";
-import { ApiMetrics } from "./observability/metrics.ts";
 import { touchPromise } from "./observability/request-context.ts";
-import type { DurableFunction } from "./resonate/contract.ts";
-import { isNotFound } from "./resonate/durable.ts";
 import { Launcher } from "./resonate/launcher.ts";
-import { type PromiseSearch, PromiseSearchError } from "./resonate/search.ts";
 
 /** What every feature's service functions get: the Resonate client, config, where functions run, a clock, caches, metrics and the logger. */
 export interface Deps {

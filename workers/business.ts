@@ -3,8 +3,8 @@
  * `workflows/place-order.ts`).
  */
 import type { Resonate } from "@resonatehq/sdk";
-import { Business } from "../src/functions.ts";
-import { register } from "../src/resonate/contract.ts";
+import { Business } from "../core/functions.ts";
+import { register } from "../core/resonate/contract.ts";
 import { BUSINESS_DEPS, type BusinessDeps, placeOrderV1 } from "./workflows/place-order.ts";
 
 export type { BusinessDeps };

@@ -6,8 +6,8 @@ import {
   type OrderRow,
   type PricedLine,
   type Reservation,
-} from "../src/functions.ts";
-import { type DurableFunction, register } from "../src/resonate/contract.ts";
+} from "../core/functions.ts";
+import { type DurableFunction, register } from "../core/resonate/contract.ts";
 import { probe } from "./probes.ts";
 import { openSql, type Query, type Sql, type SqlDriver } from "./sql.ts";
 

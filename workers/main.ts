@@ -10,15 +10,15 @@
  * a port the OS picks) it serves its metrics there and prints
  * `worker metrics <group> <pid> <url>` before the ready line.
  */
-import { ConfigError, GROUPS, type Group, loadConfig, targetsFor } from "../src/config.ts";
-import { observeFunctions } from "../src/observability/functions.ts";
-import { createLogger } from "../src/observability/logger.ts";
-import { WorkerMetrics } from "../src/observability/metrics.ts";
-import { type MetricsServer, serveMetrics } from "../src/observability/metrics-server.ts";
-import { startTracing } from "../src/observability/tracing.ts";
-import { exitWithParent } from "../src/parent-process.ts";
-import { uniquePid } from "../src/resonate/identity.ts";
-import { resonateClient } from "../src/resonate/network.ts";
+import { ConfigError, GROUPS, type Group, loadConfig, targetsFor } from "../core/config.ts";
+import { observeFunctions } from "../core/observability/functions.ts";
+import { createLogger } from "../core/observability/logger.ts";
+import { WorkerMetrics } from "../core/observability/metrics.ts";
+import { type MetricsServer, serveMetrics } from "../core/observability/metrics-server.ts";
+import { startTracing } from "../core/observability/tracing.ts";
+import { exitWithParent } from "../core/parent-process.ts";
+import { uniquePid } from "../core/resonate/identity.ts";
+import { resonateClient } from "../core/resonate/network.ts";
 import { registerGroup } from "./register.ts";
 
 const group = process.argv[2] as Group | undefined;

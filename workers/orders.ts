@@ -4,8 +4,8 @@
  * may still have jobs pending.
  */
 import type { Resonate } from "@resonatehq/sdk";
-import { Earlier, Next, Orders } from "../src/functions.ts";
-import { register } from "../src/resonate/contract.ts";
+import { Earlier, Next, Orders } from "../core/functions.ts";
+import { register } from "../core/resonate/contract.ts";
 import { approveThenShipV1, approveThenShipV2 } from "./workflows/approve-then-ship.ts";
 import { ORDER_DEPS, type OrderContext, type OrderDeps } from "./workflows/order-steps.ts";
 import { processOrderV1, processOrderV2Next } from "./workflows/process-order.ts";

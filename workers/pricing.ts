@@ -3,8 +3,8 @@
  * `workflows/compute-quote.ts`) and the price list it prices from.
  */
 import type { Resonate } from "@resonatehq/sdk";
-import { Db, Earlier, Pricing, type Quote } from "../src/functions.ts";
-import { clientRpc, register } from "../src/resonate/contract.ts";
+import { Db, Earlier, Pricing, type Quote } from "../core/functions.ts";
+import { clientRpc, register } from "../core/resonate/contract.ts";
 import { catalogue, discountBps } from "./db.ts";
 import {
   computeQuoteV1,

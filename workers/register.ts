@@ -1,5 +1,5 @@
 import type { Resonate } from "@resonatehq/sdk";
-import type { Config, Group, Targets } from "../src/config.ts";
+import type { Config, Group, Targets } from "../core/config.ts";
 import { registerBusinessFunctions } from "./business.ts";
 import { openDatabase, registerDbFunctions } from "./db.ts";
 import { registerOrderFunctions } from "./orders.ts";

@@ -1,5 +1,5 @@
 /** HTTP clients for the third parties the order workflow calls. Every call carries an idempotency key. */
-import { traceTags } from "../src/observability/tracing.ts";
+import { traceTags } from "../core/observability/tracing.ts";
 
 export interface ChargeRequest {
   idempotencyKey: string;

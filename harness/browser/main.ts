@@ -18,7 +18,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { exitWithParent } from "../../src/parent-process.ts";
+import { exitWithParent } from "../../core/parent-process.ts";
 import { parseFlags } from "../cli.ts";
 import { startSystem } from "../system.ts";
 import { CHROMIUM_DEFAULTS, ChromiumMissingError, launchOfflineChromium } from "./chromium.ts";

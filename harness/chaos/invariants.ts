@@ -1,7 +1,7 @@
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
+import { jobStatus } from "../../core/resonate/durable.ts";
 import { entryOf, entryTags } from "../../src/jobs/entries.ts";
-import { jobStatus } from "../../src/resonate/durable.ts";
 import { catalogue } from "../../workers/db.ts";
 import type { Refund } from "../fakes/payment.ts";
 import { decodeValue, getPromise, type PromiseRecord } from "../protocol.ts";

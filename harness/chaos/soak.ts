@@ -21,8 +21,8 @@
  * PostgreSQL restarts) the API answered a 5xx but a 503 with Retry-After.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { Next } from "../../src/functions.ts";
-import { versionKey } from "../../src/resonate/versions.ts";
+import { Next } from "../../core/functions.ts";
+import { versionKey } from "../../core/resonate/versions.ts";
 import { parseFlags } from "../cli.ts";
 import { defaultServerKind, defaultStorage, STORAGES, type Storage } from "../resonate-server.ts";
 import { cancelCrashes } from "./crash-points.ts";

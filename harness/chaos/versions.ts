@@ -1,4 +1,4 @@
-import { pendingVersions, versionKey } from "../../src/resonate/versions.ts";
+import { pendingVersions, versionKey } from "../../core/resonate/versions.ts";
 import { getPromise, httpPromiseSearch } from "../protocol.ts";
 import { readHistory } from "../replay/history.ts";
 import { divergenceMessage, historyCode, replay } from "../replay/replay.ts";

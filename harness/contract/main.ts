@@ -21,7 +21,7 @@
  * the system.
  */
 import { join, resolve } from "node:path";
-import { exitWithParent } from "../../src/parent-process.ts";
+import { exitWithParent } from "../../core/parent-process.ts";
 import { API_AUTH_DEFAULTS } from "../api-auth.ts";
 import { dieWithParent } from "../process.ts";
 import { ensurePythonTool, type PythonTool, type Run, runToEnd } from "../python-tool.ts";

@@ -1,4 +1,4 @@
-import { HttpClient } from "../../src/resonate/http-client.ts";
+import { HttpClient } from "../../core/resonate/http-client.ts";
 import { Recorder } from "./recorder.ts";
 
 export interface DriveOptions {

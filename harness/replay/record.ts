@@ -13,7 +13,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Business, Orders, Pricing } from "../../src/functions.ts";
+import { Business, Orders, Pricing } from "../../core/functions.ts";
 import { quoteId } from "../../src/quotes/service.ts";
 import { DECLINED_SOURCE } from "../fakes/payment.ts";
 import { getPromise } from "../protocol.ts";

@@ -20,8 +20,8 @@ import {
   Resonate,
   type Response,
 } from "@resonatehq/sdk";
-import type { Targets, WorkflowBuild } from "../../src/config.ts";
-import { Business, Db, Orders, Pricing } from "../../src/functions.ts";
+import type { Targets, WorkflowBuild } from "../../core/config.ts";
+import { Business, Db, Orders, Pricing } from "../../core/functions.ts";
 import { registerBusinessFunctions } from "../../workers/business.ts";
 import { registerOrderFunctions } from "../../workers/orders.ts";
 import { registerPricingFunctions } from "../../workers/pricing.ts";

@@ -12,7 +12,7 @@
  */
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { Pricing } from "../../src/functions.ts";
+import { Pricing } from "../../core/functions.ts";
 import { parseFlags } from "../cli.ts";
 import { tempDir } from "../scope.ts";
 import { IndexedEngine } from "./engine.ts";

@@ -25,8 +25,8 @@
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { type MetricsServer, serveMetrics } from "../../src/observability/metrics-server.ts";
-import { exitWithParent } from "../../src/parent-process.ts";
+import { type MetricsServer, serveMetrics } from "../../core/observability/metrics-server.ts";
+import { exitWithParent } from "../../core/parent-process.ts";
 import { parseFlags } from "../cli.ts";
 import { Authenticator } from "./auth.ts";
 import { serveProtocol } from "./http.ts";

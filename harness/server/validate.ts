@@ -4,8 +4,8 @@
  * request changes nothing.
  */
 
-import { PROTOCOL_VERSION } from "../../src/resonate/search.ts";
-import { originOf } from "../../src/resonate/task-leases.ts";
+import { PROTOCOL_VERSION } from "../../core/resonate/search.ts";
+import { originOf } from "../../core/resonate/task-leases.ts";
 import { isHttpAddress } from "./push.ts";
 
 /** The protocol version this server speaks: the one the project's SDK sends. */

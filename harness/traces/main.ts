@@ -20,7 +20,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { exitWithParent } from "../../src/parent-process.ts";
+import { exitWithParent } from "../../core/parent-process.ts";
 import { dieWithParent, freePort } from "../process.ts";
 import { ensurePythonTool, type PythonTool, type Run, runToEnd } from "../python-tool.ts";
 import { waitFor } from "../wait-for.ts";

@@ -9,9 +9,9 @@ import {
   type JWTVerifyGetKey,
   jwtVerify,
 } from "jose";
-import { BoundedMap } from "../bounded-map.ts";
-import type { AuthSettings } from "../config.ts";
-import { ConfigError } from "../config.ts";
+import { BoundedMap } from "../../core/bounded-map.ts";
+import type { AuthSettings } from "../../core/config.ts";
+import { ConfigError } from "../../core/config.ts";
 import { HttpError } from "../errors.ts";
 
 /** Who is calling, as its verified token says. */

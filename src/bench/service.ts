@@ -1,4 +1,4 @@
-import type { Quote } from "../functions.ts";
+import type { Quote } from "../../core/functions.ts";
 import type { QuoteBody, QuoteRequest } from "../quotes/model.ts";
 import { toBody, type WaitGate } from "../quotes/service.ts";
 

@@ -1,6 +1,6 @@
+import { isNotFound } from "../../core/resonate/durable.ts";
 import type { Deps } from "../deps.ts";
 import { unavailable } from "../errors.ts";
-import { isNotFound } from "../resonate/durable.ts";
 
 /**
  * Ready when the Resonate server answers a read (an unknown id's 404 is an

@@ -1,6 +1,3 @@
-import type { Caller } from "../auth/service.ts";
-import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
-import { conflict } from "../errors.ts";
 import {
   type ApprovalDecision,
   CANCELABLE_JOB,
@@ -9,9 +6,12 @@ import {
   cancelRecordId,
   isCanceledResult,
   writeCancelRecord,
-} from "../functions.ts";
+} from "../../core/functions.ts";
+import { decodeValue, encodeValue, jobStatus, type PromiseState } from "../../core/resonate/durable.ts";
+import type { Caller } from "../auth/service.ts";
+import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
+import { conflict } from "../errors.ts";
 import { touchPromise } from "../observability/request-context.ts";
-import { decodeValue, encodeValue, jobStatus, type PromiseState } from "../resonate/durable.ts";
 import { approvalPromiseId, claimApprovalPromise } from "../webhooks/approval.ts";
 import type { CancelJob } from "./model.ts";
 import { readJob } from "./service.ts";

@@ -1,6 +1,6 @@
+import { decodeValue, encodeValue, findPromise } from "../../core/resonate/durable.ts";
 import type { Caller } from "../auth/service.ts";
 import type { Deps, PromiseRecord } from "../deps.ts";
-import { decodeValue, encodeValue, findPromise } from "../resonate/durable.ts";
 import type { Job } from "./model.ts";
 
 /**

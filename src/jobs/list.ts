@@ -1,7 +1,7 @@
+import { PromiseSearchError, type PromiseSearchQuery } from "../../core/resonate/search.ts";
 import type { Caller } from "../auth/service.ts";
 import type { Deps, PromiseRecord } from "../deps.ts";
 import { HttpError } from "../errors.ts";
-import { PromiseSearchError, type PromiseSearchQuery } from "../resonate/search.ts";
 import { entryTags, keptJob, rootOf, settleEntry } from "./entries.ts";
 import type { Job, JobListQuery } from "./model.ts";
 import { jobOf, visibleTo } from "./service.ts";

@@ -1,11 +1,11 @@
 import type { ResonateHandle } from "@resonatehq/sdk";
+import { cancelRequested, isCanceledResult, Next, Orders } from "../../core/functions.ts";
+import { linkToTrace } from "../../core/observability/tracing.ts";
+import type { DurableFunction } from "../../core/resonate/contract.ts";
+import { decodeValue, findPromise, jobStatus, type PromiseState } from "../../core/resonate/durable.ts";
 import type { Caller } from "../auth/service.ts";
 import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
 import { conflict, errorMessage, notFound } from "../errors.ts";
-import { cancelRequested, isCanceledResult, Next, Orders } from "../functions.ts";
-import { linkToTrace } from "../observability/tracing.ts";
-import type { DurableFunction } from "../resonate/contract.ts";
-import { decodeValue, findPromise, jobStatus, type PromiseState } from "../resonate/durable.ts";
 import { createEntry, startedAt } from "./entries.ts";
 import type { Job, SubmitJob } from "./model.ts";
 

@@ -1,6 +1,6 @@
+import { cancelRequested } from "../../core/functions.ts";
 import type { Caller } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
-import { cancelRequested } from "../functions.ts";
 import type { Job } from "./model.ts";
 import { getJob, jobOf, readJob } from "./service.ts";
 

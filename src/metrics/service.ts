@@ -1,6 +1,6 @@
+import { mayScrape } from "../../core/observability/metrics.ts";
 import type { Deps } from "../deps.ts";
 import { HttpError } from "../errors.ts";
-import { mayScrape } from "../observability/metrics.ts";
 
 /** This app's metrics in the Prometheus text format; a 401 when METRICS_TOKEN is set and not given. */
 export async function scrape(

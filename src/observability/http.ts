@@ -1,8 +1,8 @@
 import { Elysia, StatusMap } from "elysia";
-import type { Logger } from "./logger.ts";
-import type { ApiMetrics } from "./metrics.ts";
+import type { Logger } from "../../core/observability/logger.ts";
+import type { ApiMetrics } from "../../core/observability/metrics.ts";
+import { nameRequestSpan, type Tracing, tracedFetch } from "../../core/observability/tracing.ts";
 import { currentRequest, enterRequest, requestIdFrom } from "./request-context.ts";
-import { nameRequestSpan, type Tracing, tracedFetch } from "./tracing.ts";
 
 /** The route label of a request no route matched: raw paths would make a label per path. */
 const UNMATCHED = "unmatched";

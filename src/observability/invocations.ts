@@ -1,5 +1,5 @@
+import type { ApiMetrics } from "../../core/observability/metrics.ts";
 import type { LaunchObserver } from "../resonate/launcher.ts";
-import type { ApiMetrics } from "./metrics.ts";
 import { touchWorkflow } from "./request-context.ts";
 
 /**

@@ -6,7 +6,7 @@
  * log line (`observeRequests`) reads them back.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../../core/observability/logger.ts";
 
 export interface RequestContext {
   readonly requestId: string;

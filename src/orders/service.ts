@@ -1,9 +1,9 @@
+import { Orders } from "../../core/functions.ts";
+import { findPromise } from "../../core/resonate/durable.ts";
 import type { Caller } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { conflict, notFound } from "../errors.ts";
-import { Orders } from "../functions.ts";
 import { jobId, startJob, visibleTo } from "../jobs/service.ts";
-import { findPromise } from "../resonate/durable.ts";
 
 export const shipJobId = (orderId: string) => `ship:${orderId}`;
 

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
+import { Pricing, type Quote } from "../../core/functions.ts";
+import { decodeValue } from "../../core/resonate/durable.ts";
 import { type Deps, readPromise } from "../deps.ts";
 import { errorMessage, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
-import { Pricing, type Quote } from "../functions.ts";
 import { touchPromise, touchWorkflow } from "../observability/request-context.ts";
-import { decodeValue } from "../resonate/durable.ts";
 import type { QuoteBody, QuoteRequest } from "./model.ts";
 
 const QUOTE_ID = /^quote:[0-9a-f]{32}$/;

@@ -1,8 +1,8 @@
 import type { Resonate, ResonateHandle } from "@resonatehq/sdk";
-import type { InvocationOutcome } from "../observability/metrics.ts";
-import { traceTags } from "../observability/tracing.ts";
-import type { DurableFunction } from "./contract.ts";
-import { invocationOf } from "./durable.ts";
+import type { InvocationOutcome } from "../../core/observability/metrics.ts";
+import { traceTags } from "../../core/observability/tracing.ts";
+import type { DurableFunction } from "../../core/resonate/contract.ts";
+import { invocationOf } from "../../core/resonate/durable.ts";
 
 export interface LaunchOptions {
   /** The worker group's address (`poll://any@<group>`), used unless co-located. */

@@ -1,7 +1,7 @@
+import { Business, Db } from "../../core/functions.ts";
 import type { Caller } from "../auth/service.ts";
 import { askDb, type Deps } from "../deps.ts";
 import { HttpError, unprocessable } from "../errors.ts";
-import { Business, Db } from "../functions.ts";
 import { startJob } from "../jobs/service.ts";
 import type { Order } from "./model.ts";
 

@@ -1,5 +1,5 @@
+import { Db } from "../../core/functions.ts";
 import { askDb, type Deps } from "../deps.ts";
-import { Db } from "../functions.ts";
 
 /**
  * The promise that stands for an order's approval, as the db group recorded

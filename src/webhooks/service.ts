@@ -1,15 +1,15 @@
 import type { TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
+import type { DeliveryOutcome } from "../../core/observability/metrics.ts";
+import { inTraceOf, traced } from "../../core/observability/tracing.ts";
+import { decodeValue, encodeValue, isNotFound } from "../../core/resonate/durable.ts";
+import { originOf } from "../../core/resonate/task-leases.ts";
 import { type Deps, readPromise } from "../deps.ts";
 import { conflict, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
 import { jobId } from "../jobs/service.ts";
-import type { DeliveryOutcome } from "../observability/metrics.ts";
 import { touchPromise, touchWorkflow } from "../observability/request-context.ts";
-import { inTraceOf, traced } from "../observability/tracing.ts";
 import { shipJobId } from "../orders/service.ts";
-import { decodeValue, encodeValue, isNotFound } from "../resonate/durable.ts";
-import { originOf } from "../resonate/task-leases.ts";
 import { approvalPromiseId } from "./approval.ts";
 import type { Accepted, ApprovalWebhook, PaymentWebhook } from "./model.ts";
 

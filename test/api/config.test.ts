@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
+import { ConfigError, DEFAULTS, loadConfig, requireCallerAuth, targetsFor } from "../../core/config.ts";
 import { spawnProcess } from "../../harness/index.ts";
-import { ConfigError, DEFAULTS, loadConfig, requireCallerAuth, targetsFor } from "../../src/config.ts";
 import { TEST_SECRET } from "../support/secrets.ts";
 
 describe("configuration from the environment", () => {

@@ -7,7 +7,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Resonate } from "@resonatehq/sdk";
-import { loadConfig, targetsFor } from "../../src/config.ts";
+import { loadConfig, targetsFor } from "../../core/config.ts";
 import { makeDeps } from "../../src/deps.ts";
 import { entryId, entryOf } from "../../src/jobs/entries.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";

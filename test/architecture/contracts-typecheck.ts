@@ -4,8 +4,8 @@
  * stopped constraining its callers or implementations is found in CI.
  */
 import type { Context, Resonate } from "@resonatehq/sdk";
-import { Db, Pricing } from "../../src/functions.ts";
-import { register, rpc } from "../../src/resonate/contract.ts";
+import { Db, Pricing } from "../../core/functions.ts";
+import { register, rpc } from "../../core/resonate/contract.ts";
 import type { Launcher } from "../../src/resonate/launcher.ts";
 
 export function wrongImplementations(resonate: Resonate): void {

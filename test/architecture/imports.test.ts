@@ -1,24 +1,28 @@
 /**
- * Which folder may import which. `src/` is the API and what workers share
- * with it (contracts, config, the Resonate adapter); `workers/` may use it;
- * only `src/boot.ts`, the composition root of co-located mode, imports a
- * worker module. Neither imports the harness or the tests. And every
- * durable function is named in one place, `src/functions.ts`: nowhere else
- * writes a function's name as a string.
+ * Which folder may import which. `core/` is what the API, the workers and
+ * the harness share (contracts, config, the Resonate adapter,
+ * observability) and imports nothing else; `src/` is the API and
+ * `workers/` the workers, each on top of `core/` and neither importing the
+ * other, but for `src/boot.ts`, the composition root of co-located mode,
+ * which registers the workers' functions in the API process. None of them
+ * imports the harness or the tests, and no files import each other in a
+ * loop. And every durable function is named in one place,
+ * `core/functions.ts`: nowhere else writes a function's name as a string.
  */
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { Business, Db, Earlier, Orders, Pricing } from "../../src/functions.ts";
+import { Business, Db, Earlier, Orders, Pricing } from "../../core/functions.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
 /** Folders a file in each top folder may import from (its own included). */
 const ALLOWED: Record<string, string[]> = {
-  src: ["src"],
-  workers: ["workers", "src"],
-  harness: ["harness", "src", "workers"],
-  test: ["test", "harness", "src", "workers"],
+  core: ["core"],
+  src: ["src", "core"],
+  workers: ["workers", "core"],
+  harness: ["harness", "core", "src", "workers"],
+  test: ["test", "harness", "core", "src", "workers"],
 };
 /** The one file allowed past its folder's rule, and what it may reach. */
 const COMPOSITION_ROOTS: Record<string, string[]> = { "src/boot.ts": ["workers"] };
@@ -79,8 +83,21 @@ describe("import direction", () => {
     ]);
   });
 
-  test("src/ imports only src/ (but the composition root), workers/ never the harness or the tests", () => {
-    const found = ["src", "workers", "harness", "test"]
+  test("core/ reaching into the API or the workers, and the workers into the API, are violations", () => {
+    expect(violations("core/config.ts", `import { x } from "../src/errors.ts";`)).toEqual([
+      "core/config.ts → src/errors.ts",
+    ]);
+    expect(violations("core/resonate/network.ts", `import { x } from "../../workers/db.ts";`)).toEqual([
+      "core/resonate/network.ts → workers/db.ts",
+    ]);
+    expect(violations("workers/db.ts", `import { x } from "../src/deps.ts";`)).toEqual([
+      "workers/db.ts → src/deps.ts",
+    ]);
+    expect(violations("workers/db.ts", `import { x } from "../core/functions.ts";`)).toEqual([]);
+  });
+
+  test("core/ imports only core/; src/ and workers/ only themselves and core/ (but the composition root); neither the harness or the tests", () => {
+    const found = ["core", "src", "workers", "harness", "test"]
       .flatMap(sources)
       .flatMap((file) => violations(file, readFileSync(join(ROOT, file), "utf8")));
     expect(found).toEqual([]);
@@ -126,7 +143,7 @@ describe("import circles", () => {
     expect(circles({ "src/a.ts": a, "src/b.ts": `import { c } from "./c.ts";`, "src/c.ts": "" })).toEqual([]);
   });
 
-  test("no files of src/, workers/ or the harness import each other in a loop", () => {
+  test("no files of core/, src/, workers/ or the harness import each other in a loop", () => {
     const files = Object.fromEntries(
       ["src", "workers", "harness"]
         .flatMap(sources)
@@ -148,11 +165,11 @@ describe("durable function names", () => {
       expect(contracts.some((c) => c.name === fn.name && c.version > fn.version)).toBe(true);
   });
 
-  test("no file but src/functions.ts writes a durable function's name as a string", () => {
+  test("no file but core/functions.ts writes a durable function's name as a string", () => {
     const quoted = new RegExp(`["'](${names.join("|")})["']`);
-    const found = ["src", "workers", "harness", "test"]
+    const found = ["core", "src", "workers", "harness", "test"]
       .flatMap(sources)
-      .filter((file) => file !== "src/functions.ts")
+      .filter((file) => file !== "core/functions.ts")
       .filter((file) => quoted.test(readFileSync(join(ROOT, file), "utf8")));
     expect(found).toEqual([]);
   });

@@ -1,12 +1,12 @@
 import { describe, expect, test } from "bun:test";
+import { Next, Orders } from "../../core/functions.ts";
+import { versionKey } from "../../core/resonate/versions.ts";
 import { NOTHING_BROKEN, summaryLine } from "../../harness/chaos/invariants.ts";
 import { seededRandom } from "../../harness/chaos/rng.ts";
 import { spreadOver, startRollingRestarts } from "../../harness/chaos/rolling.ts";
 import { CHAOS_SECRET, startChaosStack } from "../../harness/chaos/stack.ts";
 import { checkVersions, drainedOf } from "../../harness/chaos/versions.ts";
 import { runWorkload, waitQuiescent } from "../../harness/chaos/workload.ts";
-import { Next, Orders } from "../../src/functions.ts";
-import { versionKey } from "../../src/resonate/versions.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 
 /** Replay a failing run with CHAOS_SEED=<the seed it printed>. */

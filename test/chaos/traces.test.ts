@@ -10,12 +10,12 @@
  * exactly one span for each of its steps and RPCs.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Db } from "../../core/functions.ts";
 import { crashAt } from "../../harness/chaos/crash-points.ts";
 import { NOTHING_BROKEN } from "../../harness/chaos/invariants.ts";
 import { readProbes } from "../../harness/chaos/probe-log.ts";
 import { type ChaosStack, startChaosStack } from "../../harness/chaos/stack.ts";
 import { decodeValue, getPromise, waitFor } from "../../harness/index.ts";
-import { Db } from "../../src/functions.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { call, jobDone } from "../support/http.ts";
 import { attribute, exportingTo, type OtlpSpan, spansOf, startReceiver } from "../support/otlp.ts";

@@ -1,4 +1,4 @@
-import type { OrderRow } from "../../src/functions.ts";
+import type { OrderRow } from "../../core/functions.ts";
 
 /** A completed checkout of one sku-1, the row the db tests write and read back. */
 export const sampleOrder = (id: string, user: string, status = "completed"): OrderRow => ({

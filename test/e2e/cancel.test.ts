@@ -9,6 +9,7 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { GROUPS } from "../../core/config.ts";
 import {
   decodeValue,
   getPromise,
@@ -18,7 +19,6 @@ import {
   waitFor,
 } from "../../harness/index.ts";
 import type { WorkerSlot } from "../../harness/service.ts";
-import { GROUPS } from "../../src/config.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { call } from "../support/http.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";

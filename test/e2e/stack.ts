@@ -1,3 +1,4 @@
+import { GROUPS } from "../../core/config.ts";
 import {
   type ApiProcess,
   type ApiRuntime,
@@ -6,7 +7,6 @@ import {
   type Sandbox,
   startSystem,
 } from "../../harness/index.ts";
-import { GROUPS } from "../../src/config.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { TEST_SECRET } from "../support/secrets.ts";
 

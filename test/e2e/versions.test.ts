@@ -7,8 +7,8 @@
 import { describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { Resonate } from "@resonatehq/sdk";
+import { Earlier, Orders } from "../../core/functions.ts";
 import { getPromise, spawnProcess, startSystem, waitFor } from "../../harness/index.ts";
-import { Earlier, Orders } from "../../src/functions.ts";
 import { E2E_TIMEOUT, runId } from "../support/processes.ts";
 
 const VERSIONS = resolve(import.meta.dir, "../../harness/versions.ts");

@@ -5,11 +5,11 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Constant, type Context, Resonate } from "@resonatehq/sdk";
+import { observeFunctions } from "../../core/observability/functions.ts";
+import { createLogger } from "../../core/observability/logger.ts";
+import { WorkerMetrics } from "../../core/observability/metrics.ts";
+import { durableFunction, register } from "../../core/resonate/contract.ts";
 import { parseScrape, total } from "../../harness/load/prometheus.ts";
-import { observeFunctions } from "../../src/observability/functions.ts";
-import { createLogger } from "../../src/observability/logger.ts";
-import { WorkerMetrics } from "../../src/observability/metrics.ts";
-import { durableFunction, register } from "../../src/resonate/contract.ts";
 
 const flakyLeaf = durableFunction<[n: number], number>("obs_flaky_leaf");
 const workflow = durableFunction<[n: number], number>("obs_workflow");

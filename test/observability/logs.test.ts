@@ -7,13 +7,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Resonate, ResonateTimeoutException } from "@resonatehq/sdk";
+import { loadConfig, targetsFor } from "../../core/config.ts";
+import { Db, Orders, Pricing } from "../../core/functions.ts";
+import { createLogger } from "../../core/observability/logger.ts";
 import { type System, startSystem, waitFor } from "../../harness/index.ts";
 import { createApp } from "../../src/app.ts";
 import { UNCHECKED } from "../../src/auth/service.ts";
-import { loadConfig, targetsFor } from "../../src/config.ts";
 import { makeDeps } from "../../src/deps.ts";
-import { Db, Orders, Pricing } from "../../src/functions.ts";
-import { createLogger } from "../../src/observability/logger.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { call, jobDone, withAuthorization } from "../support/http.ts";
 import { E2E_TIMEOUT, runId } from "../support/processes.ts";

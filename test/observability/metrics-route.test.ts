@@ -4,11 +4,11 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Resonate } from "@resonatehq/sdk";
+import { ConfigError, loadConfig, targetsFor } from "../../core/config.ts";
 import { waitFor } from "../../harness/index.ts";
 import { parseScrape, total } from "../../harness/load/prometheus.ts";
 import { createApp } from "../../src/app.ts";
 import { UNCHECKED } from "../../src/auth/service.ts";
-import { ConfigError, loadConfig, targetsFor } from "../../src/config.ts";
 import { makeDeps } from "../../src/deps.ts";
 import { TEST_SECRET } from "../support/secrets.ts";
 

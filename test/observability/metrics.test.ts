@@ -7,6 +7,7 @@
  * and the series they name must exist and have moved.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Db, Orders, Pricing } from "../../core/functions.ts";
 import {
   API_RUNTIMES,
   type ApiRuntime,
@@ -18,7 +19,6 @@ import {
 } from "../../harness/index.ts";
 import { type Scrape, scrape, total } from "../../harness/load/prometheus.ts";
 import type { WorkerProcess } from "../../harness/service.ts";
-import { Db, Orders, Pricing } from "../../src/functions.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { call, jobDone } from "../support/http.ts";
 import { E2E_TIMEOUT, runId } from "../support/processes.ts";

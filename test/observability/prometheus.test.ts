@@ -5,9 +5,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Counter, Histogram, Registry } from "prom-client";
+import { ApiMetrics } from "../../core/observability/metrics.ts";
 import { labelValues, parseScrape, quantile, total } from "../../harness/load/prometheus.ts";
 import { apiMetricsReport } from "../../harness/load/report.ts";
-import { ApiMetrics } from "../../src/observability/metrics.ts";
 
 describe("reading a scrape", () => {
   test("keeps each label set of a histogram apart, which parse-prometheus-text-format alone folds together", async () => {

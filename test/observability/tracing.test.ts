@@ -5,6 +5,9 @@
  * `traceparent` into the job's root promise and its log lines.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { ConfigError, loadConfig } from "../../core/config.ts";
+import { Db, Orders } from "../../core/functions.ts";
+import { startTracing, TRACING_OFF, tracedFetch } from "../../core/observability/tracing.ts";
 import {
   type ApiProcess,
   getPromise,
@@ -13,9 +16,6 @@ import {
   startSystem,
   waitFor,
 } from "../../harness/index.ts";
-import { ConfigError, loadConfig } from "../../src/config.ts";
-import { Db, Orders } from "../../src/functions.ts";
-import { startTracing, TRACING_OFF, tracedFetch } from "../../src/observability/tracing.ts";
 import { TEST_API_AUTH } from "../support/api-auth.ts";
 import { call, jobDone } from "../support/http.ts";
 import { attribute, exportingTo, spansOf, startReceiver } from "../support/otlp.ts";

@@ -9,6 +9,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Db, Orders, Pricing } from "../../core/functions.ts";
 import type { History } from "../../harness/replay/history.ts";
 import {
   divergenceMessage,
@@ -18,7 +19,6 @@ import {
   substituted,
   workerCode,
 } from "../../harness/replay/replay.ts";
-import { Db, Orders, Pricing } from "../../src/functions.ts";
 
 const DIR = join(import.meta.dir, "histories");
 const PROCESS_ORDER = Orders.processOrder.name;

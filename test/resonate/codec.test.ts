@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Codec, type Context, Resonate, type Value } from "@resonatehq/sdk";
-import { FastJsonEncoder, type JsonEncoder, useFastEncoder } from "../../src/resonate/codec.ts";
+import { FastJsonEncoder, type JsonEncoder, useFastEncoder } from "../../core/resonate/codec.ts";
 
 const sdk = (new Codec() as unknown as { encoder: JsonEncoder }).encoder;
 const fast = new FastJsonEncoder(sdk);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { uniquePid } from "../../src/resonate/identity.ts";
+import { uniquePid } from "../../core/resonate/identity.ts";
 
 describe("uniquePid: a process's Resonate pid", () => {
   test("names the role, the host and the process id, with a random part", () => {

@@ -2,17 +2,17 @@ import { afterEach, describe, expect, test } from "bun:test";
 import type { Message } from "@resonatehq/sdk";
 import { ResonateTimeoutException } from "@resonatehq/sdk";
 import type { Socket } from "bun";
-import { startResonateServer, waitFor } from "../../harness/index.ts";
-import { PROTOCOL_VERSION } from "../../harness/server/validate.ts";
 import {
   EventStreamParser,
   HttpClient,
   HttpClientError,
   openEventStream,
   type ServerSentEvent,
-} from "../../src/resonate/http-client.ts";
-import { SocketNetwork, type SocketNetworkOptions } from "../../src/resonate/network.ts";
-import { fetchTransport, socketTransport } from "../../src/resonate/transport.ts";
+} from "../../core/resonate/http-client.ts";
+import { SocketNetwork, type SocketNetworkOptions } from "../../core/resonate/network.ts";
+import { fetchTransport, socketTransport } from "../../core/resonate/transport.ts";
+import { startResonateServer, waitFor } from "../../harness/index.ts";
+import { PROTOCOL_VERSION } from "../../harness/server/validate.ts";
 
 const stops: (() => unknown)[] = [];
 afterEach(async () => {

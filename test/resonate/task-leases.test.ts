@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import type { Context, Message, Network, Request, Response } from "@resonatehq/sdk";
-import { resonateClient } from "../../src/resonate/network.ts";
-import { PROTOCOL_VERSION } from "../../src/resonate/search.ts";
-import { HeartbeatingNetwork, originOf } from "../../src/resonate/task-leases.ts";
+import { resonateClient } from "../../core/resonate/network.ts";
+import { PROTOCOL_VERSION } from "../../core/resonate/search.ts";
+import { HeartbeatingNetwork, originOf } from "../../core/resonate/task-leases.ts";
 
 const VERSION = PROTOCOL_VERSION;
 const head = (corrId = "c") => ({ corrId, version: VERSION });

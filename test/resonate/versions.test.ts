@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { type Context, Resonate } from "@resonatehq/sdk";
-import { durableFunction, register, rpc } from "../../src/resonate/contract.ts";
+import { durableFunction, register, rpc } from "../../core/resonate/contract.ts";
 import { Launcher } from "../../src/resonate/launcher.ts";
 
 const GreetV1 = durableFunction<[name: string], string>("greet", 1);

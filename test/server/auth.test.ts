@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CompactSign, importPKCS8 } from "jose";
+import { SocketNetwork } from "../../core/resonate/network.ts";
 import {
   generateAuthKeys,
   PROTOCOL_VERSION,
@@ -16,7 +17,6 @@ import {
   startResonateServer,
   type TokenClaims,
 } from "../../harness/index.ts";
-import { SocketNetwork } from "../../src/resonate/network.ts";
 import { E2E_TIMEOUT } from "../support/processes.ts";
 
 const ISS = "resonate-tests";

@@ -1,10 +1,10 @@
 import { join } from "node:path";
 import { Resonate } from "@resonatehq/sdk";
+import { type Config, GROUPS, loadConfig, targetsFor } from "../../core/config.ts";
 import { startSandbox } from "../../harness/fakes/sandbox.ts";
 import { openScope } from "../../harness/scope.ts";
 import { type App, createApp } from "../../src/app.ts";
 import { callerAuth } from "../../src/auth/service.ts";
-import { type Config, GROUPS, loadConfig, targetsFor } from "../../src/config.ts";
 import { makeDeps } from "../../src/deps.ts";
 import { WaitGate } from "../../src/quotes/service.ts";
 import { registerGroup } from "../../workers/register.ts";

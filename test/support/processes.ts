@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
+import { type EventStream, openEventStream } from "../../core/resonate/http-client.ts";
 import { type ChildProcess, type ResonateServer, spawnProcess } from "../../harness/index.ts";
-import { type EventStream, openEventStream } from "../../src/resonate/http-client.ts";
 
 const WORKER = resolve(import.meta.dir, "sdk-worker-fixture.ts");
 const CLIENT = resolve(import.meta.dir, "sdk-client-fixture.ts");

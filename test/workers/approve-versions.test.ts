@@ -6,8 +6,8 @@
  * whose steps after the approval are one fewer with no pause set.
  */
 import { describe, expect, test } from "bun:test";
+import { Earlier, Orders } from "../../core/functions.ts";
 import { waitFor } from "../../harness/index.ts";
-import { Earlier, Orders } from "../../src/functions.ts";
 import { startColocatedApi } from "../support/colocated-api.ts";
 import { signedHeaders } from "../support/secrets.ts";
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { Resonate } from "@resonatehq/sdk";
-import { Db, Pricing, type Quote } from "../../src/functions.ts";
-import { register } from "../../src/resonate/contract.ts";
+import { Db, Pricing, type Quote } from "../../core/functions.ts";
+import { register } from "../../core/resonate/contract.ts";
 import { PriceBook, registerPricingFunctions } from "../../workers/pricing.ts";
 
 const WINDOW_MS = 1_000;

@@ -5,9 +5,9 @@ import {
   readCancelRecord,
   type ShipResult,
   type Undone,
-} from "../../src/functions.ts";
-import { rpc } from "../../src/resonate/contract.ts";
-import { encodeValue } from "../../src/resonate/durable.ts";
+} from "../../core/functions.ts";
+import { rpc } from "../../core/resonate/contract.ts";
+import { encodeValue } from "../../core/resonate/durable.ts";
 import { probe } from "../probes.ts";
 import { canceled, dbOptions, orderDeps, sealUnlessCanceled, shipStep } from "./order-steps.ts";
 

@@ -10,9 +10,9 @@
  * Keep it the last step.
  */
 import type { Context } from "@resonatehq/sdk";
-import type { Targets } from "../../src/config.ts";
-import { Db, type Quote } from "../../src/functions.ts";
-import { rpc } from "../../src/resonate/contract.ts";
+import type { Targets } from "../../core/config.ts";
+import { Db, type Quote } from "../../core/functions.ts";
+import { rpc } from "../../core/resonate/contract.ts";
 import { discountBps } from "../db.ts";
 import { probe } from "../probes.ts";
 import { groupDependencies } from "./dependencies.ts";

@@ -6,7 +6,7 @@
  * again after a crash repeats the same request and gets the same answer.
  */
 import type { Context, Resonate } from "@resonatehq/sdk";
-import type { Targets, WorkflowBuild } from "../../src/config.ts";
+import type { Targets, WorkflowBuild } from "../../core/config.ts";
 import {
   type CancelRecord,
   type CancelRequest,
@@ -16,7 +16,7 @@ import {
   type SealedStage,
   type Undone,
   writeCancelRecord,
-} from "../../src/functions.ts";
+} from "../../core/functions.ts";
 import { probe } from "../probes.ts";
 import type { CarrierClient, PaymentClient } from "../third-parties.ts";
 import { groupDependencies } from "./dependencies.ts";

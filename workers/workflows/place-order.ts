@@ -4,15 +4,15 @@
  * discount and the order's time are one recorded step, then the insert.
  */
 import type { Context } from "@resonatehq/sdk";
-import type { Targets } from "../../src/config.ts";
+import type { Targets } from "../../core/config.ts";
 import {
   type CheckoutResult,
   Db,
   type LineItem,
   type OrderRow,
   type PricedLine,
-} from "../../src/functions.ts";
-import { rpc } from "../../src/resonate/contract.ts";
+} from "../../core/functions.ts";
+import { rpc } from "../../core/resonate/contract.ts";
 import { probe } from "../probes.ts";
 import { groupDependencies } from "./dependencies.ts";
 

@@ -6,8 +6,8 @@ import {
   type OrderResult,
   type OrderRow,
   type PaymentOutcome,
-} from "../../src/functions.ts";
-import { rpc } from "../../src/resonate/contract.ts";
+} from "../../core/functions.ts";
+import { rpc } from "../../core/resonate/contract.ts";
 import { probe } from "../probes.ts";
 import {
   canceled,

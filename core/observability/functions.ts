@@ -1,7 +1,7 @@
 /**
  * Durable functions as the process that runs them sees them: a log line and
  * a count when a function's body starts and when it ends, and a count for
- * each attempt of its steps. `register` (src/resonate/contract.ts) wraps
+ * each attempt of its steps. `register` (core/resonate/contract.ts) wraps
  * every implementation with `observed`; the wrapper finds what to log and
  * count on the client it runs on (`observeFunctions`), so a client without
  * an observer runs its functions exactly as registered.
