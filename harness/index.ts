@@ -29,22 +29,6 @@ export {
   protocolCall,
 } from "./protocol.ts";
 export {
-  type Capability,
-  defaultServerKind,
-  defaultStorage,
-  HARNESS_ONLY,
-  missingCapability,
-  REAL_ONLY,
-  type ResonateAuthOptions,
-  type ResonateServer,
-  type ResonateServerOptions,
-  SERVER_TUNING,
-  type ServerKind,
-  STORAGES,
-  type Storage,
-  startResonateServer,
-} from "./resonate-server.ts";
-export {
   API_RUNTIMES,
   type ApiProcess,
   type ApiRuntime,
@@ -61,6 +45,22 @@ export {
   type WorkerSlot,
 } from "./service.ts";
 export {
+  type Capability,
+  defaultServerKind,
+  defaultStorage,
+  HARNESS_ONLY,
+  missingCapability,
+  REAL_ONLY,
+  type ResonateAuthOptions,
+  type ResonateServer,
+  type ResonateServerOptions,
+  SERVER_TUNING,
+  type ServerKind,
+  STORAGES,
+  type Storage,
+  startResonateServer,
+} from "./start-server.ts";
+export {
   RESONATE_TOKEN_CLAIMS,
   SYSTEM_DEFAULTS,
   type System,
@@ -70,4 +70,4 @@ export {
   startSystem,
 } from "./system.ts";
 export { type WaitForOptions, waitFor } from "./wait-for.ts";
-export { type Delivery, type SendWebhookOptions, sendWebhook, webhookHeaders } from "./webhooks.ts";
+export { type Delivery, type SendWebhookOptions, sendWebhook, webhookHeaders } from "./webhooks/send.ts";

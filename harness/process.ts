@@ -10,7 +10,7 @@ export const PROCESS_DEFAULTS = {
    * How long a child's output is still read once it has exited (ms). On
    * Bun 1.4.5 the output stream of a child that has exited and been reaped
    * sometimes never ends (the read stays pending; about half the runs of
-   * test/server/auth.test.ts on the real server, at its last stop), so
+   * test/resonate-server/auth.test.ts on the real server, at its last stop), so
    * `exited` and `stop()` would never resolve.
    */
   drainMs: 2_000,

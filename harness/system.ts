@@ -5,12 +5,6 @@ import { GROUPS } from "../core/config.ts";
 import { type ApiAuth, apiAuthIn } from "./api-auth.ts";
 import { type Sandbox, startSandbox } from "./fakes/sandbox.ts";
 import { authKeysIn, signToken } from "./jwt.ts";
-import {
-  defaultServerKind,
-  type ResonateServer,
-  type ResonateServerOptions,
-  startResonateServer,
-} from "./resonate-server.ts";
 import { tempDir } from "./scope.ts";
 import {
   type ApiProcess,
@@ -20,6 +14,12 @@ import {
   type WorkerEvent,
   type WorkerPool,
 } from "./service.ts";
+import {
+  defaultServerKind,
+  type ResonateServer,
+  type ResonateServerOptions,
+  startResonateServer,
+} from "./start-server.ts";
 
 /** Where the durable functions run: in worker processes per group, or all inside the API. */
 export type SystemMode = "distributed" | "colocated";

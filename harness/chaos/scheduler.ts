@@ -1,5 +1,5 @@
 import type { Postgres } from "../postgres.ts";
-import type { ResonateServer } from "../resonate-server.ts";
+import type { ResonateServer } from "../start-server.ts";
 import type { WorkerPool } from "./pool.ts";
 import { between, pick, seededRandom } from "./rng.ts";
 

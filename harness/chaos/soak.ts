@@ -24,7 +24,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { Next } from "../../core/functions.ts";
 import { versionKey } from "../../core/resonate/versions.ts";
 import { parseFlags } from "../cli.ts";
-import { defaultServerKind, defaultStorage, STORAGES, type Storage } from "../resonate-server.ts";
+import { defaultServerKind, defaultStorage, STORAGES, type Storage } from "../start-server.ts";
 import { cancelCrashes } from "./crash-points.ts";
 import { cancelLine, summaryLine } from "./invariants.ts";
 import { readProbes } from "./probe-log.ts";

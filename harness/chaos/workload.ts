@@ -1,7 +1,7 @@
 import { API_AUTH_DEFAULTS } from "../api-auth.ts";
 import { DECLINED_SOURCE } from "../fakes/payment.ts";
 import { getPromise } from "../protocol.ts";
-import { webhookHeaders } from "../webhooks.ts";
+import { webhookHeaders } from "../webhooks/send.ts";
 import { attempt, type FailedRequests, noFailedRequests, persist } from "./client.ts";
 import type {
   ApprovalDelivery,

@@ -38,7 +38,7 @@ def _key(secret: str) -> bytes:
 
 
 def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
-    """`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, as harness/webhooks.ts's sender signs."""
+    """`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, as harness/webhooks/send.ts's sender signs."""
     digest = hmac.new(_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return f"v1,{base64.b64encode(digest).decode()}"
 

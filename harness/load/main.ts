@@ -30,6 +30,8 @@
  */
 import { accessSync, constants, statSync, writeFileSync } from "node:fs";
 import { parseFlags } from "../cli.ts";
+import { DEFAULT_SYNCHRONOUS, SYNCHRONOUS_MODES, type Synchronous } from "../resonate-server/log.ts";
+import { API_RUNTIMES, type ApiRuntime } from "../service.ts";
 import {
   defaultStorage,
   messagesPollFor,
@@ -37,9 +39,7 @@ import {
   type ServerKind,
   STORAGES,
   type Storage,
-} from "../resonate-server.ts";
-import { DEFAULT_SYNCHRONOUS, SYNCHRONOUS_MODES, type Synchronous } from "../server/log.ts";
-import { API_RUNTIMES, type ApiRuntime } from "../service.ts";
+} from "../start-server.ts";
 import { renderHtml } from "./html.ts";
 import { startOtlpSink } from "./otlp-sink.ts";
 import { apiMetricsTable, ratio, table } from "./report.ts";

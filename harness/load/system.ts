@@ -1,8 +1,8 @@
 import { API_AUTH_DEFAULTS } from "../api-auth.ts";
 import type { ChildProcess } from "../process.ts";
-import type { ResonateServer, ServerKind, Storage } from "../resonate-server.ts";
-import type { Synchronous } from "../server/log.ts";
+import type { Synchronous } from "../resonate-server/log.ts";
 import type { ApiRuntime, WorkerSlot } from "../service.ts";
+import type { ResonateServer, ServerKind, Storage } from "../start-server.ts";
 import { startSystem } from "../system.ts";
 
 /** How the load tool starts one server. */

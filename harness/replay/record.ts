@@ -20,7 +20,7 @@ import { getPromise } from "../protocol.ts";
 import { spawnWorker } from "../service.ts";
 import { startSystem } from "../system.ts";
 import { waitFor } from "../wait-for.ts";
-import { sendWebhook } from "../webhooks.ts";
+import { sendWebhook } from "../webhooks/send.ts";
 import { readHistory } from "./history.ts";
 
 const QUOTE_VALIDITY_MS = 86_400_000;

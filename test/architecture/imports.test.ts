@@ -5,8 +5,9 @@
  * `workers/` the workers, each on top of `core/` and neither importing the
  * other, but for `src/boot.ts`, the composition root of co-located mode,
  * which registers the workers' functions in the API process. None of them
- * imports the harness or the tests, and no files import each other in a
- * loop. And every durable function is named in one place,
+ * imports the harness, the dev launcher (`launcher/`, what `npm start`
+ * runs, on top of the harness) or the tests, and no files import each
+ * other in a loop. And every durable function is named in one place,
  * `core/functions.ts`: nowhere else writes a function's name as a string.
  */
 import { describe, expect, test } from "bun:test";
@@ -22,7 +23,8 @@ const ALLOWED: Record<string, string[]> = {
   src: ["src", "core"],
   workers: ["workers", "core"],
   harness: ["harness", "core", "src", "workers"],
-  test: ["test", "harness", "core", "src", "workers"],
+  launcher: ["launcher", "harness", "core", "src", "workers"],
+  test: ["test", "launcher", "harness", "core", "src", "workers"],
 };
 /** The one file allowed past its folder's rule, and what it may reach. */
 const COMPOSITION_ROOTS: Record<string, string[]> = { "src/boot.ts": ["workers"] };
@@ -97,7 +99,7 @@ describe("import direction", () => {
   });
 
   test("core/ imports only core/; src/ and workers/ only themselves and core/ (but the composition root); neither the harness or the tests", () => {
-    const found = ["core", "src", "workers", "harness", "test"]
+    const found = ["core", "src", "workers", "harness", "launcher", "test"]
       .flatMap(sources)
       .flatMap((file) => violations(file, readFileSync(join(ROOT, file), "utf8")));
     expect(found).toEqual([]);
@@ -167,7 +169,7 @@ describe("durable function names", () => {
 
   test("no file but core/functions.ts writes a durable function's name as a string", () => {
     const quoted = new RegExp(`["'](${names.join("|")})["']`);
-    const found = ["core", "src", "workers", "harness", "test"]
+    const found = ["core", "src", "workers", "harness", "launcher", "test"]
       .flatMap(sources)
       .filter((file) => file !== "core/functions.ts")
       .filter((file) => quoted.test(readFileSync(join(ROOT, file), "utf8")));

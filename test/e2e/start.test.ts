@@ -7,7 +7,7 @@ import { E2E_TIMEOUT } from "../support/processes.ts";
 import { TEST_SECRET } from "../support/secrets.ts";
 import { tempDir } from "../support/temp.ts";
 
-const START = resolve(import.meta.dir, "../../harness/start.ts");
+const START = resolve(import.meta.dir, "../../launcher/main.ts");
 
 /** Pids from the launcher's `start: worker <group>#<slot> pid <n>` lines, in order. */
 const workerPids = (output: string) =>
@@ -45,7 +45,7 @@ const launcherEnv = (dataDir: string, extra: Record<string, string>) => ({
   ...extra,
 });
 
-describe("npm start (harness/start.ts)", () => {
+describe("npm start (launcher/main.ts)", () => {
   test(
     "starts everything, stops every process it started on SIGTERM, and resumes in-flight work on restart",
     async () => {

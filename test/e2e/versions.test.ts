@@ -11,7 +11,7 @@ import { Earlier, Orders } from "../../core/functions.ts";
 import { getPromise, spawnProcess, startSystem, waitFor } from "../../harness/index.ts";
 import { E2E_TIMEOUT, runId } from "../support/processes.ts";
 
-const VERSIONS = resolve(import.meta.dir, "../../harness/versions.ts");
+const VERSIONS = resolve(import.meta.dir, "../../harness/versions/main.ts");
 const APPROVE = Orders.approveThenShip.name;
 
 /** Runs `npm run versions` against `url` with `args`; its exit code and output. */

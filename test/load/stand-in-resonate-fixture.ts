@@ -10,7 +10,7 @@
  */
 import { resolve } from "node:path";
 
-const SERVER_MAIN = resolve(import.meta.dir, "../../harness/server/main.ts");
+const SERVER_MAIN = resolve(import.meta.dir, "../../harness/resonate-server/main.ts");
 /** The real server's flag → ours; `null` drops the flag and its value. */
 const RENAMED: Record<string, string | null> = {
   "--server-port": "--port",

@@ -12,7 +12,7 @@ import {
 import { SocketNetwork, type SocketNetworkOptions } from "../../core/resonate/network.ts";
 import { fetchTransport, socketTransport } from "../../core/resonate/transport.ts";
 import { startResonateServer, waitFor } from "../../harness/index.ts";
-import { PROTOCOL_VERSION } from "../../harness/server/validate.ts";
+import { PROTOCOL_VERSION } from "../../harness/resonate-server/validate.ts";
 
 const stops: (() => unknown)[] = [];
 afterEach(async () => {

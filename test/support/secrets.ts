@@ -1,4 +1,4 @@
-import { webhookHeaders } from "../../harness/webhooks.ts";
+import { webhookHeaders } from "../../harness/webhooks/send.ts";
 
 /** A Standard Webhooks secret: `whsec_` and the base64 of `key`. */
 const secret = (key: string) => `whsec_${Buffer.from(key).toString("base64")}`;

@@ -1,6 +1,6 @@
 /**
  * What a page of `promise.search` costs as the store grows:
- * `bun harness/server/search-bench.ts [--cold 100000] [--hot 2000] [--pages 20]`.
+ * `bun harness/resonate-server/search-bench.ts [--cold 100000] [--hot 2000] [--pages 20]`.
  *
  * Writes `--cold` settled promises (one in ten tagged `group: a`, one in a
  * thousand rejected) and `--hot` pending ones straight into a fresh state
@@ -23,7 +23,7 @@ const { values } = parseFlags(
   { cold: count(100_000), hot: count(2_000), pages: count(20) },
   {
     tool: "search-bench",
-    usage: "bun harness/server/search-bench.ts [--cold <n>] [--hot <n>] [--pages <n>]",
+    usage: "bun harness/resonate-server/search-bench.ts [--cold <n>] [--hot <n>] [--pages <n>]",
   },
 );
 

@@ -1,7 +1,7 @@
 /**
  * Starts the whole system on one machine with embedded defaults.
  *
- *   npm start            (or: bun harness/start.ts)
+ *   npm start            (or: bun launcher/main.ts)
  *
  * - the harness Resonate server on RESONATE_PORT (8001), state in DATA_DIR
  *   (.data/resonate.db), unless RESONATE_URL points at a running server; with
@@ -34,10 +34,10 @@
 import { join } from "node:path";
 import { ConfigError, GROUPS, loadConfig } from "../core/config.ts";
 import { exitWithParent } from "../core/parent-process.ts";
-import { API_AUTH_DEFAULTS, writeDevToken } from "./api-auth.ts";
-import { defaultStorage, type Storage } from "./resonate-server.ts";
-import { API_RUNTIMES, isApiRuntime } from "./service.ts";
-import { type SystemEvent, startSystem } from "./system.ts";
+import { API_AUTH_DEFAULTS, writeDevToken } from "../harness/api-auth.ts";
+import { API_RUNTIMES, isApiRuntime } from "../harness/service.ts";
+import { defaultStorage, type Storage } from "../harness/start-server.ts";
+import { type SystemEvent, startSystem } from "../harness/system.ts";
 
 let config: ReturnType<typeof loadConfig>;
 try {

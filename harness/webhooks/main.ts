@@ -9,8 +9,8 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseFlags } from "./cli.ts";
-import { sendWebhook } from "./webhooks.ts";
+import { parseFlags } from "../cli.ts";
+import { sendWebhook } from "./send.ts";
 
 const { positionals, fail } = parseFlags(
   {},

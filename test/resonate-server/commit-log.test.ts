@@ -3,8 +3,8 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { waitFor } from "../../harness/index.ts";
-import { IndexedEngine } from "../../harness/server/engine.ts";
-import type { EngineSchedule } from "../../harness/server/engine-types.ts";
+import { IndexedEngine } from "../../harness/resonate-server/engine.ts";
+import type { EngineSchedule } from "../../harness/resonate-server/engine-types.ts";
 import {
   CommitLog,
   decodeSegment,
@@ -14,9 +14,9 @@ import {
   RECORD_HEADER_BYTES,
   SYNCHRONOUS_MODES,
   segmentFiles,
-} from "../../harness/server/log.ts";
-import { openTables, recover, SCHEMA_VERSION, Tables } from "../../harness/server/store.ts";
-import type { StoreOp } from "../../harness/server/store-ops.ts";
+} from "../../harness/resonate-server/log.ts";
+import { openTables, recover, SCHEMA_VERSION, Tables } from "../../harness/resonate-server/store.ts";
+import type { StoreOp } from "../../harness/resonate-server/store-ops.ts";
 import { tempDbPaths } from "../support/temp.ts";
 
 const dbPath = tempDbPaths("commit-log-");
@@ -275,7 +275,7 @@ describe("the commit log writer", () => {
 
 describe("the folding thread refuses to fold what would hide lost commits", () => {
   async function folder(path: string) {
-    const worker = new Worker(resolve(import.meta.dir, "../../harness/server/fold-worker.ts"));
+    const worker = new Worker(resolve(import.meta.dir, "../../harness/resonate-server/fold-worker.ts"));
     const replies: FolderReply[] = [];
     worker.onmessage = (event: MessageEvent<FolderReply>) => replies.push(event.data);
     worker.postMessage({ type: "open", dbPath: path } satisfies FolderRequest);
@@ -431,7 +431,7 @@ describe("the state file's layout", () => {
 
     const run = Bun.spawnSync([
       process.execPath,
-      resolve(import.meta.dir, "../../harness/server/main.ts"),
+      resolve(import.meta.dir, "../../harness/resonate-server/main.ts"),
       "--port",
       "0",
       "--db",
@@ -445,7 +445,7 @@ describe("the state file's layout", () => {
 });
 
 describe("server flags", () => {
-  const main = resolve(import.meta.dir, "../../harness/server/main.ts");
+  const main = resolve(import.meta.dir, "../../harness/resonate-server/main.ts");
   const refused = [
     ...["0", "-5", "1.5", "lots", ""].map((bad) => ({
       flag: `--log-segment-bytes=${bad}`,
@@ -480,7 +480,7 @@ describe("server flags", () => {
 });
 
 describe("bench:fold", () => {
-  const bench = resolve(import.meta.dir, "../../harness/server/fold-bench.ts");
+  const bench = resolve(import.meta.dir, "../../harness/resonate-server/fold-bench.ts");
 
   test("folds the segments it was asked for and prints one row per fold", () => {
     const run = Bun.spawnSync([process.execPath, bench, "--segments", "2", "--segment-bytes", "200000"]);

@@ -13,9 +13,9 @@
  * walk through every page again. Prints the median and the 99th
  * percentile (ms).
  */
-import { exitWithParent } from "../core/parent-process.ts";
-import { parseFlags } from "./cli.ts";
-import { startSystem } from "./system.ts";
+import { exitWithParent } from "../../core/parent-process.ts";
+import { parseFlags } from "../cli.ts";
+import { startSystem } from "../system.ts";
 
 const count = (fallback: number, min: number) =>
   ({ type: "number", min, integer: true, expected: "a whole number", default: fallback }) as const;

@@ -5,7 +5,7 @@ import { type ChildProcess, dieWithParent, freePort, spawnProcess } from "./proc
 import { tempDir } from "./scope.ts";
 import { waitFor } from "./wait-for.ts";
 
-const SERVER_MAIN = resolve(import.meta.dir, "server/main.ts");
+const SERVER_MAIN = resolve(import.meta.dir, "resonate-server/main.ts");
 
 /**
  * How often the server looks for messages to send and for timeouts that

@@ -27,7 +27,7 @@
  * server ever stored and a page costs what it reads, not the table: with
  * 100 000 promises in SQLite and 2 000 in memory a page of 100 took 1–5 ms
  * from the start, from the last 1 000 ids, of a state one in a thousand has,
- * or of a tag one in ten has (2026-12-02, 2 cores, `bun harness/server/search-bench.ts`).
+ * or of a tag one in ten has (2026-12-02, 2 cores, `bun harness/resonate-server/search-bench.ts`).
  */
 import type { IndexedEngine } from "./engine.ts";
 import type { EnginePromise, EngineSchedule, EngineTask } from "./engine-types.ts";

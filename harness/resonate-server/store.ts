@@ -33,7 +33,7 @@ export function outboxEntry(address: string, message: Message): OutboxEntry {
  * Version 2 adds an index of promises and of tasks by state and id, for
  * searches by state (`search.ts`): a page of 100 of a state one promise in
  * a thousand has took 118 ms by a walk of the id index over 100 000
- * promises, and takes ~1 ms by this one (`bun harness/server/search-bench.ts`).
+ * promises, and takes ~1 ms by this one (`bun harness/resonate-server/search-bench.ts`).
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS promises (id TEXT PRIMARY KEY, record TEXT NOT NULL);

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { protocolCall, startResonateServer, waitFor } from "../../harness/index.ts";
-import { IndexedEngine } from "../../harness/server/engine.ts";
-import type { EnginePromise } from "../../harness/server/engine-types.ts";
-import { ProtocolServer, SERVER_DEFAULTS } from "../../harness/server/server.ts";
-import { PROTOCOL_VERSION } from "../../harness/server/validate.ts";
+import { IndexedEngine } from "../../harness/resonate-server/engine.ts";
+import type { EnginePromise } from "../../harness/resonate-server/engine-types.ts";
+import { ProtocolServer, SERVER_DEFAULTS } from "../../harness/resonate-server/server.ts";
+import { PROTOCOL_VERSION } from "../../harness/resonate-server/validate.ts";
 import { requireCapability } from "../support/capability.ts";
 import {
   clientResult,

@@ -10,7 +10,7 @@ import { type PromiseRecord, protocolCall, startResonateServer, waitFor } from "
 import { E2E_TIMEOUT, openMessageStream, runId } from "../support/processes.ts";
 import { tempDbPaths } from "../support/temp.ts";
 
-const SERVER_MAIN = resolve(import.meta.dir, "../../harness/server/main.ts");
+const SERVER_MAIN = resolve(import.meta.dir, "../../harness/resonate-server/main.ts");
 
 /** What a push target received: one POST. */
 interface Push {

@@ -4,7 +4,7 @@
  * for every kind of request that carries an id, the heartbeat and the
  * message stream. Runs on either server:
  *
- *   RESONATE_BIN=/path/to/resonate bun test test/server/auth.test.ts
+ *   RESONATE_BIN=/path/to/resonate bun test test/resonate-server/auth.test.ts
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CompactSign, importPKCS8 } from "jose";

@@ -1,7 +1,7 @@
 /**
  * A Resonate server on one SQLite file and its commit log.
  *
- *   bun harness/server/main.ts --port 8001 --db .data/resonate.db [--trace trace.ndjson]
+ *   bun harness/resonate-server/main.ts --port 8001 --db .data/resonate.db [--trace trace.ndjson]
  *     [--log-segment-bytes 8388608] [--synchronous full|normal] [--observability-metrics-port 9090]
  *
  * Prints `resonate server listening on http://127.0.0.1:<port>` once it
@@ -110,7 +110,10 @@ const { values } = parseFlags(
       expected: "0-65535 (0: no metrics port)",
     },
   },
-  { tool: "resonate server", usage: "bun harness/server/main.ts [--port <n>] [--db <file>] [flags]" },
+  {
+    tool: "resonate server",
+    usage: "bun harness/resonate-server/main.ts [--port <n>] [--db <file>] [flags]",
+  },
 );
 
 /** Refuses to go on with exit 2, as a bad flag does. */

@@ -10,9 +10,9 @@
  * removing its registration from the workers, once this says nothing of it
  * is pending (docs/deploying.md#changing-a-workflow).
  */
-import { pendingVersions } from "../core/resonate/versions.ts";
-import { parseFlags } from "./cli.ts";
-import { httpPromiseSearch } from "./protocol.ts";
+import { pendingVersions } from "../../core/resonate/versions.ts";
+import { parseFlags } from "../cli.ts";
+import { httpPromiseSearch } from "../protocol.ts";
 
 const { values, fail } = parseFlags(
   {

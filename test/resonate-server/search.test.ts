@@ -4,8 +4,8 @@
  * the state and tags filters, `limit`, bad input, records that left our
  * server's memory, and tokens. Runs on either server:
  *
- *   bun test test/server/search.test.ts
- *   RESONATE_BIN=/path/to/resonate bun test test/server/search.test.ts
+ *   bun test test/resonate-server/search.test.ts
+ *   RESONATE_BIN=/path/to/resonate bun test test/resonate-server/search.test.ts
  */
 
 import { Database } from "bun:sqlite";
@@ -18,7 +18,7 @@ import {
   startResonateServer,
   waitFor,
 } from "../../harness/index.ts";
-import { openTables, SCHEMA_VERSION } from "../../harness/server/store.ts";
+import { openTables, SCHEMA_VERSION } from "../../harness/resonate-server/store.ts";
 import { requireCapability } from "../support/capability.ts";
 import { E2E_TIMEOUT, runId } from "../support/processes.ts";
 import { tempDbPaths } from "../support/temp.ts";
