@@ -1,10 +1,12 @@
 /**
  * Durable functions as the process that runs them sees them: a log line and
  * a count when a function's body starts and when it ends, and a count for
- * each attempt of its steps. `register` (core/resonate/contract.ts) wraps
- * every implementation with `observed`; the wrapper finds what to log and
- * count on the client it runs on (`observeFunctions`), so a client without
- * an observer runs its functions exactly as registered.
+ * each attempt of its steps; with tracing on, a span for each run, each
+ * step it executes and each RPC it makes (none for what a replay finds
+ * done). `register` (core/resonate/contract.ts) wraps every implementation
+ * with `observed`; the wrapper finds what to log, count and trace on the
+ * client it runs on (`observeFunctions`), so a client without an observer
+ * runs its functions exactly as registered.
  */
 import {
   context,
