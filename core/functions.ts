@@ -9,9 +9,7 @@
  * with `rpc(ctx, Db.getPrice, [sku], opts)`. Grouped by the worker group
  * that runs them.
  */
-import type { Resonate } from "@resonatehq/sdk";
 import { durableFunction as fn } from "./resonate/contract.ts";
-import { decodeValue, encodeValue, findPromise } from "./resonate/durable.ts";
 
 export interface LineItem {
   sku: string;
@@ -175,82 +173,3 @@ export const Db = {
   registerCallback: fn<[kind: string, key: string, promiseId: string], string>("register_callback"),
   findCallback: fn<[kind: string, key: string], string | null>("find_callback"),
 } as const;
-
-/**
- * A job's cancel record, the durable promise `cancel:<job id>`. Whoever
- * creates it first decides, because creating an id that exists returns the
- * record already there, unchanged: the API creates it holding a cancel
- * request; the workflow, before the one step no cancel can undo (shipping),
- * creates it sealed. So a cancel either is seen by the workflow before it
- * ships (or records a failed payment), or is refused as too late; never
- * both, never neither. Both
- * sides decide by the record's `param` (what its creator wrote), then
- * resolve it with the same value.
- */
-export type CancelRecord =
-  | { canceled: true; reason?: string; requested_at: number }
-  | { canceled: false; sealed: SealedStage; sealed_at: number };
-
-/**
- * Where a workflow sealed its cancel record: just before it ships, or just
- * before it records an end a cancel could no longer change (a payment that
- * failed).
- */
-export type SealedStage = "shipping" | "finishing";
-
-export type CancelRequest = Extract<CancelRecord, { canceled: true }>;
-
-/** The id of a job's cancel record (outside the job's own lineage, and not itself a job id). */
-export const cancelRecordId = (jobId: string) => `cancel:${jobId}`;
-
-/** The jobs a client may cancel: `order:` (`process_order`) and `ship:` (`approve_then_ship`). */
-export const CANCELABLE_JOB = /^(order|ship):[A-Za-z0-9_-]{1,64}$/;
-
-/** The record a promise holds, from what its creator wrote (`param`); undefined when it is no cancel record. */
-export function cancelRecordOf(promise: { param?: { data?: string } }): CancelRecord | undefined {
-  const record = decodeValue<CancelRecord>(promise.param?.data);
-  return typeof record === "object" && record !== null && typeof record.canceled === "boolean"
-    ? record
-    : undefined;
-}
-
-/** The part of a Resonate client the cancel record needs. */
-type PromiseStore = Pick<Resonate["promises"], "get" | "create" | "resolve">;
-
-/** A job's cancel record, read without writing; undefined when there is none. */
-export async function readCancelRecord(
-  promises: PromiseStore,
-  jobId: string,
-): Promise<CancelRecord | undefined> {
-  const record = await findPromise(promises, cancelRecordId(jobId));
-  return record && cancelRecordOf(record);
-}
-
-/** Whether a cancel was asked of the job `jobId` (never of a job that cannot be canceled). */
-export async function cancelRequested(promises: PromiseStore, jobId: string): Promise<boolean> {
-  return CANCELABLE_JOB.test(jobId) && (await readCancelRecord(promises, jobId))?.canceled === true;
-}
-
-/** Whether a workflow's result says it stopped because it was canceled. */
-export function isCanceledResult(result: unknown): result is Canceled {
-  return (result as { status?: unknown } | undefined)?.status === "canceled";
-}
-
-/**
- * Creates a job's cancel record holding `record` unless one exists, and
- * settles it; returns the record that won (this one, or the one there
- * first). `timeoutAt` is the job's own: the record need not outlive it.
- */
-export async function writeCancelRecord(
-  promises: PromiseStore,
-  jobId: string,
-  record: CancelRecord,
-  timeoutAt: number,
-): Promise<CancelRecord> {
-  const id = cancelRecordId(jobId);
-  const stored = await promises.create(id, timeoutAt, { data: encodeValue(record) });
-  const winner = cancelRecordOf(stored);
-  if (!winner) throw new Error(`promise ${id} is not a cancel record`);
-  if (stored.state === "pending") await promises.resolve(id, { data: stored.param.data });
-  return winner;
-}

@@ -1,7 +1,7 @@
 import type { Resonate } from "@resonatehq/sdk";
 import { BoundedMap } from "../core/bounded-map.ts";
 import type { Config, Targets } from "../core/config.ts";
-import { cancelRequested } from "../core/functions.ts";
+import { cancelRequested } from "../core/jobs.ts";
 import { type Logger, silentLogger } from "../core/observability/logger.ts";
 import { ApiMetrics } from "../core/observability/metrics.ts";
 import type { DurableFunction } from "../core/resonate/contract.ts";

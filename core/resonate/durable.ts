@@ -22,22 +22,6 @@ export function invocationOf(param: { data?: string } | undefined): { func?: str
 
 export type PromiseState = "pending" | "resolved" | "rejected" | "rejected_canceled" | "rejected_timedout";
 
-/** The job status a client sees for a workflow's promise state. */
-export function jobStatus(state: PromiseState): "running" | "done" | "failed" | "timed_out" | "canceled" {
-  switch (state) {
-    case "pending":
-      return "running";
-    case "resolved":
-      return "done";
-    case "rejected":
-      return "failed";
-    case "rejected_timedout":
-      return "timed_out";
-    case "rejected_canceled":
-      return "canceled";
-  }
-}
-
 /** The SDK's error codes are numbers on `serverError.code`; 404 means the id is unknown. */
 export function isNotFound(error: unknown): boolean {
   return (error as { serverError?: { code?: number } } | undefined)?.serverError?.code === 404;

@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
-import { jobStatus } from "../../core/resonate/durable.ts";
+import { jobStatus } from "../../core/jobs.ts";
 import { entryOf, entryTags } from "../../src/jobs/entries.ts";
 import { catalogue } from "../../workers/db.ts";
 import type { Refund } from "../fakes/payment.ts";

@@ -1,13 +1,15 @@
+import type { ApprovalDecision } from "../../core/functions.ts";
 import {
-  type ApprovalDecision,
   CANCELABLE_JOB,
   type CancelRecord,
   type CancelRequest,
   cancelRecordId,
   isCanceledResult,
+  jobStatus,
+  orderOfShipJob,
   writeCancelRecord,
-} from "../../core/functions.ts";
-import { decodeValue, encodeValue, jobStatus, type PromiseState } from "../../core/resonate/durable.ts";
+} from "../../core/jobs.ts";
+import { decodeValue, encodeValue, type PromiseState } from "../../core/resonate/durable.ts";
 import type { Caller } from "../auth/service.ts";
 import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
 import { conflict } from "../errors.ts";
@@ -104,7 +106,8 @@ export async function cancelJob(
   };
   const record = await writeCancelRecord(deps.resonate.promises, id, request, job.timeoutAt);
   if (!record.canceled) throw tooLate(id, record);
-  if (id.startsWith("ship:")) await stopApproval(deps, id, id.slice("ship:".length), record);
+  const approvalOf = orderOfShipJob(id);
+  if (approvalOf !== undefined) await stopApproval(deps, id, approvalOf, record);
   // This process's event streams of the job show `canceling` now, not only once the job settles.
   deps.jobSignals.notify(id);
 

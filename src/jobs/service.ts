@@ -1,21 +1,21 @@
 import type { ResonateHandle } from "@resonatehq/sdk";
-import { cancelRequested, isCanceledResult, Next, Orders } from "../../core/functions.ts";
+import { Next, Orders } from "../../core/functions.ts";
+import {
+  cancelRequested,
+  isCanceledResult,
+  JOB_ID,
+  type JobKind,
+  jobStatus,
+  orderJobId,
+} from "../../core/jobs.ts";
 import { linkToTrace } from "../../core/observability/tracing.ts";
 import type { DurableFunction } from "../../core/resonate/contract.ts";
-import { decodeValue, findPromise, jobStatus, type PromiseState } from "../../core/resonate/durable.ts";
+import { decodeValue, findPromise, type PromiseState } from "../../core/resonate/durable.ts";
 import type { Caller } from "../auth/service.ts";
 import { type Deps, type PromiseRecord, readPromise } from "../deps.ts";
 import { conflict, errorMessage, notFound } from "../errors.ts";
 import { createEntry, startedAt } from "./entries.ts";
 import type { Job, SubmitJob } from "./model.ts";
-
-/** The workflows a client may read as jobs (not their internal child promises). */
-const JOB_ID = /^(order|ship|checkout):[A-Za-z0-9_:-]{1,200}$/;
-
-export const jobId = (orderId: string) => `order:${orderId}`;
-
-/** The kinds of job, as their root promise's `job:kind` tag says. */
-export type JobKind = "order" | "approval" | "checkout";
 
 /**
  * The tags a job's root promise is started with: it is a job, of this
@@ -82,7 +82,7 @@ export async function readJob(deps: Deps, id: string, caller: Caller): Promise<P
  * caller, is a conflict.
  */
 export async function submitJob(deps: Deps, req: SubmitJob, caller: Caller): Promise<string> {
-  const id = jobId(req.order_id);
+  const id = orderJobId(req.order_id);
   await startJob(
     deps,
     deps.config.workflowBuild === "next" ? Next.processOrderV2 : Orders.processOrder,

@@ -1,4 +1,4 @@
-import { cancelRequested } from "../../core/functions.ts";
+import { cancelRequested } from "../../core/jobs.ts";
 import type { Caller } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import type { Job } from "./model.ts";

@@ -1,15 +1,14 @@
 import { Orders } from "../../core/functions.ts";
+import { orderJobId, shipJobId } from "../../core/jobs.ts";
 import { findPromise } from "../../core/resonate/durable.ts";
 import type { Caller } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { conflict, notFound } from "../errors.ts";
-import { jobId, startJob, visibleTo } from "../jobs/service.ts";
-
-export const shipJobId = (orderId: string) => `ship:${orderId}`;
+import { startJob, visibleTo } from "../jobs/service.ts";
 
 /** Whether an order job `order:<orderId>` exists that `caller` may not see (another caller's). */
 async function othersOrder(deps: Deps, orderId: string, caller: Caller): Promise<boolean> {
-  const order = await findPromise(deps.resonate.promises, jobId(orderId));
+  const order = await findPromise(deps.resonate.promises, orderJobId(orderId));
   return order !== undefined && !visibleTo(order, caller);
 }
 

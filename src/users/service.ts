@@ -1,4 +1,5 @@
 import { Business, Db } from "../../core/functions.ts";
+import { checkoutJobId } from "../../core/jobs.ts";
 import type { Caller } from "../auth/service.ts";
 import { askDb, type Deps } from "../deps.ts";
 import { HttpError, unprocessable } from "../errors.ts";
@@ -29,7 +30,7 @@ export async function placeOrder(
   cart: { sku: string; qty: number }[],
   caller: Caller,
 ): Promise<{ order: Order } | { pending: string }> {
-  const id = `checkout:${userId}:${key}`;
+  const id = checkoutJobId(userId, key);
   const orderId = `${userId}:${key}`;
   const handle = await startJob(
     deps,

@@ -1,15 +1,14 @@
 import type { TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { Webhook, WebhookVerificationError } from "standardwebhooks";
+import { orderJobId, shipJobId } from "../../core/jobs.ts";
 import type { DeliveryOutcome } from "../../core/observability/metrics.ts";
 import { inTraceOf, traced } from "../../core/observability/tracing.ts";
 import { decodeValue, encodeValue, isNotFound } from "../../core/resonate/durable.ts";
 import { originOf } from "../../core/resonate/task-leases.ts";
 import { type Deps, readPromise } from "../deps.ts";
 import { conflict, HttpError, notFound, unavailable, unprocessable } from "../errors.ts";
-import { jobId } from "../jobs/service.ts";
 import { touchPromise, touchWorkflow } from "../observability/request-context.ts";
-import { shipJobId } from "../orders/service.ts";
 import { approvalPromiseId } from "./approval.ts";
 import type { Accepted, ApprovalWebhook, PaymentWebhook } from "./model.ts";
 
@@ -190,8 +189,8 @@ export async function acceptApproval(
 /** The payment provider's webhook: the event carries the promise id the workflow handed the provider. */
 export async function acceptPayment(deps: Deps, event: PaymentWebhook, webhookId: string): Promise<Accepted> {
   const { callback, order_id } = event.data;
-  touchWorkflow(jobId(order_id));
-  if (!callback.startsWith(`order:${order_id}.`))
+  touchWorkflow(orderJobId(order_id));
+  if (!callback.startsWith(`${orderJobId(order_id)}.`))
     throw notFound(`payment promise ${callback} for order ${order_id}`);
   const value = {
     type: event.type,

@@ -1,11 +1,6 @@
 import type { Context } from "@resonatehq/sdk";
-import {
-  type ApprovalDecision,
-  Db,
-  readCancelRecord,
-  type ShipResult,
-  type Undone,
-} from "../../core/functions.ts";
+import { type ApprovalDecision, Db, type ShipResult, type Undone } from "../../core/functions.ts";
+import { readCancelRecord } from "../../core/jobs.ts";
 import { rpc } from "../../core/resonate/contract.ts";
 import { encodeValue } from "../../core/resonate/durable.ts";
 import { probe } from "../probes.ts";

@@ -7,16 +7,14 @@
  */
 import type { Context, Resonate } from "@resonatehq/sdk";
 import type { Targets, WorkflowBuild } from "../../core/config.ts";
+import type { LineItem, Refund, Undone } from "../../core/functions.ts";
 import {
   type CancelRecord,
   type CancelRequest,
-  type LineItem,
-  type Refund,
   readCancelRecord,
   type SealedStage,
-  type Undone,
   writeCancelRecord,
-} from "../../core/functions.ts";
+} from "../../core/jobs.ts";
 import { probe } from "../probes.ts";
 import type { CarrierClient, PaymentClient } from "../third-parties.ts";
 import { groupDependencies } from "./dependencies.ts";

@@ -1,12 +1,12 @@
 import type { Context } from "@resonatehq/sdk";
 import {
-  type CancelRequest,
   Db,
   type LineItem,
   type OrderResult,
   type OrderRow,
   type PaymentOutcome,
 } from "../../core/functions.ts";
+import type { CancelRequest } from "../../core/jobs.ts";
 import { rpc } from "../../core/resonate/contract.ts";
 import { probe } from "../probes.ts";
 import {
