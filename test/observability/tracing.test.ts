@@ -273,6 +273,17 @@ describe("one order, every process exporting", () => {
       if (!sandbox) throw new Error("the system started no sandbox");
       const received = () => [...sandbox.payment.traces.for(orderId), ...sandbox.carrier.traces.for(orderId)];
       const parentOf = (traceparent: string | null) => traceparent?.split("-")[2] ?? "";
+      const caller = traceId.slice(16);
+      // The order worker's line for the end of process_order's last run.
+      const endLine = () =>
+        system.workers.processes
+          .flatMap((p) => p.output().split("\n"))
+          .find(
+            (l) =>
+              l.includes(`"function":"${Orders.processOrder.name}"`) &&
+              l.includes(`order:${orderId}`) &&
+              l.includes('"msg":"function end"'),
+          );
       // Every span is exported within the batch delay of its end: wait until the fakes' callers are among them.
       const spans = await waitFor(
         () => {
@@ -283,7 +294,13 @@ describe("one order, every process exporting", () => {
           const settled = all.some((s) => s.name.startsWith(`settle order:${orderId}.`));
           const dbRuns = all.filter((s) => s.service === "db");
           const called = dbRuns.length > 0 && dbRuns.every((s) => ids.has(s.parentSpanId ?? ""));
-          return finished && callers && settled && called ? all : undefined;
+          // Every parent arrived too (a run's span is sent after its steps'), and the last run's, which its end line names.
+          const parented = all.every(
+            (s) => !s.parentSpanId || s.parentSpanId === caller || ids.has(s.parentSpanId),
+          );
+          const line = endLine();
+          const logged = line !== undefined && ids.has(JSON.parse(line).span_id);
+          return finished && callers && settled && called && parented && logged ? all : undefined;
         },
         {
           timeout: 15_000,
@@ -335,14 +352,7 @@ describe("one order, every process exporting", () => {
       );
       expect(delivery).toBeDefined();
       // The order worker's log lines of a run name its span.
-      const line = system.workers.processes
-        .flatMap((p) => p.output().split("\n"))
-        .find(
-          (l) =>
-            l.includes(`"function":"${Orders.processOrder.name}"`) &&
-            l.includes(`order:${orderId}`) &&
-            l.includes('"msg":"function end"'),
-        );
+      const line = endLine();
       expect(line && JSON.parse(line)).toMatchObject({ trace_id: traceId });
       expect(runIds.has((line && JSON.parse(line).span_id) ?? "")).toBe(true);
       expect(sandbox.payment.traces.for(orderId).map((r) => r.route)).toContain("POST /v1/charges");
