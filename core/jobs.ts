@@ -31,8 +31,6 @@ export const JOB_ID = /^(order|ship|checkout):[A-Za-z0-9_:-]{1,200}$/;
 /** The jobs a client may cancel: `order:` (`process_order`) and `ship:` (`approve_then_ship`). */
 export const CANCELABLE_JOB = /^(order|ship):[A-Za-z0-9_-]{1,64}$/;
 
-export type JobStatus = ReturnType<typeof jobStatus>;
-
 /** The job status a client sees for a workflow's promise state. */
 export function jobStatus(state: PromiseState): "running" | "done" | "failed" | "timed_out" | "canceled" {
   switch (state) {
