@@ -7,6 +7,7 @@
  */
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { Orders } from "../../core/functions.ts";
 import { launchOfflineChromium } from "../browser/chromium.ts";
 import { TRACES_DEFAULTS } from "./defaults.ts";
 
@@ -48,9 +49,6 @@ await page.goto(`${url}/projects/${project.id}/spans/${order.context.trace_id}`,
 });
 // The tree is drawn once the trace's spans have loaded.
 await page.getByText("POST /jobs", { exact: true }).first().waitFor();
-await page
-  .getByText(/^run process_order$/)
-  .first()
-  .waitFor();
+await page.getByText(`run ${Orders.processOrder.name}`, { exact: true }).first().waitFor();
 await page.screenshot({ path: values.out });
 console.log(`traces: trace ${order.context.trace_id} saved to ${values.out}`);
