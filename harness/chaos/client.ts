@@ -8,11 +8,12 @@
  * it reaches another process) but counted in `FailedRequests`: a rolling
  * restart done right causes none of them.
  */
+import { readFileSync } from "node:fs";
 
 /** Requests that failed on the wire or with a counted `5xx`, each attempt once. */
 export interface FailedRequests {
   count: number;
-  /** How many of each kind: `connection` (an error or reset before an answer), `timeout`, `stream` (an event stream cut short), `5xx`. */
+  /** How many of each kind: `reset` (the connection reset before an answer), `connection` (any other error before one), `timeout`, `stream` (an event stream cut short), `5xx`. */
   by_kind: Record<string, number>;
   /** A few distinct ones, `<method> <route>: <what>`, in the order first seen. */
   samples: string[];
@@ -58,12 +59,42 @@ export function addFailures(into: FailedRequests, more: FailedRequests): void {
 }
 
 /** What a failed fetch says: its error's code (Bun's `ECONNRESET`, `ConnectionRefused`, …) and message. */
-export function describeError(error: unknown): { kind: "connection" | "timeout"; what: string } {
+export function describeError(error: unknown): { kind: "connection" | "reset" | "timeout"; what: string } {
   const e = error as Error & { code?: string };
   const timeout = e.name === "TimeoutError" || e.name === "AbortError";
   return {
-    kind: timeout ? "timeout" : "connection",
+    kind: timeout ? "timeout" : e.code === "ECONNRESET" ? "reset" : "connection",
     what: [e.code ?? e.name, e.message].filter(Boolean).join(" "),
+  };
+}
+
+/**
+ * Whether Linux hands the connections queued on a closing listening socket
+ * to the other processes on its port (`net.ipv4.tcp_migrate_req=1`). With
+ * 0, its default, the ones not yet accepted are reset, however the closing
+ * process drains (docs/deploying.md).
+ */
+export function kernelMigratesRequests(): boolean {
+  try {
+    return readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim() === "1";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What a restart of API processes sharing one port may not cause: every
+ * failed attempt, but, where the kernel does not migrate queued
+ * connections, the resets of those (each asked again, and answered, by the
+ * client). The samples of the resets left out go too.
+ */
+export function failuresBeyondTheKernel(failed: FailedRequests): FailedRequests {
+  if (kernelMigratesRequests() || !failed.by_kind.reset) return failed;
+  const { reset, ...by_kind } = failed.by_kind;
+  return {
+    count: failed.count - (reset ?? 0),
+    by_kind,
+    samples: failed.samples.filter((s) => !s.includes("ECONNRESET")),
   };
 }
 

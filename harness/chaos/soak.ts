@@ -20,11 +20,12 @@
  * version's steps, (in a drill with no kills) any request failed, or (with
  * PostgreSQL restarts) the API answered a 5xx but a 503 with Retry-After.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { Next } from "../../core/functions.ts";
 import { versionKey } from "../../core/resonate/versions.ts";
 import { parseFlags } from "../cli.ts";
 import { defaultServerKind, defaultStorage, STORAGES, type Storage } from "../start-server.ts";
+import { failuresBeyondTheKernel, kernelMigratesRequests } from "./client.ts";
 import { cancelCrashes } from "./crash-points.ts";
 import { cancelLine, summaryLine } from "./invariants.ts";
 import { readProbes } from "./probe-log.ts";
@@ -116,14 +117,6 @@ const summarize = (ms: number[]) => {
 };
 
 /** Whether Linux hands the connections queued on a closing SO_REUSEPORT listener to the others of its group. */
-function migratesRequests(): boolean {
-  try {
-    return readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim() === "1";
-  } catch {
-    return false;
-  }
-}
-
 const started = Date.now();
 console.log(
   `chaos: seed ${seed}, server ${values.server} on ${storage}, ${workflows} workflows, ${kills} kills, ` +
@@ -310,7 +303,7 @@ try {
     console.log(
       `deploys: ${rolling.rounds} (current → next${rolling.rounds > 1 ? " → current" : ""}${rolling.rounds > 2 ? " → …" : ""}), jobs by version ${JSON.stringify(versions.started)}, ${versions.mismatches.length} version mismatches`,
     );
-  if (failed.by_kind.connection && apiProcesses > 1 && !migratesRequests())
+  if (failed.by_kind.reset && apiProcesses > 1 && !kernelMigratesRequests())
     console.log(
       "note: net.ipv4.tcp_migrate_req is 0 here, so a connection the kernel queued on an API process's listening socket as it closed was reset; with 1 it goes to another process (docs/deploying.md)",
     );
@@ -325,7 +318,7 @@ try {
     full.stream_violations === 0 &&
     rollingError === undefined &&
     (versions?.mismatches.length ?? 0) === 0 &&
-    !(pureDrill && full.failed_requests > 0) &&
+    !(pureDrill && failuresBeyondTheKernel(failed).count > 0) &&
     // While the store is away the API answers 503 with Retry-After; any other 5xx is a failure.
     !(chaos.postgresRestarts > 0 && (failed.by_kind["5xx"] ?? 0) > 0);
   exitCode = clean ? 0 : 1;
