@@ -297,19 +297,22 @@ function countSteps(ctx: Context, name: string, observer: FunctionObserver, run?
   (ctx as { run: unknown }).run = counted;
 }
 
-/** A step's arguments with `tags` added to its options (the SDK's options object is their last one, when given). */
+/** Whether `value` is the SDK's options object: it carries the SDK's own `ResonateOptions` symbol. */
+const isOptions = (value: unknown): value is ReturnType<Context["options"]> =>
+  typeof value === "object" &&
+  value !== null &&
+  Object.getOwnPropertySymbols(value).some((key) => key.description === "ResonateOptions");
+
+/**
+ * A step's arguments with `tags` added to its options (the SDK's options
+ * object is their last one, when given). Options are built only when the
+ * step has none: the SDK's builder parses the target as a URL each time.
+ */
 function tagged(ctx: Context, args: unknown[], tags: Record<string, string>): unknown[] {
-  const defaults = ctx.options();
   const last = args.at(-1);
-  if (
-    typeof last !== "object" ||
-    last === null ||
-    Object.getPrototypeOf(last) !== Object.getPrototypeOf(defaults)
-  )
-    return [...args, ctx.options({ tags })];
-  const given = last as typeof defaults;
-  const opts = Object.assign(Object.create(Object.getPrototypeOf(given)) as typeof defaults, given, {
-    tags: { ...tags, ...given.tags },
+  if (!isOptions(last)) return [...args, ctx.options({ tags })];
+  const opts = Object.assign(Object.create(Object.getPrototypeOf(last)) as typeof last, last, {
+    tags: { ...tags, ...last.tags },
   });
   return [...args.slice(0, -1), opts];
 }

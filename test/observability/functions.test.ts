@@ -4,6 +4,8 @@
  * that without an observer a function runs as it was registered.
  */
 import { describe, expect, test } from "bun:test";
+import { propagation } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { Constant, type Context, Resonate } from "@resonatehq/sdk";
 import { observeFunctions } from "../../core/observability/functions.ts";
 import { createLogger } from "../../core/observability/logger.ts";
@@ -121,5 +123,50 @@ describe("durable functions registered through register", () => {
     const s = parseScrape(await c.metrics.registry.metrics());
     expect(total(s, "durable_steps_total")).toBe(0);
     expect(c.lines).toEqual([]);
+  });
+});
+
+describe("with tracing on, a workflow's steps", () => {
+  test("carry their run's traceparent as a tag, beside the options and tags a step was given", async () => {
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    const traceparent = `00-${"a".repeat(32)}-${"b".repeat(16)}-01`;
+    const resonate = new Resonate({ group: "obs", pid: `obs-${crypto.randomUUID()}` });
+    const { log } = captured();
+    observeFunctions(resonate, {
+      metrics: new WorkerMetrics().functions,
+      log,
+      traces: {
+        traceOf: () => ({ traceparent }),
+        takenAt: () => 1,
+        onBlocked: () => {},
+        onTracedPromise: () => {},
+      },
+    });
+    let tries = 0;
+    register(resonate, workflow, function* (ctx: Context, n: number) {
+      const given = ctx.options({
+        tags: { mine: "kept" },
+        retryPolicy: new Constant({ delay: 5, maxRetries: 3 }),
+      });
+      const once = yield* ctx.run(() => {
+        if (tries++ === 0) throw new Error("the step fails once");
+        return n + 1;
+      }, given);
+      return yield* ctx.run(async () => once * 2);
+    });
+    try {
+      expect(await resonate.run("traced-1", workflow.name, 1)).toBe(4);
+      // The given retry policy held (a second try, 5 ms later), and the given tag is there with the run's.
+      expect(tries).toBe(2);
+      const [given, plain] = await Promise.all([
+        resonate.promises.get("traced-1.0"),
+        resonate.promises.get("traced-1.1"),
+      ]);
+      expect(given.tags).toMatchObject({ mine: "kept", traceparent });
+      expect(plain.tags).toMatchObject({ traceparent });
+    } finally {
+      propagation.disable();
+      await resonate.stop();
+    }
   });
 });
