@@ -1,12 +1,11 @@
 import { resolve } from "node:path";
+import { API_RUNTIMES, type ApiRuntime } from "../core/settings.ts";
 import { type ChildProcess, spawnProcess } from "./process.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const WORKER_MAIN = resolve(ROOT, "workers/main.ts");
 
-/** The runtimes the API runs on. */
-export const API_RUNTIMES = ["bun", "deno"] as const;
-export type ApiRuntime = (typeof API_RUNTIMES)[number];
+export { API_RUNTIMES, type ApiRuntime };
 
 /** Whether `value` names one of `API_RUNTIMES` (for launchers that read it from a flag or a variable). */
 export const isApiRuntime = (value: unknown): value is ApiRuntime =>

@@ -1,5 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { STORAGES, type Storage } from "../core/settings.ts";
 import { type Postgres, startPostgres } from "./postgres.ts";
 import { type ChildProcess, dieWithParent, freePort, spawnProcess } from "./process.ts";
 import { tempDir } from "./scope.ts";
@@ -54,8 +55,7 @@ export function defaultServerKind(): ServerKind {
 }
 
 /** Where the real server keeps its promises: a SQLite file, or a PostgreSQL database. Ours has SQLite only. */
-export type Storage = "sqlite" | "postgres";
-export const STORAGES: readonly Storage[] = ["sqlite", "postgres"];
+export { STORAGES, type Storage };
 
 /** The store the real server runs on by default here: `RESONATE_STORAGE` (`sqlite` when unset). */
 export function defaultStorage(): Storage {

@@ -32,58 +32,27 @@
  * everything in flight.
  */
 import { join } from "node:path";
-import { ConfigError, GROUPS, loadConfig } from "../core/config.ts";
+import { ConfigError, GROUPS, type LauncherConfig, loadLauncherConfig } from "../core/config.ts";
 import { exitWithParent } from "../core/parent-process.ts";
 import { API_AUTH_DEFAULTS, writeDevToken } from "../harness/api-auth.ts";
-import { API_RUNTIMES, isApiRuntime } from "../harness/service.ts";
-import { defaultStorage, type Storage } from "../harness/start-server.ts";
 import { type SystemEvent, startSystem } from "../harness/system.ts";
 
-let config: ReturnType<typeof loadConfig>;
+let config: LauncherConfig;
 try {
-  config = loadConfig();
+  config = loadLauncherConfig();
 } catch (error) {
   console.error(error instanceof ConfigError ? `start: ${error.message}` : error);
   process.exit(2);
 }
-// The launcher's own settings (the API never reads them): whether the Resonate server checks tokens,
-const resonateAuth = process.env.RESONATE_AUTH || "0";
-if (resonateAuth !== "0" && resonateAuth !== "1") {
-  console.error(`start: RESONATE_AUTH must be 0 or 1, got "${resonateAuth}"`);
-  process.exit(2);
-}
-// and which runtime the API process runs on.
-const apiRuntime = process.env.API_RUNTIME || "bun";
-if (!isApiRuntime(apiRuntime)) {
-  console.error(
-    `start: API_RUNTIME must be one of ${API_RUNTIMES.join(", ")}, got "${process.env.API_RUNTIME}"`,
-  );
-  process.exit(2);
-}
-
-// and where the real server keeps its promises.
-let storage: Storage;
-try {
-  storage = defaultStorage();
-} catch (error) {
-  console.error(`start: ${(error as Error).message}`);
-  process.exit(2);
-}
-if (storage === "postgres" && !process.env.RESONATE_BIN && !config.resonateUrl) {
+if (config.storage === "postgres" && !config.resonateBin && !config.resonateUrl) {
   console.error(
     "start: RESONATE_STORAGE=postgres needs the real server: set RESONATE_BIN (our server keeps SQLite only)",
   );
   process.exit(2);
 }
-const postgresUrl = process.env.RESONATE_POSTGRES_URL || undefined;
 
 // RESONATE_PUSH=1: the server started here pushes results to each API process (a token made at each start).
-const push = process.env.RESONATE_PUSH || "0";
-if (push !== "0" && push !== "1") {
-  console.error(`start: RESONATE_PUSH must be 0 or 1, got "${push}"`);
-  process.exit(2);
-}
-if (push === "1" && config.resonateUrl) {
+if (config.push && config.resonateUrl) {
   console.error(
     "start: RESONATE_PUSH=1 needs a server npm start starts; for the one at RESONATE_URL, set RESONATE_PUSH_HOST and the token it sends in RESONATE_PUSH_TOKEN",
   );
@@ -142,8 +111,8 @@ function report(event: SystemEvent): void {
 
 if (config.resonateUrl) console.log(`start: using the Resonate server at ${config.resonateUrl}`);
 // A URL that is set is used as it is; the sandbox serves whichever is not.
-const paymentUrl = process.env.PAYMENT_URL ? config.paymentUrl : undefined;
-const carrierUrl = process.env.CARRIER_URL ? config.carrierUrl : undefined;
+const paymentUrl = config.givenPaymentUrl;
+const carrierUrl = config.givenCarrierUrl;
 // Callers' keys the environment names are the API's own; else the development key pair.
 const givenAuth = Boolean(config.auth.publicKeyFile || config.auth.jwksFile || config.auth.disabled);
 const DEV_TOKEN_DAYS = 30;
@@ -156,22 +125,27 @@ const starting = startSystem({
     ? { url: config.resonateUrl }
     : {
         port: config.resonatePort,
-        ...(process.env.RESONATE_BIN
-          ? { storage, postgresUrl, postgresDataDir: join(config.dataDir, "postgres") }
+        ...(config.resonateBin
+          ? {
+              kind: "real" as const,
+              bin: config.resonateBin,
+              storage: config.storage,
+              postgresUrl: config.postgresUrl,
+              postgresDataDir: join(config.dataDir, "postgres"),
+            }
           : {}),
       },
-  apiRuntime,
+  apiRuntime: config.apiRuntime,
   apiProcesses: config.apiProcesses,
   apiPort: config.port,
   paymentUrl,
   carrierUrl,
-  // SANDBOX_PORT: the port of the default URL, of whichever is not set.
-  sandbox: { port: Number(new URL(paymentUrl ? config.carrierUrl : config.paymentUrl).port) },
+  sandbox: { port: config.sandboxPort },
   dataDir: config.dataDir,
   webhookSecret: config.webhookSecret,
   env: { DATABASE_URL: config.databaseUrl },
-  resonateAuth: resonateAuth === "1" && { expiresInSeconds: 30 * 86_400 },
-  push: push === "1",
+  resonateAuth: config.resonateAuth && { expiresInSeconds: 30 * 86_400 },
+  push: config.push,
   ...(givenAuth ? { apiAuth: "environment" as const } : {}),
   signal: aborter.signal,
   onEvent: report,

@@ -6,7 +6,14 @@
  */
 
 import type { Message } from "@resonatehq/sdk";
-import { ConfigError, GROUPS, loadConfig, requireCallerAuth, targetsFor } from "../core/config.ts";
+import {
+  type Config,
+  ConfigError,
+  GROUPS,
+  loadConfig,
+  requireCallerAuth,
+  targetsFor,
+} from "../core/config.ts";
 import { observeFunctions } from "../core/observability/functions.ts";
 import { createLogger, type Logger } from "../core/observability/logger.ts";
 import { ApiMetrics } from "../core/observability/metrics.ts";
@@ -39,6 +46,8 @@ export interface BootedApi {
   shutdownGraceMs: number;
   /** After SIGTERM, how long it still listens, answering with `Connection: close` (ms). */
   shutdownListenMs: number;
+  /** EXIT_WITH_PARENT: stop when the process that started this one is gone. */
+  exitWithParent: boolean;
   /** Begins the stop: readiness says `draining`, waits answer as things are, event streams end with a reconnect. */
   drain(): void;
   log: Logger;
@@ -58,7 +67,7 @@ export type Listen = (
  * Resonate server pushes this process's results to, before the client opens.
  */
 export async function bootApi(listen: Listen): Promise<BootedApi> {
-  let config: ReturnType<typeof loadConfig>;
+  let config: Config;
   let auth: CallerAuth;
   try {
     config = loadConfig();
@@ -137,7 +146,7 @@ export async function bootApi(listen: Listen): Promise<BootedApi> {
   return {
     app,
     port: config.port,
-    hostname: process.env.HOST || "127.0.0.1",
+    hostname: config.host,
     mode: config.colocated ? "colocated" : "distributed",
     pid,
     metrics:
@@ -153,6 +162,7 @@ export async function bootApi(listen: Listen): Promise<BootedApi> {
           },
     shutdownGraceMs: config.shutdownGraceMs,
     shutdownListenMs: Math.min(config.shutdownListenMs, config.shutdownGraceMs),
+    exitWithParent: config.exitWithParent,
     drain: () => draining.abort(),
     log,
     async close() {
@@ -216,5 +226,5 @@ export function stopOnSignals(api: BootedApi, serving: Serving): void {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
-  exitWithParent(() => shutdown("parent gone"));
+  exitWithParent(() => shutdown("parent gone"), api.exitWithParent);
 }

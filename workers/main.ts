@@ -10,7 +10,14 @@
  * a port the OS picks) it serves its metrics there and prints
  * `worker metrics <group> <pid> <url>` before the ready line.
  */
-import { ConfigError, GROUPS, type Group, loadConfig, targetsFor } from "../core/config.ts";
+import {
+  ConfigError,
+  GROUPS,
+  type Group,
+  loadWorkerConfig,
+  targetsFor,
+  type WorkerConfig,
+} from "../core/config.ts";
 import { observeFunctions } from "../core/observability/functions.ts";
 import { createLogger } from "../core/observability/logger.ts";
 import { WorkerMetrics } from "../core/observability/metrics.ts";
@@ -27,9 +34,9 @@ if (!group || !GROUPS.includes(group)) {
   process.exit(2);
 }
 
-let config: ReturnType<typeof loadConfig>;
+let config: WorkerConfig;
 try {
-  config = loadConfig();
+  config = loadWorkerConfig();
 } catch (error) {
   console.error(error instanceof ConfigError ? `worker ${group}: ${error.message}` : error);
   process.exit(2);
@@ -49,7 +56,7 @@ observeFunctions(resonate, {
   log,
   traces: tracing.enabled ? traces : undefined,
 });
-const resources = await registerGroup(resonate, group, config, targetsFor(config));
+const resources = await registerGroup(resonate, group, config, targetsFor({ colocated: false }));
 let metricsServer: MetricsServer | undefined;
 if (config.metricsPort !== undefined) {
   try {
@@ -102,4 +109,4 @@ async function shutdown(signal: string) {
 }
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));
-exitWithParent(() => shutdown("parent gone"));
+exitWithParent(() => shutdown("parent gone"), config.exitWithParent);

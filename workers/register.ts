@@ -1,5 +1,5 @@
 import type { Resonate } from "@resonatehq/sdk";
-import type { Config, Group, Targets } from "../core/config.ts";
+import type { Group, Targets, WorkerConfig } from "../core/config.ts";
 import { registerBusinessFunctions } from "./business.ts";
 import { openDatabase, registerDbFunctions } from "./db.ts";
 import { registerOrderFunctions } from "./orders.ts";
@@ -13,7 +13,7 @@ import { carrierClient, paymentClient } from "./third-parties.ts";
 export async function registerGroup(
   resonate: Resonate,
   group: Group,
-  config: Config,
+  config: WorkerConfig,
   targets: Targets,
 ): Promise<{ close(): Promise<void> }> {
   switch (group) {

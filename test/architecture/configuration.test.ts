@@ -1,67 +1,97 @@
 /**
- * docs/configuration.md names every environment variable that the service
- * (`core/`, `src/`, `workers/`) and `npm start` (`launcher/`) read, and its
- * defaults are the ones `core/config.ts` applies: a setting added to the
- * code and not to the page, or a default changed on one side only, fails
- * here. (The harness's own variables, such as `DEBUG` or the chaos
- * preload's, are its tools' and documented with them.)
+ * Settings are written once, in core/settings.ts: docs/configuration.md is
+ * what `npm run docs` writes from them, every variable the service
+ * (`core/`, `src/`, `workers/`) and `npm start` (`launcher/`) read is one of
+ * them, and each process role reads its own. (The harness's own variables,
+ * such as `DEBUG` or the chaos preload's, are its tools' and documented with
+ * them.)
  */
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { DEFAULTS } from "../../core/config.ts";
+import { ConfigError, loadConfig, loadLauncherConfig, loadWorkerConfig } from "../../core/config.ts";
+import { ApiSettings, LauncherSettings, ROLES, SharedSettings, WorkerSettings } from "../../core/settings.ts";
+import { CONFIGURATION_PAGE, configurationPage } from "../../harness/docs/configuration.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
-/** Every way the code reads a variable: `env.X`, `env["X"]`, and the config module's `int(env, "X", …)` and kin. */
-const READS =
-  /\benv(?:\.([A-Z][A-Z0-9_]+)|\[\s*"([A-Z][A-Z0-9_]+)"\s*\])|\b(?:int|flag|url|pid)\(env, "([A-Z][A-Z0-9_]+)"/g;
+/** Every way code reads a variable by name: `env.X` and `env["X"]`. */
+const READS = /\benv(?:\.([A-Z][A-Z0-9_]+)|\[\s*"([A-Z][A-Z0-9_]+)"\s*\])/g;
 
-/** The variables `code` reads. */
+/** The variables `code` reads by name. */
 export function variablesRead(code: string): string[] {
-  return [...code.matchAll(READS)].map((m) => m[1] ?? m[2] ?? m[3] ?? "");
-}
-
-/** The variables the page's tables name in their first column, with that row's default column. */
-export function documented(page: string): Map<string, string> {
-  const rows = new Map<string, string>();
-  for (const line of page.split("\n")) {
-    const [, first, defaults] = /^\| (.+?) \| (.*?) \|/.exec(line) ?? [];
-    if (!first || !defaults) continue;
-    for (const [, name] of first.matchAll(/`([A-Z][A-Z0-9_]+)`/g)) rows.set(name as string, defaults);
-  }
-  return rows;
+  return [...code.matchAll(READS)].map((m) => m[1] ?? m[2] ?? "");
 }
 
 const sources = ["core", "src", "workers", "launcher"].flatMap((folder) =>
   [...new Bun.Glob(`${folder}/**/*.ts`).scanSync({ cwd: ROOT })].map((file) => join(ROOT, file)),
 );
-const page = documented(readFileSync(join(ROOT, "docs/configuration.md"), "utf8"));
 
-describe("docs/configuration.md", () => {
-  test("the checker finds each way of reading a variable, and each name of a table's first column", () => {
-    expect(
-      variablesRead(
-        `env.PORT; env["RESONATE_URL"]; int(env, "QUOTE_TIMEOUT_MS", 1); process.env.EXIT_WITH_PARENT`,
-      ),
-    ).toEqual(["PORT", "RESONATE_URL", "QUOTE_TIMEOUT_MS", "EXIT_WITH_PARENT"]);
-    expect([...documented("| `A_B`, `CD` | `1` | x |\n| not a row\n").entries()]).toEqual([
-      ["A_B", "`1`"],
-      ["CD", "`1`"],
+describe("settings", () => {
+  test("the checker finds each way of reading a variable by name", () => {
+    expect(variablesRead(`env.PORT; env["RESONATE_URL"]; process.env.EXIT_WITH_PARENT; env[key]`)).toEqual([
+      "PORT",
+      "RESONATE_URL",
+      "EXIT_WITH_PARENT",
     ]);
   });
 
-  test("names every variable the service and npm start read", () => {
+  test("every variable the service and npm start read by name is a setting of core/settings.ts", () => {
+    const settings = new Set(Object.keys(ROLES.launcher.properties));
     const read = new Set(sources.flatMap((file) => variablesRead(readFileSync(file, "utf8"))));
-    expect([...read].filter((name) => !page.has(name)).sort()).toEqual([]);
+    expect([...read].filter((name) => !settings.has(name)).sort()).toEqual([]);
   });
 
-  test("gives each default of core/config.ts as the code applies it", () => {
-    // The OTEL_BSP_* defaults are the specification's, listed with their meaning in observability.md.
-    const shown = Object.entries(DEFAULTS).filter(([name]) => !name.startsWith("OTEL_"));
-    const wrong = shown
-      .filter(([name, value]) => !page.get(name)?.includes(`\`${value}\``))
-      .map(([name, value]) => `${name}: code ${value}, page ${page.get(name)}`);
-    expect(wrong).toEqual([]);
+  test("no variable is in two sections, and the launcher's role holds them all", () => {
+    const sections = [SharedSettings, WorkerSettings, ApiSettings, LauncherSettings].map((s) =>
+      Object.keys(s.properties),
+    );
+    const all = sections.flat();
+    expect(new Set(all).size).toBe(all.length);
+    expect(Object.keys(ROLES.launcher.properties).sort()).toEqual([...all].sort());
+  });
+
+  test("docs/configuration.md is what `npm run docs` writes from them", () => {
+    expect(readFileSync(CONFIGURATION_PAGE, "utf8")).toBe(configurationPage());
+  });
+
+  test("the page names each setting with its default and its range", () => {
+    const page = configurationPage();
+    expect(page).toContain("| `PORT` | `3000` | 0–65535 | API port |");
+    expect(page).toContain(
+      "| `LOG_LEVEL` | `info` | `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent` |",
+    );
+    expect(page).toContain("| `WEBHOOK_SECRET` | generated by `npm start` |");
+  });
+
+  test("each role reads its own: a worker takes no notice of the API's or the launcher's settings", () => {
+    const apiOnly = { PORT: "not a port" };
+    const launcherOnly = { WORKERS_PER_GROUP: "many" };
+    expect(() => loadWorkerConfig({ ...apiOnly, ...launcherOnly })).not.toThrow();
+    expect(loadWorkerConfig({ ...apiOnly, ...launcherOnly })).not.toHaveProperty("port");
+    expect(() => loadConfig(launcherOnly)).not.toThrow();
+    expect(() => loadConfig(apiOnly)).toThrow(
+      new ConfigError('PORT must be a whole number from 0 to 65535, got "not a port"'),
+    );
+    expect(() => loadLauncherConfig(launcherOnly)).toThrow(
+      new ConfigError('WORKERS_PER_GROUP must be a whole number from 1 to 64, got "many"'),
+    );
+    expect(() => loadLauncherConfig(apiOnly)).toThrow(ConfigError);
+  });
+
+  test("a secret's value is never echoed in an error", () => {
+    for (const [name, value] of [
+      ["WEBHOOK_SECRET", "hunter2-not-base64!"],
+      ["RESONATE_PUSH_TOKEN", "short secret"],
+    ] as const) {
+      let message = "";
+      try {
+        loadConfig({ RESONATE_PUSH_HOST: "api", [name]: value });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toStartWith(`${name} must be `);
+      expect(message).not.toContain(value);
+    }
   });
 });

@@ -192,7 +192,7 @@ describe("npm start (launcher/main.ts)", () => {
   });
 
   const pushRefusals: [Record<string, string>, string][] = [
-    [{ RESONATE_PUSH: "yes" }, 'start: RESONATE_PUSH must be 0 or 1, got "yes"'],
+    [{ RESONATE_PUSH: "yes" }, 'start: RESONATE_PUSH must be 1/true or 0/false, got "yes"'],
     [
       { RESONATE_PUSH: "1", RESONATE_URL: "http://127.0.0.1:9" },
       "start: RESONATE_PUSH=1 needs a server npm start starts",
