@@ -1,44 +1,11 @@
 import { cancelRequested } from "../../core/jobs.ts";
 import type { Caller } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
+import { untilSettled } from "../resonate/settled.ts";
 import type { Job } from "./model.ts";
 import { getJob, jobOf, readJob } from "./service.ts";
 
 const settled = (job: Job) => job.status !== "running" && job.status !== "canceling";
-
-/**
- * Resolves when the durable promise `id` settles (through the SDK's listener
- * on this process's message stream, not by polling), when `wake` resolves,
- * or when `signal` aborts; whichever is first. The SDK keeps its one
- * subscription per promise until the promise settles; nothing of the
- * caller's is left after this returns.
- */
-async function untilSettled(
-  deps: Deps,
-  id: string,
-  signal: AbortSignal,
-  wake?: Promise<void>,
-): Promise<void> {
-  if (signal.aborted) return;
-  const handle = await deps.resonate.get(id);
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<void>((resolve) => {
-    onAbort = resolve;
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-  try {
-    await Promise.race([
-      handle.result().then(
-        () => {},
-        () => {},
-      ),
-      aborted,
-      ...(wake ? [wake] : []),
-    ]);
-  } finally {
-    if (onAbort) signal.removeEventListener("abort", onAbort);
-  }
-}
 
 /**
  * `GET /jobs/:id` with `Prefer: wait=<s>`: the job as soon as it settles, or

@@ -4,6 +4,7 @@ import type { CallerAuth } from "../auth/service.ts";
 import type { Deps } from "../deps.ts";
 import { linkTo, models, ResponseHeaders, unavailableResponse } from "../models.ts";
 import { waitBudgetMs } from "../prefer.ts";
+import { untilSettled } from "../resonate/settled.ts";
 import { QuoteModels } from "./model.ts";
 import { QuoteCache, requestQuote, settledQuote, WaitGate } from "./service.ts";
 
@@ -83,17 +84,28 @@ export const quoteRoutes = (
     )
     .get(
       "/:quote_id",
-      async ({ params, set, status }) => {
-        const outcome = await settledQuote(deps, cache, params.quote_id);
+      async ({ params, headers, request, set, status }) => {
+        const budget = waitBudgetMs(headers.prefer ?? null, 0, deps.config.quoteMaxWaitMs);
+        let outcome = await settledQuote(deps, cache, params.quote_id);
+        if (budget > 0) {
+          set.headers["preference-applied"] = `wait=${budget / 1000}`;
+          if (outcome.kind === "pending") {
+            // A process that begins to stop answers at once, with the quote as it is then.
+            const waiting = AbortSignal.any([request.signal, AbortSignal.timeout(budget), deps.draining]);
+            await untilSettled(deps, params.quote_id, waiting);
+            if (!request.signal.aborted) outcome = await settledQuote(deps, cache, params.quote_id);
+          }
+        }
         return outcome.kind === "done" ? outcome.body : status(202, pending(outcome.id, set));
       },
       {
         params: QuoteModels.params,
+        headers: QuoteModels.readHeaders,
         response: { 200: "Quote", 202: "QuotePending", 404: "Error", 422: "Error", 504: "Error" },
         caller: true,
         detail: {
           operationId: "getQuote",
-          summary: "A quote that was still pending",
+          summary: "A quote that was still pending, at once or with Prefer: wait=<s> once it is ready",
           tags: ["quotes"],
           responses: { 202: pendingResponse },
         },

@@ -29,6 +29,14 @@ export const QuoteModels = {
       }),
     ),
   }),
+  readHeaders: t.Object({
+    prefer: t.Optional(
+      t.String({
+        description:
+          "`wait=<seconds>` (RFC 7240): wait for a pending quote to be ready, up to QUOTE_MAX_WAIT_MS; unset, the answer is at once",
+      }),
+    ),
+  }),
 } as const;
 
 export type QuoteRequest = typeof QuoteModels.request.static;

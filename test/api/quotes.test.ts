@@ -57,6 +57,24 @@ describe("POST /price-quote and GET /price-quote/:quote_id", () => {
     expect(res.status).toBe(200);
   });
 
+  test("GET with Prefer: wait=<seconds> answers as soon as a pending quote is ready; past the wait, 202 as before", async () => {
+    await using api = await startColocatedApi({ PRICING_DELAY_MS: "600", QUOTE_DEADLINE_MS: "50" });
+    const res = await readReply(await api.request("POST", "/price-quote", { sku: "sku-5", qty: 4 }));
+    expect(res.status).toBe(202);
+    const location = res.headers.get("location") as string;
+    const short = await api.request("GET", location, undefined, { prefer: "wait=0.01" });
+    expect(short.status).toBe(202);
+    expect(short.headers.get("preference-applied")).toBe("wait=0.01");
+    const ready = await readReply(await api.request("GET", location, undefined, { prefer: "wait=5" }));
+    expect(ready.status).toBe(200);
+    expect(ready.headers.get("preference-applied")).toBe("wait=5");
+    expect(ready.body).toMatchObject({ quote_id: res.body.quote_id, sku: "sku-5", qty: 4 });
+    // Ready, it answers at once, and says nothing of a wait it was not asked for.
+    const again = await api.request("GET", location);
+    expect(again.status).toBe(200);
+    expect(again.headers.get("preference-applied")).toBeNull();
+  });
+
   test("when too many requests already wait, the next gets 503 with Retry-After at once", async () => {
     await using api = await startColocatedApi({
       PRICING_DELAY_MS: "700",
