@@ -67,6 +67,7 @@ export const SharedSettings = Type.Object({
   }),
   DATA_DIR: text({
     default: ".data",
+    expected: "a folder",
     description: "server state, sandbox ledgers, SQLite database, webhook secret",
   }),
   WORKFLOW_BUILD: oneOf(WORKFLOW_BUILDS, {
@@ -90,7 +91,11 @@ export const SharedSettings = Type.Object({
         "serve this process's `/metrics` on a port of its own (`0`: one the OS picks, announced as `worker metrics <group> <pid> <url>` or `api metrics <pid> <url>`); the API serves it on `PORT` too",
     }),
   ),
-  METRICS_HOST: text({ default: "127.0.0.1", description: "address the metrics port listens on" }),
+  METRICS_HOST: text({
+    default: "127.0.0.1",
+    expected: "a host name or an IP address",
+    description: "address the metrics port listens on",
+  }),
   METRICS_TOKEN: optional(
     text({
       secret: true,
@@ -202,7 +207,11 @@ export const WorkerSettings = Type.Object({
 /** Read by the API only. */
 export const ApiSettings = Type.Object({
   PORT: integer(0, PORT_MAX, { default: 3000, description: "API port" }),
-  HOST: text({ default: "127.0.0.1", description: "address the API listens on" }),
+  HOST: text({
+    default: "127.0.0.1",
+    expected: "a host name or an IP address",
+    description: "address the API listens on",
+  }),
   MODE: oneOf(["distributed", "colocated"], {
     default: "distributed",
     description: "`colocated`: every durable function runs in the API process",
@@ -297,12 +306,15 @@ export const ApiSettings = Type.Object({
   ),
   AUTH_PUBLIC_KEY: optional(
     text({
+      expected: "a file",
       shownDefault: "made by `npm start`",
       description:
         "PEM public key (SPKI) the API verifies callers' bearer JWTs with ([security.md](security.md))",
     }),
   ),
-  AUTH_JWKS: optional(text({ description: 'a JWKS file (`{"keys": [...]}`) instead of `AUTH_PUBLIC_KEY`' })),
+  AUTH_JWKS: optional(
+    text({ expected: "a file", description: 'a JWKS file (`{"keys": [...]}`) instead of `AUTH_PUBLIC_KEY`' }),
+  ),
   AUTH_ISSUER: optional(
     text({
       shownDefault: "`resonate-bun-edge-dev` with `npm start`'s key",
@@ -338,7 +350,10 @@ export const LauncherSettings = Type.Object({
     description: "port of the server `npm start` starts",
   }),
   RESONATE_BIN: optional(
-    text({ description: "a real `resonate` binary: `npm start` and the harness run it instead of ours" }),
+    text({
+      expected: "an executable file",
+      description: "a real `resonate` binary: `npm start` and the harness run it instead of ours",
+    }),
   ),
   RESONATE_STORAGE: oneOf(STORAGES, {
     default: "sqlite",
