@@ -35,22 +35,25 @@ const PLACEHOLDER = /<[a-z ]+>/;
 /** A line that only sets a shell variable for the commands after it. */
 const ASSIGNMENT = /^[A-Z_]+="[^"]*"$/;
 
-/** What one command printed so far, and a way to stop it. */
+/** What one command printed so far (stdout, as the page shows it; stderr, for a failure's message), and a way to stop it. */
 interface Running {
   text(): string;
+  errors(): string;
   done: Promise<number>;
   kill(): void;
 }
 
 function run(script: string, env: Record<string, string>): Running {
-  let text = "";
+  const out = { stdout: "", stderr: "" };
   const child = Bun.spawn(["bash", "-c", script], { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
-  const reading = (async () => {
+  const read = async (stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") => {
     const decoder = new TextDecoder();
-    for await (const chunk of child.stdout) text += decoder.decode(chunk, { stream: true });
-  })();
+    for await (const chunk of stream) out[into] += decoder.decode(chunk, { stream: true });
+  };
+  const reading = Promise.all([read(child.stdout, "stdout"), read(child.stderr, "stderr")]);
   return {
-    text: () => text,
+    text: () => out.stdout,
+    errors: () => out.stderr,
     done: Promise.all([child.exited, reading]).then(([code]) => code),
     kill: () => child.kill("SIGKILL"),
   };
@@ -149,9 +152,9 @@ for (const [name, { env: pageEnv, placeholders }] of Object.entries(PAGES)) {
         const took = () => {
           for (const b of background) seen.set(b, b.text().length);
         };
-        const mismatch = (step: Step, output: string) =>
+        const mismatch = (step: Step, output: string, running: Running) =>
           new Error(
-            `${name}:${step.line}: $ ${step.command}\n--- the page shows:\n${step.expected}\n--- it printed:\n${normalize(output)}`,
+            `${name}:${step.line}: $ ${step.command}\n--- the page shows:\n${step.expected}\n--- it printed:\n${normalize(output)}\n--- and on stderr:\n${running.errors()}`,
           );
         try {
           for (const step of steps) {
@@ -186,7 +189,7 @@ for (const [name, { env: pageEnv, placeholders }] of Object.entries(PAGES)) {
               timeout: 10_000,
               message: `${name}:${step.line}`,
             }).catch(() => {
-              throw mismatch(step, output + meanwhile());
+              throw mismatch(step, output + meanwhile(), running);
             });
             took();
           }
