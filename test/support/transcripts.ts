@@ -60,7 +60,7 @@ const ANY_VOLATILE = new RegExp(Object.values(VOLATILE).join("|"), "g");
 const kindOf = (token: string) =>
   Object.values(VOLATILE).find((pattern) => new RegExp(`^(?:${pattern})$`).test(token)) as string;
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /**
  * Whether `actual` is what `expected` shows, given the values the page's
@@ -82,7 +82,7 @@ export function matchOutput(expected: string, actual: string, bound: Map<string,
       pattern += literal(line.slice(at, match.index));
       const token = match[0];
       const known = bound.get(token);
-      if (known !== undefined) pattern += escape(known);
+      if (known !== undefined) pattern += escapeRegExp(known);
       else if (tokens.includes(token)) pattern += `\\${tokens.indexOf(token) + 1}`;
       else {
         tokens.push(token);
@@ -94,12 +94,12 @@ export function matchOutput(expected: string, actual: string, bound: Map<string,
   });
   const found = new RegExp(`^${pattern}$`).exec(normalize(actual));
   if (!found) return false;
-  tokens.forEach((token, index) => bound.set(token, found[index + 1] as string));
+  for (const [index, token] of tokens.entries()) bound.set(token, found[index + 1] as string);
   return true;
 }
 
 /** A line's text, `…` inside it matching any text of that line. */
-const literal = (text: string) => text.split("…").map(escape).join("[^\\n]*?");
+const literal = (text: string) => text.split("…").map(escapeRegExp).join("[^\\n]*?");
 
 /** Output as the page shows it: no carriage returns, no trailing space or blank lines. */
 export const normalize = (output: string) => output.replaceAll("\r", "").replace(/\s+$/, "");
