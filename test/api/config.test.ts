@@ -40,6 +40,24 @@ describe("configuration from the environment", () => {
     });
   });
 
+  test("npm start's own settings have their documented defaults too", () => {
+    expect(loadLauncherConfig({})).toMatchObject({
+      port: 3000,
+      resonatePort: 8001,
+      resonateBin: undefined,
+      storage: "sqlite",
+      postgresUrl: undefined,
+      resonateAuth: false,
+      push: false,
+      apiRuntime: "bun",
+      workersPerGroup: 1,
+      apiProcesses: 1,
+      sandboxPort: 4010,
+      givenPaymentUrl: undefined,
+      givenCarrierUrl: undefined,
+    });
+  });
+
   test("co-located mode sends every durable function to the API's own group", () => {
     expect(targetsFor(loadConfig({ MODE: "colocated" }), "api")).toEqual({
       orders: "api",
