@@ -8,6 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { waitFor } from "../../harness/index.ts";
+import type { Deps } from "../../src/deps.ts";
+import { untilSettled } from "../../src/resonate/settled.ts";
 import { bearer } from "../support/api-auth.ts";
 import { startColocatedApi } from "../support/colocated-api.ts";
 import { readReply } from "../support/http.ts";
@@ -242,5 +244,56 @@ describe("GET /jobs", () => {
     const res = await readReply(await api.request("GET", "/jobs?cursor=bm90LWEtY3Vyc29y"));
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: { code: "invalid_cursor" } });
+  });
+});
+
+describe("untilSettled", () => {
+  /** Deps whose Resonate client hands out a promise's handle only when `release` is called. */
+  function slowHandles() {
+    let release: () => void = () => {};
+    const fetched = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const never = new Promise<never>(() => {});
+    const deps = {
+      resonate: { get: async () => fetched.then(() => ({ result: () => never })) },
+    } as unknown as Deps;
+    return { deps, release };
+  }
+
+  test("a signal that aborts while the handle is still being fetched ends the wait", async () => {
+    const { deps, release } = slowHandles();
+    const abort = new AbortController();
+    const waiting = untilSettled(deps, "p", abort.signal);
+    abort.abort();
+    await waiting;
+    release();
+  });
+
+  test("so does a wake that comes while the handle is still being fetched", async () => {
+    const { deps, release } = slowHandles();
+    let wake: () => void = () => {};
+    const woken = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    const waiting = untilSettled(deps, "p", new AbortController().signal, woken);
+    wake();
+    await waiting;
+    release();
+  });
+
+  test("without either, it waits for the promise", async () => {
+    const { deps, release } = slowHandles();
+    const abort = new AbortController();
+    let ended = false;
+    const waiting = untilSettled(deps, "p", abort.signal).then(() => {
+      ended = true;
+    });
+    release();
+    await Bun.sleep(0);
+    expect(ended).toBe(false);
+    abort.abort();
+    await waiting;
+    expect(ended).toBe(true);
   });
 });
