@@ -21,12 +21,11 @@ const tooLarge = (limit: number) =>
 
 /**
  * Reads a body as text, at most `limit` bytes and within `timeoutMs`: a
- * larger one is refused at its first byte past the limit, a slow one when
- * the time is up, so neither is ever held whole in memory or kept waiting.
+ * larger one is refused from its `Content-Length`, or at its first chunk
+ * past the limit when it is chunked, and a slow one when the time is up, so
+ * neither is ever held whole in memory or kept waiting.
  */
 async function readLimited(request: Request, limit: number, timeoutMs: number): Promise<string> {
-  const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
   const text = await readAtMost(request, limit, {
     ms: timeoutMs,
     error: () =>
